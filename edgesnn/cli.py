@@ -1,0 +1,187 @@
+"""The ``edgesnn`` command line.
+
+Every user error (``EdgeSnnError``) becomes one line on stderr and exit code
+2; nothing is written when a command fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from edgesnn.errors import EdgeSnnError
+
+
+def _one_line_errors(fn):
+    """Turn EdgeSnnError into 'edgesnn: error: ...' and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EdgeSnnError as exc:
+            click.echo(f"edgesnn: error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        from edgesnn.report import write_atomic
+
+        write_atomic(out, text)
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgesnn")
+def main() -> None:
+    """Can this spiking network learn on this device?
+
+    edgesnn places a network on a device model (SRAM banks, word widths,
+    parallel units, number formats, per-operation energy) and reports what
+    on-chip learning with local rules (S-TLLR) costs in memory, operations and
+    energy, next to BPTT and float32.
+
+    \b
+    Start with:
+      edgesnn hw list                             the device presets
+      edgesnn profile examples/shd.toml --hw cortex-m7
+    """
+
+
+# --------------------------------------------------------------------------
+# hw
+
+
+@main.group()
+def hw() -> None:
+    """Device models: list, show and validate device TOML files."""
+
+
+@hw.command("list")
+@_one_line_errors
+def hw_list() -> None:
+    """List the device presets shipped with edgesnn."""
+    from edgesnn.hw import load_device, preset_names
+    from edgesnn.report import kib
+
+    for name in preset_names():
+        d = load_device(name)
+        click.echo(f"{name:16s} {kib(d.sram_bytes):>14s}  {d.clock_mhz:7.1f} MHz  {d.title}")
+
+
+@hw.command("show")
+@click.argument("name")
+@_one_line_errors
+def hw_show(name: str) -> None:
+    """Show a device: banks, units, formats, energy table (NAME: preset or .toml path)."""
+    from edgesnn.hw import load_device
+    from edgesnn.report import kib, md_table
+
+    d = load_device(name)
+    click.echo(f"# {d.name}: {d.title}\n")
+    click.echo(f"source {d.source}; clock {d.clock_mhz:g} MHz; decay by {d.decay}; "
+               f"accumulators {d.accumulator_bits} bit; phases "
+               f"{'may overlap' if d.overlap_phases else 'run in sequence'}\n")
+    click.echo(md_table(["bank", "size", "word bits", "read pJ/word", "write pJ/word", "ports",
+                         "holds"],
+                        [[b.name, kib(b.size_bytes), b.word_bits, b.read_pj, b.write_pj, b.ports,
+                          ", ".join(b.holds) or "anything unclaimed"] for b in d.banks]))
+    u = d.units
+    click.echo("\nunits: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                       for k, v in vars(u).items()))
+    click.echo("\n" + md_table(["tensor kind", "format", "bits"],
+                               [[k, str(f), f.bits] for k, f in d.formats.items()]))
+    e = d.energy
+    click.echo("\n" + md_table(["op (pJ)", *e.add.keys()],
+                               [["add", *e.add.values()], ["mul", *e.mul.values()]]))
+    click.echo(f"\nLUT read {e.lut_read_pj:g} pJ, LFSR step {e.lfsr_pj:g} pJ; "
+               f"psi LUT {d.luts.psi_entries} x {d.luts.psi_bits} bit, "
+               f"exp LUT {d.luts.exp_entries} x {d.luts.exp_bits} bit")
+    lim = {k: v for k, v in vars(d.limits).items() if v is not None}
+    if lim:
+        click.echo("limits: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lim.items()))
+
+
+@hw.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+@_one_line_errors
+def hw_validate(file: Path) -> None:
+    """Check a device TOML file; prints 'ok' or one line saying what is wrong."""
+    from edgesnn.hw import load_device
+
+    d = load_device(str(file) if str(file).endswith(".toml") or "/" in str(file)
+                    else f"./{file}")
+    click.echo(f"{file}: ok ({d.name}, {len(d.banks)} banks, {d.sram_bytes:,} bytes)")
+
+
+# --------------------------------------------------------------------------
+# profile
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
+              help="Device preset name (see 'edgesnn hw list') or a device .toml path.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
+              show_default=True, help="Markdown for people, JSON for scripts.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report to this file (atomically) instead of stdout.")
+@click.option("--input-rate", type=click.FloatRange(0.0, 1.0), default=0.02, show_default=True,
+              help="Mean input spikes per channel per step.")
+@click.option("--hidden-rate", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
+              help="Mean hidden spikes per neuron per step.")
+@click.option("--allow-over-budget", is_flag=True,
+              help="Write the report (fits: false) instead of failing when it does not fit.")
+@_one_line_errors
+def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: float,
+            hidden_rate: float, allow_over_budget: bool) -> None:
+    """Memory map, operation counts and energy of learning SPEC on a device.
+
+    SPEC is a network spec TOML (see examples/). The report places every
+    tensor of on-chip S-TLLR learning in the device's SRAM banks and gives
+    analytic per-sample counts at the given spike rates, each beside what BPTT
+    and float32 would need. A network that does not fit exits with code 2 and
+    one line naming the bank, bytes needed and available, and the largest
+    tensor.
+    """
+    from edgesnn.errors import BudgetError
+    from edgesnn.hw import load_device
+    from edgesnn.profile import profile as build, to_markdown
+    from edgesnn.report import to_json
+    from edgesnn.spec import load_spec
+
+    report = build(load_spec(spec), load_device(hw_name), input_rate, hidden_rate)
+    if not report["fits"] and not allow_over_budget:
+        raise BudgetError(report["problems"][0])
+    _emit(to_json(report) if fmt == "json" else to_markdown(report), out)
+
+
+# --------------------------------------------------------------------------
+# golden
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@_one_line_errors
+def golden(folder: Path) -> None:
+    """Run the float engine on every golden case in FOLDER and compare.
+
+    Prints, per case and per array, the largest absolute difference with
+    PASS/FAIL. Exits 1 if any case fails or is unsupported.
+    """
+    from edgesnn.golden import run_golden
+
+    if not run_golden(folder, echo=click.echo):
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,354 @@
+"""Place a network spec on a device: every tensor with its format and its bank.
+
+``make_plan(spec, device)`` lists the tensors on-chip S-TLLR learning needs
+(``learning_tensors``), checks the device's structural limits (small named
+rule functions, each with a message a user can act on), then places the
+tensors in the device's SRAM banks: largest first, each in the first bank
+(in the device file's order) that may hold its kind and has room. A bank with
+a ``holds`` list takes only those kinds; a bank without one takes any tensor
+that no bank claims.
+
+Storage is word-exact: a bank stores ``word_bits // bits`` elements per word
+(no element straddles two words), so a 16-bit membrane in a 64-bit bank packs
+four to a word and 1-bit spikes pack ``word_bits`` to a word.
+
+``plan.check()`` raises ``BudgetError`` naming the bank, the bytes needed, the
+bytes it has and the largest tensor that wants it.
+
+The same spec is also costed, not placed, as BPTT would store it
+(``bptt_tensors``: T steps of activations) and as float32 (``as_float32``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from edgesnn.errors import BudgetError
+from edgesnn.hw import Bank, Device, NumberFormat
+from edgesnn.spec import NetworkSpec
+
+#: Roles of tensors in the memory map.
+PARAMETER, STATE, LEARNING, BUFFER = "parameter", "state", "learning", "buffer"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One array the core stores.
+
+    ``bits`` per element (1 for spikes); ``fmt`` is None for raw bits
+    (spikes, LFSR state, LUT entries).
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    bits: int
+    role: str
+    description: str
+    fmt: NumberFormat | None = None
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes with elements packed bit-tight (no word boundaries)."""
+        return math.ceil(self.elements * self.bits / 8)
+
+    def words_in(self, bank: Bank) -> int:
+        """Words this tensor takes in ``bank`` (no element straddles words)."""
+        if self.bits <= bank.word_bits:
+            return math.ceil(self.elements / (bank.word_bits // self.bits))
+        return self.elements * math.ceil(self.bits / bank.word_bits)
+
+    def bytes_in(self, bank: Bank) -> int:
+        return math.ceil(self.words_in(bank) * bank.word_bits / 8)
+
+
+@dataclass(frozen=True)
+class Placement:
+    tensor: Tensor
+    bank: str
+    words: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class BankUse:
+    bank: Bank
+    used_bytes: int
+
+    @property
+    def fraction(self) -> float:
+        return self.used_bytes / self.bank.size_bytes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A spec placed on a device. ``problems`` is empty when it fits."""
+
+    spec: NetworkSpec
+    device: Device
+    placements: tuple[Placement, ...]
+    banks: tuple[BankUse, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.bytes for p in self.placements)
+
+    def check(self) -> "Plan":
+        """Return self, or raise BudgetError with the first problem."""
+        if self.problems:
+            raise BudgetError(self.problems[0])
+        return self
+
+    def placement(self, name: str) -> Placement:
+        for p in self.placements:
+            if p.tensor.name == name:
+                return p
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------
+# what is stored
+
+
+def _fmt_tensor(device: Device, name: str, kind: str, fmt_kind: str, shape: tuple[int, ...],
+                role: str, description: str) -> Tensor:
+    fmt = device.formats[fmt_kind]
+    return Tensor(name, kind, shape, fmt.bits, role, description, fmt)
+
+
+def _bits(name: str, kind: str, shape: tuple[int, ...], bits: int, role: str,
+          description: str) -> Tensor:
+    return Tensor(name, kind, shape, bits, role, description)
+
+
+def _uses_lfsr(spec: NetworkSpec, device: Device) -> bool:
+    stochastic = any(not f.is_float and f.rounding == "stochastic" for f in device.formats.values())
+    regenerated = spec.learning.signal == "dfa" and spec.learning.feedback == "regenerated"
+    return stochastic or regenerated
+
+
+def layer_state_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
+    """Parameters and per-step neuron state: what inference alone stores."""
+    out: list[Tensor] = []
+    for i, layer in enumerate(spec.layers):
+        p = f"L{i}" if layer.spiking else "out"
+        n_in, n = spec.fan_in(i), layer.size
+        what = "readout" if not layer.spiking else f"layer {i}"
+        out.append(_fmt_tensor(device, f"{p}.W", "weight", "weight", (n_in, n), PARAMETER,
+                               f"{what} weights, input-major"))
+        if layer.recurrent:
+            out.append(_fmt_tensor(device, f"{p}.W_rec", "weight", "weight", (n, n), PARAMETER,
+                                   f"{what} recurrent weights, input-major"))
+        out.append(_fmt_tensor(device, f"{p}.b", "bias", "bias", (n,), PARAMETER, f"{what} bias"))
+        out.append(_fmt_tensor(device, f"{p}.u", "membrane", "membrane", (n,), STATE,
+                               f"{what} membrane potential"))
+        out.append(_fmt_tensor(device, f"{p}.i", "current", "current", (n,), STATE,
+                               f"{what} synaptic accumulators"))
+        if layer.spiking:
+            # a recurrent layer reads s[t-1] while writing s[t]: double buffer
+            out.append(_bits(f"{p}.s", "spike", ((2 if layer.recurrent else 1), n), 1, STATE,
+                             f"{what} output spikes"))
+    out.append(_bits("input", "input", (spec.inputs,), 1, BUFFER, "input spikes of one step"))
+    return out
+
+
+def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
+    """Everything on-chip S-TLLR learning stores: independent of T by construction."""
+    ln = spec.learning
+    out = layer_state_tensors(spec, device)
+    for i, layer in enumerate(spec.layers):
+        p = f"L{i}" if layer.spiking else "out"
+        n_in, n = spec.fan_in(i), layer.size
+        what = "readout" if not layer.spiking else f"layer {i}"
+        out.append(_fmt_tensor(device, f"{p}.q", "trace", "trace", (n_in,), LEARNING,
+                               f"{what} presynaptic trace q"))
+        if layer.spiking:
+            if layer.recurrent:
+                out.append(_fmt_tensor(device, f"{p}.q_rec", "trace", "trace", (n,), LEARNING,
+                                       f"{what} recurrent presynaptic trace"))
+            out.append(_fmt_tensor(device, f"{p}.h", "trace", "trace", (n,), LEARNING,
+                                   f"{what} postsynaptic trace h"))
+            out.append(_fmt_tensor(device, f"{p}.psi", "trace", "trace", (n,), LEARNING,
+                                   f"{what} secondary activation psi"))
+            out.append(_fmt_tensor(device, f"{p}.g", "signal", "signal", (n,), LEARNING,
+                                   f"{what} learning signal g"))
+        else:
+            out.append(_fmt_tensor(device, f"{p}.e", "signal", "signal", (n,), LEARNING,
+                                   "readout error softmax - onehot"))
+        if ln.per_sample:
+            out.append(_fmt_tensor(device, f"{p}.dW", "update", "update", (n_in, n), LEARNING,
+                                   f"{what} per-sample weight-update accumulator"))
+            if layer.recurrent:
+                out.append(_fmt_tensor(device, f"{p}.dW_rec", "update", "update", (n, n),
+                                       LEARNING, f"{what} recurrent update accumulator"))
+            out.append(_fmt_tensor(device, f"{p}.db", "update", "update", (n,), LEARNING,
+                                   f"{what} bias update accumulator"))
+        if layer.spiking and ln.signal == "dfa" and ln.feedback == "stored":
+            out.append(_fmt_tensor(device, f"{p}.B", "feedback", "weight", (spec.classes, n),
+                                   LEARNING, f"{what} stored DFA feedback matrix"))
+    luts = device.luts
+    if luts.psi_entries:
+        out.append(_bits("lut.psi", "lut", (luts.psi_entries,), luts.psi_bits, BUFFER,
+                         "surrogate psi lookup table"))
+    if luts.exp_entries:
+        out.append(_bits("lut.exp", "lut", (luts.exp_entries,), luts.exp_bits, BUFFER,
+                         "softmax exp lookup table"))
+    if _uses_lfsr(spec, device):
+        out.append(_bits("rng", "rng", (1,), 32, STATE,
+                         "LFSR state (stochastic rounding, regenerated DFA feedback)"))
+    return out
+
+
+def bptt_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
+    """What BPTT stores for one sample, in the device's formats.
+
+    Parameters, gradient accumulators for every parameter (the update is
+    applied after the backward pass), and for every one of the T steps the
+    activations the backward pass reads: each layer's input spikes, membrane
+    before reset (for the surrogate), output spikes, and the readout's
+    membrane; plus one step of backward state (the membrane adjoint).
+    """
+    T = spec.time_steps
+    out = [t for t in layer_state_tensors(spec, device) if t.role == PARAMETER]
+    for i, layer in enumerate(spec.layers):
+        p = f"L{i}" if layer.spiking else "out"
+        n_in, n = spec.fan_in(i), layer.size
+        out.append(_fmt_tensor(device, f"{p}.dW", "update", "update", (n_in, n), LEARNING,
+                               "weight gradient accumulator"))
+        if layer.recurrent:
+            out.append(_fmt_tensor(device, f"{p}.dW_rec", "update", "update", (n, n), LEARNING,
+                                   "recurrent gradient accumulator"))
+        out.append(_fmt_tensor(device, f"{p}.db", "update", "update", (n,), LEARNING,
+                               "bias gradient accumulator"))
+        out.append(_bits(f"{p}.x[T]", "input", (T, n_in), 1, STATE, "input spikes, all steps"))
+        out.append(_fmt_tensor(device, f"{p}.u[T]", "membrane", "membrane", (T, n), STATE,
+                               "membrane before reset, all steps"))
+        if layer.spiking:
+            out.append(_bits(f"{p}.s[T]", "spike", (T, n), 1, STATE, "output spikes, all steps"))
+        out.append(_fmt_tensor(device, f"{p}.delta", "current", "current", (n,), LEARNING,
+                               "membrane adjoint of the backward pass"))
+    return out
+
+
+def as_float32(tensors: list[Tensor]) -> list[Tensor]:
+    """The same tensors stored as float32, spikes included (as a PyTorch run stores them)."""
+    f32 = NumberFormat(float_bits=32)
+    return [replace(t, bits=32, fmt=f32) for t in tensors]
+
+
+def total_packed_bytes(tensors: list[Tensor]) -> int:
+    return sum(t.packed_bytes for t in tensors)
+
+
+# --------------------------------------------------------------------------
+# structural rules (each returns a message or None)
+
+
+def rule_max_inputs(spec: NetworkSpec, device: Device) -> str | None:
+    lim = device.limits.max_inputs
+    if lim is not None and spec.inputs > lim:
+        return (f"does not fit {device.name}: it takes at most {lim} input channels, "
+                f"the spec has network.inputs = {spec.inputs}")
+    return None
+
+
+def rule_max_neurons(spec: NetworkSpec, device: Device) -> str | None:
+    lim = device.limits.max_neurons
+    n = sum(layer.size for layer in spec.hidden)
+    if lim is not None and n > lim:
+        return (f"does not fit {device.name}: it has {lim} spiking neurons, "
+                f"the spec's spiking layers have {n}")
+    return None
+
+
+def rule_max_outputs(spec: NetworkSpec, device: Device) -> str | None:
+    lim = device.limits.max_outputs
+    if lim is not None and spec.classes > lim:
+        return (f"does not fit {device.name}: it has {lim} output neurons, "
+                f"the readout has {spec.classes}")
+    return None
+
+
+def rule_max_fanout(spec: NetworkSpec, device: Device) -> str | None:
+    lim = device.limits.max_fanout
+    if lim is None:
+        return None
+    for i, layer in enumerate(spec.hidden):
+        fanout = spec.layers[i + 1].size + (layer.size if layer.recurrent else 0)
+        if fanout > lim:
+            return (f"does not fit {device.name}: a neuron may drive at most {lim} synapses, "
+                    f"layer {i} neurons drive {fanout}")
+    return None
+
+
+STRUCTURE_RULES = (rule_max_inputs, rule_max_neurons, rule_max_outputs, rule_max_fanout)
+
+
+# --------------------------------------------------------------------------
+# placement
+
+
+def _candidates(device: Device, kind: str) -> tuple[Bank, ...]:
+    claimed = tuple(b for b in device.banks if b.holds_kind(kind))
+    return claimed or tuple(b for b in device.banks if b.general)
+
+
+def place(tensors: list[Tensor], device: Device) -> tuple[tuple[Placement, ...],
+                                                         tuple[BankUse, ...], tuple[str, ...]]:
+    """First-fit placement, largest tensors first. Returns placements, use, problems."""
+    free = {b.name: b.size_bytes for b in device.banks}
+    placements: list[Placement] = []
+    unplaced: list[Tensor] = []
+    order = sorted(tensors, key=lambda t: (-t.packed_bytes, t.name))
+    for t in order:
+        for bank in _candidates(device, t.kind):
+            size = t.bytes_in(bank)
+            if size <= free[bank.name]:
+                free[bank.name] -= size
+                placements.append(Placement(t, bank.name, t.words_in(bank), size))
+                break
+        else:
+            unplaced.append(t)
+    problems = tuple(_budget_message(device, t, tensors, unplaced) for t in unplaced[:1])
+    index = {t.name: k for k, t in enumerate(tensors)}
+    placements.sort(key=lambda p: index[p.tensor.name])
+    use = tuple(BankUse(b, b.size_bytes - free[b.name]) for b in device.banks)
+    return tuple(placements), use, problems
+
+
+def _budget_message(device: Device, failed: Tensor, tensors: list[Tensor],
+                    unplaced: list[Tensor]) -> str:
+    group = _candidates(device, failed.kind)
+    if not group:
+        return (f"does not fit {device.name}: no bank may hold '{failed.kind}' tensors "
+                f"({failed.name}); add it to a bank's holds list")
+    names = {b.name for b in group}
+    wanting = [t for t in tensors if {b.name for b in _candidates(device, t.kind)} == names]
+    need = sum(t.bytes_in(group[0]) for t in wanting)
+    have = sum(b.size_bytes for b in group)
+    largest = max(wanting, key=lambda t: t.packed_bytes)
+    label = "bank " + "+".join(f"'{b.name}'" for b in group)
+    if need <= have:
+        return (f"does not fit {device.name}: {label} has {have:,} bytes for {need:,} needed, "
+                f"but no single bank has room for {failed.name} ({failed.description}, "
+                f"{failed.bytes_in(group[0]):,} bytes); a tensor is never split across banks")
+    return (f"does not fit {device.name}: {label} needs {need:,} bytes, has {have:,}; "
+            f"largest tensor {largest.name} ({largest.description}, "
+            f"{largest.bytes_in(group[0]):,} bytes)")
+
+
+def make_plan(spec: NetworkSpec, device: Device) -> Plan:
+    """Place ``spec`` on ``device``; ``Plan.fits`` tells, ``Plan.check()`` raises."""
+    problems = [m for rule in STRUCTURE_RULES if (m := rule(spec, device))]
+    placements, use, budget = place(learning_tensors(spec, device), device)
+    return Plan(spec, device, placements, use, tuple(problems) + budget)

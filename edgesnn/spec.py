@@ -1,0 +1,225 @@
+"""Network specs: what network learns, with which rule; independent of the device.
+
+A spec is a TOML file::
+
+    [network]
+    name = "shd"
+    inputs = 700            # input channels
+    time_steps = 100        # T, steps per sample
+
+    [[layers]]              # spiking layers first, in order ...
+    kind = "recurrent"      # "dense" (feed-forward) or "recurrent"
+    size = 450
+    neuron = "lif"
+    beta = 0.9933           # membrane leak per step, in (0, 1)
+    threshold = 0.6
+    reset = "soft"          # "soft" (subtract threshold) or "hard" (to zero)
+
+    [[layers]]              # ... and exactly one leaky-integrator readout last
+    kind = "readout"
+    size = 20
+    beta = 0.9933
+    trace_decay = 0.99      # lambda of the readout's presynaptic trace
+
+    [learning]
+    rule = "stllr"
+    signal = "bp"           # "bp" (through the readout weights) or "dfa"
+    feedback = "regenerated"   # DFA only: "stored" matrix or "regenerated" from an LFSR seed
+    window = 90             # Tl: the last Tl steps carry a learning signal
+    lambda_pre = 1.0
+    lambda_post = 0.5
+    alpha_pre = 1.0
+    alpha_post = 1.0
+    learning_rate = 0.0009765625   # rounded to a power of two on the device
+    update = "per-step"     # apply each step, or accumulate "per-sample"
+    surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
+
+Kinds that later issues build (LLIF/SLIF neurons, TESS, learned delays,
+convolutional layers) are recognised and refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgesnn.errors import SpecError
+from edgesnn.tomlcheck import Table, load_toml
+
+LAYER_KINDS = ("dense", "recurrent", "readout")
+NEURONS = ("lif",)
+RULES = ("stllr",)
+SIGNALS = ("bp", "dfa")
+NOT_BUILT = {
+    "layer kind": {"conv": "convolutional layers come with the float reference engine issue",
+                   "delay": "learned delays come with the delay-learning issue"},
+    "neuron": {"llif": "LLIF neurons come with the adaptive-neuron issue",
+               "slif": "SLIF neurons come with the adaptive-neuron issue"},
+    "rule": {"tess": "TESS comes with the TESS issue",
+             "delays": "three-factor delay learning comes with the delay-learning issue"},
+    "signal": {"tess": "the TESS local learning signal comes with the TESS issue"},
+}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: a spiking layer (dense or recurrent) or the leaky readout.
+
+    ``beta`` is the membrane decay per step; ``trace_decay`` only applies to
+    the readout (its presynaptic trace factor; spiking layers use the
+    learning rule's ``lambda_pre``).
+    """
+
+    kind: str
+    size: int
+    neuron: str = "lif"
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "soft"
+    trace_decay: float = 0.0
+
+    @property
+    def recurrent(self) -> bool:
+        return self.kind == "recurrent"
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind != "readout"
+
+
+@dataclass(frozen=True)
+class LearningSpec:
+    """The learning rule and its constants (S-TLLR factors as in the paper)."""
+
+    rule: str = "stllr"
+    signal: str = "bp"
+    feedback: str = "regenerated"
+    window: int = 1
+    lambda_pre: float = 1.0
+    lambda_post: float = 0.5
+    alpha_pre: float = 1.0
+    alpha_post: float = 1.0
+    learning_rate: float = 2.0 ** -10
+    update: str = "per-step"
+    surrogate: str = "rational"
+
+    @property
+    def learning_rate_shift(self) -> int:
+        """The device's learning rate is ``2**-shift``: the nearest power of two."""
+        return max(0, round(-math.log2(self.learning_rate)))
+
+    @property
+    def per_sample(self) -> bool:
+        return self.update == "per-sample"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network: inputs, spiking layers, readout, learning rule."""
+
+    name: str
+    inputs: int
+    time_steps: int
+    layers: tuple[LayerSpec, ...]
+    learning: LearningSpec
+    source: str = "<spec>"
+
+    @property
+    def hidden(self) -> tuple[LayerSpec, ...]:
+        return self.layers[:-1]
+
+    @property
+    def readout(self) -> LayerSpec:
+        return self.layers[-1]
+
+    @property
+    def classes(self) -> int:
+        return self.readout.size
+
+    def fan_in(self, index: int) -> int:
+        """Number of feed-forward inputs of layer ``index``."""
+        return self.inputs if index == 0 else self.layers[index - 1].size
+
+
+def load_spec(path: str | Path) -> NetworkSpec:
+    """Read and validate a spec TOML file; SpecError names file, key and what is allowed."""
+    return parse_spec(load_toml(path, SpecError), source=str(path))
+
+
+def parse_spec(data: dict, source: str = "<spec>") -> NetworkSpec:
+    top = Table(data, source, "", SpecError)
+    net = top.table("network")
+    name = net.string("name", Path(source).stem)
+    inputs = net.integer("inputs", lo=1, hi=1_000_000)
+    steps = net.integer("time_steps", lo=1, hi=1_000_000)
+    net.reject_unknown()
+
+    layer_tables = top.tables("layers")
+    if len(layer_tables) < 2:
+        top.fail("needs at least one spiking layer and a readout ([[layers]] twice or more)",
+                 "layers")
+    layers = tuple(_parse_layer(t) for t in layer_tables)
+    for i, layer in enumerate(layers[:-1]):
+        if not layer.spiking:
+            layer_tables[i].fail("a readout must be the last layer; spiking layers come first",
+                                 "kind")
+    if layers[-1].spiking:
+        layer_tables[-1].fail("the last layer must be kind = \"readout\"", "kind")
+    if layers[-1].size < 2:
+        layer_tables[-1].fail("a readout needs at least 2 classes", "size")
+
+    learning = _parse_learning(top.table("learning"), steps)
+    top.reject_unknown()
+    return NetworkSpec(name=name, inputs=inputs, time_steps=steps, layers=layers,
+                       learning=learning, source=source)
+
+
+def _refuse_unbuilt(t: Table, key: str, value: str, what: str, built: tuple[str, ...]) -> None:
+    reason = NOT_BUILT.get(what, {}).get(value)
+    if reason:
+        t.fail(f"{what} '{value}' is not built yet ({reason}); built: {', '.join(built)}", key)
+
+
+def _parse_layer(t: Table) -> LayerSpec:
+    kind = t.string("kind")
+    _refuse_unbuilt(t, "kind", kind, "layer kind", LAYER_KINDS)
+    kind = t.choice("kind", LAYER_KINDS)
+    size = t.integer("size", lo=1, hi=1_000_000)
+    beta = t.number("beta", lo=0.0, hi=1.0)
+    if kind == "readout":
+        layer = LayerSpec(kind=kind, size=size, neuron="readout", beta=beta,
+                          trace_decay=t.number("trace_decay", 0.0, lo=0.0, hi=1.0))
+    else:
+        neuron = t.string("neuron", "lif")
+        _refuse_unbuilt(t, "neuron", neuron, "neuron", NEURONS)
+        layer = LayerSpec(kind=kind, size=size, neuron=t.choice("neuron", NEURONS, "lif"),
+                          beta=beta, threshold=t.number("threshold", lo=0.0, lo_open=True),
+                          reset=t.choice("reset", ("soft", "hard"), "soft"))
+    t.reject_unknown()
+    return layer
+
+
+def _parse_learning(t: Table, steps: int) -> LearningSpec:
+    rule = t.string("rule", "stllr")
+    _refuse_unbuilt(t, "rule", rule, "rule", RULES)
+    signal = t.string("signal", "bp")
+    _refuse_unbuilt(t, "signal", signal, "signal", SIGNALS)
+    window = t.integer("window", lo=1)
+    if window > steps:
+        t.fail(f"must be <= network.time_steps ({steps}), got {window}", "window")
+    learning = LearningSpec(
+        rule=t.choice("rule", RULES, "stllr"),
+        signal=t.choice("signal", SIGNALS, "bp"),
+        feedback=t.choice("feedback", ("stored", "regenerated"), "regenerated"),
+        window=window,
+        lambda_pre=t.number("lambda_pre", 1.0, lo=0.0, hi=1.0),
+        lambda_post=t.number("lambda_post", 0.5, lo=0.0, hi=1.0),
+        alpha_pre=t.number("alpha_pre", 1.0, lo=-16.0, hi=16.0),
+        alpha_post=t.number("alpha_post", 1.0, lo=-16.0, hi=16.0),
+        learning_rate=t.number("learning_rate", lo=0.0, lo_open=True, hi=1.0),
+        update=t.choice("update", ("per-step", "per-sample"), "per-step"),
+        surrogate=t.choice("surrogate", ("rational", "triangle"), "rational"),
+    )
+    t.reject_unknown()
+    return learning
