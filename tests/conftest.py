@@ -1,0 +1,110 @@
+"""Shared test helpers: paths, a CLI runner, small device and spec files."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SHARED = ROOT.parent / "shared"
+
+TINY_DEVICE = """
+[device]
+name = "tiny"
+clock_mhz = 100.0
+decay = "shift"
+accumulator_bits = 32
+
+[units]
+synaptic_accumulators = 2
+mac_units = 1
+neuron_units = 1
+
+[[banks]]
+name = "main"
+size_bytes = 4096
+word_bits = 64
+read_pj = 10.0
+write_pj = 12.0
+
+[formats]
+weight   = { signed = true,  int_bits = 1, frac_bits = 6 }
+membrane = { signed = true,  int_bits = 3, frac_bits = 12 }
+current  = { signed = true,  int_bits = 7, frac_bits = 24 }
+trace    = { signed = false, int_bits = 7, frac_bits = 9 }
+update   = { signed = true,  int_bits = 7, frac_bits = 24 }
+
+[energy]
+lut_read_pj = 1.0
+lfsr_pj = 0.1
+
+[energy.add]
+int8 = 0.03
+int16 = 0.05
+int32 = 0.1
+fp16 = 0.4
+fp32 = 0.9
+
+[energy.mul]
+int8 = 0.2
+int16 = 0.8
+int32 = 3.1
+fp16 = 1.1
+fp32 = 3.7
+
+[luts]
+psi_entries = 16
+psi_bits = 8
+exp_entries = 16
+exp_bits = 16
+"""
+
+TINY_SPEC = """
+[network]
+name = "tiny"
+inputs = 3
+time_steps = 10
+
+[[layers]]
+kind = "recurrent"
+size = 4
+beta = 0.9
+threshold = 0.5
+
+[[layers]]
+kind = "readout"
+size = 2
+beta = 0.9
+trace_decay = 0.9
+
+[learning]
+signal = "bp"
+window = 4
+learning_rate = 0.0078125
+update = "per-step"
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def tiny_device_file(tmp_path: Path) -> Path:
+    return write(tmp_path, "tiny.toml", TINY_DEVICE)
+
+
+@pytest.fixture
+def tiny_spec_file(tmp_path: Path) -> Path:
+    return write(tmp_path, "tiny_spec.toml", TINY_SPEC)

@@ -1,0 +1,113 @@
+"""Memory planner: word-exact placement, budget refusals, the S-TLLR memory claim."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+
+import pytest
+
+from edgesnn.errors import BudgetError
+from edgesnn.hw import load_device, parse_device
+from edgesnn.plan import (as_float32, bptt_tensors, learning_tensors, make_plan,
+                          total_packed_bytes)
+from edgesnn.spec import load_spec, parse_spec
+from tests.conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC
+
+
+@pytest.fixture
+def tiny():
+    return parse_spec(tomllib.loads(TINY_SPEC)), parse_device(tomllib.loads(TINY_DEVICE))
+
+
+def test_tiny_plan_is_word_exact(tiny):
+    spec, dev = tiny
+    plan = make_plan(spec, dev).check()
+    by = {p.tensor.name: p for p in plan.placements}
+    # 3x4 int8 weights: 8 per 64-bit word -> 2 words, 16 bytes
+    assert (by["L0.W"].words, by["L0.W"].bytes) == (2, 16)
+    # 4x4 recurrent int8: 16 elements -> 2 words
+    assert by["L0.W_rec"].words == 2
+    # 4 membranes of 16 bits: 4 per word -> 1 word
+    assert by["L0.u"].words == 1
+    # 4 currents of 32 bits: 2 per word -> 2 words
+    assert by["L0.i"].words == 2
+    # recurrent layer double-buffers its 4 spikes: 8 bits -> 1 word
+    assert by["L0.s"].words == 1 and by["L0.s"].tensor.shape == (2, 4)
+    # per-step updates: no accumulator is stored
+    assert not any(n.endswith(".dW") for n in by)
+    # every tensor is placed once, and the bank's use is their sum
+    assert plan.banks[0].used_bytes == sum(p.bytes for p in plan.placements) == plan.total_bytes
+
+
+def test_per_sample_update_adds_accumulators_of_the_weight_shapes(tiny):
+    spec, dev = tiny
+    spec = replace(spec, learning=replace(spec.learning, update="per-sample"))
+    names = {t.name: t for t in learning_tensors(spec, dev)}
+    assert names["L0.dW"].shape == (3, 4) and names["L0.dW_rec"].shape == (4, 4)
+    assert names["out.dW"].shape == (4, 2) and names["L0.dW"].bits == 32
+
+
+def test_dfa_feedback_matrix_is_stored_only_when_asked(tiny):
+    spec, dev = tiny
+    stored = replace(spec, learning=replace(spec.learning, signal="dfa", feedback="stored"))
+    regen = replace(spec, learning=replace(spec.learning, signal="dfa", feedback="regenerated"))
+    s_names = {t.name: t for t in learning_tensors(stored, dev)}
+    r_names = {t.name for t in learning_tensors(regen, dev)}
+    assert s_names["L0.B"].shape == (2, 4)
+    assert "L0.B" not in r_names and "rng" in r_names   # regenerated from the LFSR
+
+
+def test_over_budget_names_bank_need_capacity_and_largest_tensor(tiny):
+    spec, dev = tiny
+    big = replace(spec, inputs=5000)
+    plan = make_plan(big, dev)
+    assert not plan.fits
+    with pytest.raises(BudgetError) as err:
+        plan.check()
+    msg = str(err.value)
+    assert "bank 'main' needs" in msg and "has 4,096" in msg
+    assert "largest tensor L0.W" in msg and "\n" not in msg
+    need = int(msg.split("needs ")[1].split(" bytes")[0].replace(",", ""))
+    assert need > 4096
+
+
+def test_shd_fits_the_mcu_with_8_bit_weights_and_not_a_single_128k_core():
+    spec = load_spec(EXAMPLES / "shd.toml")
+    assert make_plan(spec, load_device("cortex-m7")).fits
+    small = make_plan(spec, load_device("loihi-core"))
+    assert not small.fits and "does not fit loihi-core" in small.problems[0]
+
+
+def test_structural_limits_are_reported_by_name():
+    spec = load_spec(EXAMPLES / "shd.toml")
+    plan = make_plan(spec, load_device("xylo-audio"))
+    assert not plan.fits
+    assert "input channels" in plan.problems[0] and "700" in plan.problems[0]
+
+
+@pytest.mark.parametrize("device", ["cortex-m7", "fp32-reference"])
+def test_stllr_learning_memory_is_independent_of_T_and_bptt_grows_linearly(device):
+    base = load_spec(EXAMPLES / "shd.toml")
+    dev = load_device(device)
+    onchip, bptt = [], []
+    for T in (10, 100, 1000):
+        spec = replace(base, time_steps=T, learning=replace(base.learning, window=min(T, 9)))
+        onchip.append(make_plan(spec, dev).total_bytes)
+        bptt.append(total_packed_bytes(bptt_tensors(spec, dev)))
+    assert onchip[0] == onchip[1] == onchip[2]
+    step1, step2 = bptt[1] - bptt[0], bptt[2] - bptt[1]     # 90 and 900 more steps
+    assert step1 > 0
+    assert step2 == pytest.approx(10 * step1, rel=1e-4)
+    # BPTT per step is the activations: x (700 bits), u (450 membranes), s (450 bits),
+    # readout x (450 bits) and u (20 membranes)
+    mbits = dev.formats["membrane"].bits
+    per_step_bits = 700 + 450 * mbits + 450 + 450 + 20 * mbits
+    assert step1 == pytest.approx(90 * per_step_bits / 8, rel=1e-3)
+
+
+def test_float32_costing_stores_every_element_in_32_bits(tiny):
+    spec, dev = tiny
+    tensors = learning_tensors(spec, dev)
+    f32 = as_float32(tensors)
+    assert total_packed_bytes(f32) == sum(4 * t.elements for t in tensors)
