@@ -10,7 +10,7 @@ import pytest
 
 from edgesnn.cli import main
 from edgesnn.hw import preset_names
-from tests.conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC, write
+from conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC, write
 
 SHD = str(EXAMPLES / "shd.toml")
 #: Which presets hold the 700-450-20 SHD learner on one core (see the presets' sources).

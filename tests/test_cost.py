@@ -15,7 +15,7 @@ from edgesnn import cost
 from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
 from edgesnn.spec import parse_spec
-from tests.conftest import TINY_DEVICE, TINY_SPEC
+from conftest import TINY_DEVICE, TINY_SPEC
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from edgesnn.errors import DeviceError
 from edgesnn.hw import load_device, parse_device, preset_names
-from tests.conftest import TINY_DEVICE
+from conftest import TINY_DEVICE
 
 import tomllib
 

@@ -12,7 +12,7 @@ from edgesnn.hw import load_device, parse_device
 from edgesnn.plan import (as_float32, bptt_tensors, learning_tensors, make_plan,
                           total_packed_bytes)
 from edgesnn.spec import load_spec, parse_spec
-from tests.conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC
+from conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC
 
 
 @pytest.fixture

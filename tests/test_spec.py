@@ -6,7 +6,7 @@ import pytest
 
 from edgesnn.errors import SpecError
 from edgesnn.spec import load_spec, parse_spec
-from tests.conftest import EXAMPLES, TINY_SPEC
+from conftest import EXAMPLES, TINY_SPEC
 
 import tomllib
 
