@@ -1,0 +1,259 @@
+"""The float engine in device mode: what the chip runs, in float64.
+
+Batch 1, plain SGD with the spec's power-of-two learning rate, no weight
+standardisation, updates applied every window step or once per sample (as
+the spec says). It is the mathematical definition every fixed-point result is
+compared with; the per-step maths is :mod:`edgesnn.rules.stllr` (pinned by
+the golden vectors), the learning signals :mod:`edgesnn.signals`.
+
+One sample ``x (T, N_in)`` of 0/1 spikes runs all layers step by step. At each
+window step (the last ``Tl`` steps) the readout error ``e = softmax(u_out) -
+onehot(label)`` gives the readout update and the hidden learning signals:
+BP sends ``e @ W_out`` to the last hidden layer and ``(g*psi) @ W`` further
+down; DFA sends ``e @ B_l`` to every hidden layer, ``B_l`` a fixed matrix of
+±scale entries drawn from the LFSR (so the fixed engine can regenerate the
+same matrix on chip). Every update of a step is computed from the weights as
+they were at the start of that step, then applied.
+
+The prediction is the argmax of the readout potential summed over the window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from edgesnn import counters as C
+from edgesnn.errors import DataError
+from edgesnn.fixed import lfsr_fill, lfsr_seed
+from edgesnn.neurons.lif import LIFParams, make_psi
+from edgesnn.rules.stllr import (DenseParams, Factors, ReadoutLayerParams, dense_forward,
+                                 dense_grads, dense_init, readout_forward, readout_grads,
+                                 readout_layer_init)
+from edgesnn.signals import ce_error, cross_entropy
+from edgesnn.spec import NetworkSpec
+
+SURROGATES = {"rational": ("rational", 100.0), "triangle": ("triangle", 0.3)}
+
+
+@dataclass
+class NetParams:
+    """Learnable parameters (float64, output-major as in S-TLLR: ``W[i] (N_out, N_in)``).
+
+    ``W_rec[i]`` is None for a feed-forward layer. ``B_fb[i] (C, N_i)`` are the
+    DFA feedback matrices (None under BP). The readout is ``W_out (C, N_last)``,
+    ``b_out (C,)``.
+    """
+
+    W: list[np.ndarray]
+    W_rec: list[np.ndarray | None]
+    b: list[np.ndarray]
+    W_out: np.ndarray
+    b_out: np.ndarray
+    B_fb: list[np.ndarray] | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by its plan tensor name (``L0.W``, ``out.W``, ...)."""
+        d: dict[str, np.ndarray] = {}
+        for i, (w, wr, b) in enumerate(zip(self.W, self.W_rec, self.b)):
+            d[f"L{i}.W"] = w
+            if wr is not None:
+                d[f"L{i}.W_rec"] = wr
+            d[f"L{i}.b"] = b
+        d["out.W"], d["out.b"] = self.W_out, self.b_out
+        for i, B in enumerate(self.B_fb or []):
+            d[f"L{i}.B"] = B
+        return d
+
+    def copy(self) -> "NetParams":
+        cp = lambda a: None if a is None else a.copy()  # noqa: E731
+        return NetParams([w.copy() for w in self.W], [cp(w) for w in self.W_rec],
+                         [b.copy() for b in self.b], self.W_out.copy(), self.b_out.copy(),
+                         None if self.B_fb is None else [B.copy() for B in self.B_fb])
+
+
+def dfa_scale(n_hidden: int) -> float:
+    """DFA feedback magnitude: the power of two nearest ``1/sqrt(N)`` (a shift on chip)."""
+    return 2.0 ** -round(math.log2(math.sqrt(n_hidden)))
+
+
+def dfa_matrix(seed: int, layer: int, classes: int, n: int) -> np.ndarray:
+    """``(C, N)`` matrix of ``±dfa_scale(N)``: one LFSR bit per entry, C order.
+
+    The LFSR starts at ``lfsr_seed(seed * 1000 + layer)``; the fixed engine
+    regenerates the same signs on chip from the same state.
+    """
+    bits, _ = lfsr_fill(lfsr_seed(seed * 1000 + layer), 1, classes * n)
+    return (2.0 * bits.reshape(classes, n) - 1.0) * dfa_scale(n)
+
+
+def init_params(spec: NetworkSpec, seed: int, init_scale: float = 1.0) -> NetParams:
+    """Seeded initial parameters.
+
+    Feed-forward weights uniform in ``±init_scale*sqrt(3/N_in)`` (variance
+    ``init_scale²/N_in``); recurrent weights half that range; biases zero.
+    """
+    rng = np.random.default_rng(seed)
+    W, W_rec, b = [], [], []
+    for i, layer in enumerate(spec.hidden):
+        n_in, n = spec.fan_in(i), layer.size
+        a = init_scale * math.sqrt(3.0 / n_in)
+        W.append(rng.uniform(-a, a, (n, n_in)))
+        W_rec.append(rng.uniform(-a / 2, a / 2, (n, n)) if layer.recurrent else None)
+        b.append(np.zeros(n))
+    n_last, classes = spec.hidden[-1].size, spec.classes
+    a = math.sqrt(3.0 / n_last)
+    W_out = rng.uniform(-a, a, (classes, n_last))
+    B_fb = None
+    if spec.learning.signal == "dfa":
+        B_fb = [dfa_matrix(seed, i, classes, layer.size) for i, layer in enumerate(spec.hidden)]
+    return NetParams(W, W_rec, b, W_out, np.zeros(classes), B_fb)
+
+
+class SampleResult(NamedTuple):
+    """One sample's outcome: ``scores (C,)`` = readout potential summed over the window."""
+
+    prediction: int
+    scores: np.ndarray
+    loss: float
+    spikes: np.ndarray        # (n_layers,) hidden spikes per layer over the sample
+    events: np.ndarray        # counters.NAMES-indexed int64 event counts
+
+
+def check_sample(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
+    """Validate ``x (T, N_in)`` against the spec; DataError with one line otherwise."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != spec.inputs:
+        raise DataError(f"a sample of shape {x.shape} does not match spec '{spec.name}': "
+                        f"it expects (time steps, {spec.inputs} inputs)")
+    if x.shape[0] != spec.time_steps:
+        raise DataError(f"a sample has {x.shape[0]} time steps, spec '{spec.name}' expects "
+                        f"network.time_steps = {spec.time_steps}")
+    if not np.all(np.isfinite(x)):
+        raise DataError("a sample contains NaN or infinite values")
+    return x.astype(np.float64)
+
+
+class FloatEngine:
+    """Runs a spec in float64, device mode; ``run_sample`` learns online."""
+
+    def __init__(self, spec: NetworkSpec, params: NetParams):
+        self.spec = spec
+        self.params = params
+        ln = spec.learning
+        self.lr = 2.0 ** -ln.learning_rate_shift
+        self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
+        self.psi = make_psi(*SURROGATES[ln.surrogate])
+
+    def _layer_params(self) -> list[DenseParams]:
+        p = self.params
+        return [DenseParams(W=p.W[i], b=p.b[i], W_rec=p.W_rec[i], factors=self.factors,
+                            lif=LIFParams(beta=layer.beta, theta=layer.threshold,
+                                          reset=layer.reset, psi=self.psi))
+                for i, layer in enumerate(self.spec.hidden)]
+
+    def run_sample(self, x: np.ndarray, label: int | None = None,
+                   learn: bool = True) -> SampleResult:
+        """Run one sample ``x (T, N_in)``; learn from ``label`` when ``learn``."""
+        spec, p = self.spec, self.params
+        x = check_sample(spec, x)
+        T, window = spec.time_steps, spec.learning.window
+        learn = learn and label is not None
+        per_sample = spec.learning.per_sample
+        ro = spec.readout
+        rparams = ReadoutLayerParams(W=p.W_out, b=p.b_out, beta=ro.beta, lambda_pre=ro.trace_decay)
+        states = [dense_init(1, spec.fan_in(i), layer.size) for i, layer in enumerate(spec.hidden)]
+        rstate = readout_layer_init(1, spec.hidden[-1].size, spec.classes)
+        ev = C.zeros()
+        scores = np.zeros(spec.classes)
+        spikes = np.zeros(len(spec.hidden), dtype=np.int64)
+        losses = []
+        acc = None
+        label_arr = np.array([label if label is not None else 0])
+        for t in range(T):
+            lparams = self._layer_params()
+            inp = x[t][None, :]
+            steps = []
+            for i, (lp, layer) in enumerate(zip(lparams, spec.hidden)):
+                ev[C.SYNOPS] += int(np.count_nonzero(inp)) * layer.size
+                if layer.recurrent:
+                    ev[C.SYNOPS] += int(np.count_nonzero(states[i].s)) * layer.size
+                step, states[i] = dense_forward(inp, states[i], lp)
+                steps.append(step)
+                spikes[i] += int(step.s.sum())
+                inp = step.s
+            ev[C.SYNOPS] += int(np.count_nonzero(inp)) * spec.classes
+            rstep, rstate = readout_forward(inp, rstate, rparams)
+            ev[C.NEURON_UPDATES] += sum(layer.size for layer in spec.layers)
+            ev[C.TRACE_UPDATES] += self._traces_per_step()
+            if t < T - window:
+                continue
+            scores += rstep.u[0]
+            losses.append(cross_entropy(rstep.u, label_arr) if label is not None else np.nan)
+            if not learn:
+                continue
+            grads = self._window_grads(label_arr, steps, rstep, lparams, rparams, ev)
+            if per_sample:
+                acc = grads if acc is None else [_add(a, g) for a, g in zip(acc, grads)]
+            else:
+                self._apply(grads, ev)
+        if learn and per_sample and acc is not None:
+            self._apply(acc, ev)
+        loss = float(np.mean(losses)) if losses else float("nan")
+        return SampleResult(int(np.argmax(scores)), scores, loss, spikes, ev)
+
+    def _traces_per_step(self) -> int:
+        total = 0
+        for i, layer in enumerate(self.spec.layers):
+            total += self.spec.fan_in(i)
+            if layer.spiking:
+                total += layer.size * (2 if layer.recurrent else 1)
+        return total
+
+    def _window_grads(self, label, steps, rstep, lparams, rparams, ev) -> list:
+        """Updates of one window step: ``[(dW, dW_rec, db) per hidden layer..., readout]``."""
+        spec, p = self.spec, self.params
+        err = ce_error(rstep.u, label)                     # (1, C); batch 1, so g_out = err
+        out = readout_grads(err, rstep, rparams)
+        ev[C.ELIGIBILITY_MACS] += spec.classes * (spec.hidden[-1].size + 1)
+        grads: list = [None] * len(spec.hidden)
+        g = None
+        for i in reversed(range(len(spec.hidden))):
+            layer = spec.hidden[i]
+            if spec.learning.signal == "dfa":
+                g = err @ p.B_fb[i]
+                ev[C.SIGNAL_MACS] += spec.classes * layer.size
+            elif i == len(spec.hidden) - 1:
+                g = out.grad_x
+                ev[C.SIGNAL_MACS] += spec.classes * layer.size
+            else:
+                ev[C.SIGNAL_MACS] += spec.hidden[i + 1].size * layer.size
+                g = g_below
+            gr = dense_grads(g, steps[i], lparams[i])
+            g_below = gr.grad_x
+            synapses = layer.size * (spec.fan_in(i) + (layer.size if layer.recurrent else 0))
+            ev[C.ELIGIBILITY_MACS] += 2 * synapses + 3 * layer.size
+            grads[i] = (gr.dW, gr.dW_rec, gr.db)
+        grads.append((out.dW, None, out.db))
+        return grads
+
+    def _apply(self, grads: list, ev: np.ndarray) -> None:
+        p, lr = self.params, self.lr
+        for i, (dW, dW_rec, db) in enumerate(grads[:-1]):
+            p.W[i] -= lr * dW
+            p.b[i] -= lr * db
+            ev[C.WEIGHT_WRITES] += dW.size + db.size
+            if dW_rec is not None:
+                p.W_rec[i] -= lr * dW_rec
+                ev[C.WEIGHT_WRITES] += dW_rec.size
+        dW, _, db = grads[-1]
+        p.W_out -= lr * dW
+        p.b_out -= lr * db
+        ev[C.WEIGHT_WRITES] += dW.size + db.size
+
+
+def _add(a: tuple, b: tuple) -> tuple:
+    return tuple(None if u is None else u + v for u, v in zip(a, b))
