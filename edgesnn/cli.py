@@ -165,6 +165,80 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 
 
 # --------------------------------------------------------------------------
+# simulate
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
+              help="Device preset or .toml path: the plan (memory map) the run is placed on.")
+@click.option("--engine", type=click.Choice(["float"]), default="float", show_default=True,
+              help="float: numpy reference engine in device mode (batch 1, SGD, 2^-k rate).")
+@click.option("--data", type=click.Choice(["yinyang"]), default="yinyang", show_default=True,
+              help="Data set (yinyang is generated: no download, no files).")
+@click.option("--samples", type=click.IntRange(1), default=5000, show_default=True,
+              help="Training samples learned online (passes over the data = samples / train size).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initial weights, the sample order and the encoders.")
+@click.option("--encoding", type=click.Choice(["regular", "rate", "latency"]), default="regular",
+              show_default=True, help="Spike encoder of the features.")
+@click.option("--eval-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Evaluate on the validation split every N samples (the learning curve).")
+@click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
+              help="Validation points per evaluation.")
+@click.option("--init-scale", type=click.FloatRange(0.0, min_open=True), default=1.0,
+              show_default=True, help="Scale of the initial feed-forward weights.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
+              show_default=True, help="Folder for report.json, report.md, learning_curve.png.")
+@click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
+              help="Write OUT/checkpoint.npz every N samples (0: never).")
+@click.option("--resume", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Continue a run from a checkpoint (same spec, seed and options).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_one_line_errors
+def simulate(spec: Path | None, hw_name: str, engine: str, data: str, samples: int, seed: int,
+             encoding: str, eval_every: int, eval_samples: int, init_scale: float, out: Path,
+             checkpoint_every: int, resume: Path | None, quiet: bool) -> None:
+    """Learn SPEC online, one sample at a time, and report accuracy and cost.
+
+    SPEC defaults to the built-in Yin-Yang network (examples/yinyang.toml).
+    Every engine learns on the same sample stream; the report gives the test
+    accuracy, the validation accuracy over samples, the counted operations
+    per sample and the memory map on the device. A resumed run ends
+    bit-identical to an uninterrupted one.
+    """
+    from edgesnn.hw import load_device
+    from edgesnn.simulate import SimulateOptions, prepare, simulate as run, write_outputs
+    from edgesnn.spec import load_spec
+    from edgesnn.train import TrainConfig
+
+    net = load_spec(spec if spec is not None else _default_spec())
+    device = load_device(hw_name)
+    cfg = TrainConfig(samples=samples, eval_every=eval_every, eval_samples=eval_samples,
+                      seed=seed, encoding=encoding, checkpoint_every=checkpoint_every,
+                      checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
+    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, init_scale=init_scale,
+                           resume=str(resume) if resume else None)
+    trainer = prepare(net, device, opts)
+    todo = samples - trainer.k
+    with click.progressbar(length=todo, label=f"learning {net.name} ({engine})", file=sys.stderr,
+                           show_pos=True, show_eta=True, hidden=quiet) as bar:
+        report = run(net, device, opts, progress=bar.update, trainer=trainer)
+    for path in write_outputs(report, out):
+        click.echo(f"wrote {path}", err=True)
+    click.echo(f"{net.name}: " + ", ".join(
+        f"{name} test accuracy {100 * report[name]['test_accuracy']:.2f}%"
+        for name in opts.engines))
+
+
+def _default_spec() -> Path:
+    """The built-in Yin-Yang spec, shipped in the package (examples/yinyang.toml)."""
+    from importlib import resources
+
+    return Path(str(resources.files("edgesnn").joinpath("data/yinyang.toml")))
+
+
+# --------------------------------------------------------------------------
 # golden
 
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edgesnn import counters as C
-from edgesnn.errors import DataError
+from edgesnn.errors import CheckpointError, DataError
 from edgesnn.fixed import lfsr_fill, lfsr_seed
 from edgesnn.neurons.lif import LIFParams, make_psi
 from edgesnn.rules.stllr import (DenseParams, Factors, ReadoutLayerParams, dense_forward,
@@ -147,6 +147,19 @@ class FloatEngine:
         self.lr = 2.0 ** -ln.learning_rate_shift
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learnable state by plan tensor name (for checkpoints)."""
+        return {k: v.copy() for k, v in self.params.arrays().items()}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore ``state()`` output in place; CheckpointError on a missing or misshaped array."""
+        for name, mine in self.params.arrays().items():
+            if name not in arrays or arrays[name].shape != mine.shape:
+                got = arrays[name].shape if name in arrays else "missing"
+                raise CheckpointError(f"checkpoint array {name}: expected shape {mine.shape}, "
+                                      f"got {got}")
+            mine[...] = arrays[name]
 
     def _layer_params(self) -> list[DenseParams]:
         p = self.params
