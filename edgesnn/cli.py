@@ -186,8 +186,8 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
               help="Evaluate on the validation split every N samples (the learning curve).")
 @click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
               help="Validation points per evaluation.")
-@click.option("--init-scale", type=click.FloatRange(0.0, min_open=True), default=1.0,
-              show_default=True, help="Scale of the initial feed-forward weights.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a spec key, e.g. --set learning.alpha_post=-1 --set layers.0.size=128.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
               show_default=True, help="Folder for report.json, report.md, learning_curve.png.")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
@@ -197,7 +197,7 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_one_line_errors
 def simulate(spec: Path | None, hw_name: str, engine: str, data: str, samples: int, seed: int,
-             encoding: str, eval_every: int, eval_samples: int, init_scale: float, out: Path,
+             encoding: str, eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
              checkpoint_every: int, resume: Path | None, quiet: bool) -> None:
     """Learn SPEC online, one sample at a time, and report accuracy and cost.
 
@@ -212,13 +212,12 @@ def simulate(spec: Path | None, hw_name: str, engine: str, data: str, samples: i
     from edgesnn.spec import load_spec
     from edgesnn.train import TrainConfig
 
-    net = load_spec(spec if spec is not None else _default_spec())
+    net = load_spec(spec if spec is not None else _default_spec(), overrides)
     device = load_device(hw_name)
     cfg = TrainConfig(samples=samples, eval_every=eval_every, eval_samples=eval_samples,
                       seed=seed, encoding=encoding, checkpoint_every=checkpoint_every,
                       checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
-    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, init_scale=init_scale,
-                           resume=str(resume) if resume else None)
+    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, resume=str(resume) if resume else None)
     trainer = prepare(net, device, opts)
     todo = samples - trainer.k
     with click.progressbar(length=todo, label=f"learning {net.name} ({engine})", file=sys.stderr,

@@ -90,13 +90,15 @@ def dfa_matrix(seed: int, layer: int, classes: int, n: int) -> np.ndarray:
     return (2.0 * bits.reshape(classes, n) - 1.0) * dfa_scale(n)
 
 
-def init_params(spec: NetworkSpec, seed: int, init_scale: float = 1.0) -> NetParams:
+def init_params(spec: NetworkSpec, seed: int) -> NetParams:
     """Seeded initial parameters.
 
     Feed-forward weights uniform in ``±init_scale*sqrt(3/N_in)`` (variance
-    ``init_scale²/N_in``); recurrent weights half that range; biases zero.
+    ``init_scale²/N_in``, ``init_scale`` from the spec's learning table);
+    recurrent weights half that range; readout ``±sqrt(3/N_last)``; biases zero.
     """
     rng = np.random.default_rng(seed)
+    init_scale = spec.learning.init_scale
     W, W_rec, b = [], [], []
     for i, layer in enumerate(spec.hidden):
         n_in, n = spec.fan_in(i), layer.size

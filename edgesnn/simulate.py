@@ -36,17 +36,15 @@ class SimulateOptions:
     engines: tuple[str, ...] = ("float",)
     data: str = "yinyang"
     config: TrainConfig = TrainConfig()
-    init_scale: float = 1.0
     resume: str | None = None
 
 
-def build_engines(spec: NetworkSpec, names: tuple[str, ...], seed: int,
-                  init_scale: float) -> dict[str, Any]:
+def build_engines(spec: NetworkSpec, names: tuple[str, ...], seed: int) -> dict[str, Any]:
     """Engines by name, all starting from the same seeded parameters."""
     engines: dict[str, Any] = {}
     for name in names:
         if name == "float":
-            engines[name] = FloatEngine(spec, init_params(spec, seed, init_scale))
+            engines[name] = FloatEngine(spec, init_params(spec, seed))
         else:
             raise SpecError(f"engine '{name}' is not built yet; engines: {', '.join(ENGINES)}")
     return engines
@@ -67,7 +65,7 @@ def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer
     if int(train.labels.max()) >= spec.classes:
         raise DataError(f"data set '{opts.data}' has {int(train.labels.max()) + 1} classes, the "
                         f"spec's readout has {spec.classes}")
-    trainer = Trainer(spec, build_engines(spec, opts.engines, cfg.seed, opts.init_scale),
+    trainer = Trainer(spec, build_engines(spec, opts.engines, cfg.seed),
                       train, validation, cfg)
     if opts.resume:
         trainer.load(opts.resume)
@@ -93,7 +91,7 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
         "data": {"name": opts.data, "encoding": cfg.encoding, "train": len(trainer.train_split),
                  "validation": len(trainer.validation), "test": len(test)},
         "config": {"samples": cfg.samples, "seed": cfg.seed, "eval_every": cfg.eval_every,
-                   "eval_samples": cfg.eval_samples, "init_scale": opts.init_scale,
+                   "eval_samples": cfg.eval_samples,
                    "resumed_at": start_k if opts.resume else None},
         "curve": {"samples": trainer.history.samples, "accuracy": trainer.history.accuracy,
                   "train_accuracy": trainer.history.train_accuracy,

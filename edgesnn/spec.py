@@ -31,6 +31,7 @@ A spec is a TOML file::
     alpha_pre = 1.0
     alpha_post = 1.0
     learning_rate = 0.0009765625   # rounded to a power of two on the device
+    init_scale = 1.0        # initial feed-forward weights uniform, variance init_scale^2 / fan-in
     update = "per-step"     # apply each step, or accumulate "per-sample"
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
 
@@ -103,6 +104,7 @@ class LearningSpec:
     learning_rate: float = 2.0 ** -10
     update: str = "per-step"
     surrogate: str = "rational"
+    init_scale: float = 1.0
 
     @property
     def learning_rate_shift(self) -> int:
@@ -142,9 +144,45 @@ class NetworkSpec:
         return self.inputs if index == 0 else self.layers[index - 1].size
 
 
-def load_spec(path: str | Path) -> NetworkSpec:
-    """Read and validate a spec TOML file; SpecError names file, key and what is allowed."""
-    return parse_spec(load_toml(path, SpecError), source=str(path))
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NetworkSpec:
+    """Read and validate a spec TOML file; SpecError names file, key and what is allowed.
+
+    ``overrides`` are ``KEY=VALUE`` strings applied before validation, e.g.
+    ``learning.alpha_post=-1`` or ``layers.0.size=128`` (VALUE in TOML syntax;
+    a bare word is taken as a string).
+    """
+    data = load_toml(path, SpecError)
+    for item in overrides:
+        apply_override(data, item, str(path))
+    return parse_spec(data, source=str(path))
+
+
+def apply_override(data: dict, item: str, source: str = "<spec>") -> None:
+    """Set one ``dotted.key=value`` in parsed TOML ``data`` (in place)."""
+    import tomllib
+
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise SpecError(f"{source}: override '{item}' must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"{source}: override '{item}': '{'.'.join(parts[:depth])}' has "
+                                f"{len(node)} entries, '{part}' is not one of them")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise SpecError(f"{source}: override '{item}': '{part}' is not a table")
+    if not isinstance(node, dict):
+        raise SpecError(f"{source}: override '{item}': '{'.'.join(parts[:-1])}' is not a table")
+    node[parts[-1]] = value
 
 
 def parse_spec(data: dict, source: str = "<spec>") -> NetworkSpec:
@@ -220,6 +258,7 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
         learning_rate=t.number("learning_rate", lo=0.0, lo_open=True, hi=1.0),
         update=t.choice("update", ("per-step", "per-sample"), "per-step"),
         surrogate=t.choice("surrogate", ("rational", "triangle"), "rational"),
+        init_scale=t.number("init_scale", 1.0, lo=0.0, lo_open=True, hi=100.0),
     )
     t.reject_unknown()
     return learning
