@@ -157,10 +157,12 @@ class Trainer:
             self.k += 1
             if progress:
                 progress(1)
-            if self.k % cfg.eval_every == 0 or self.k == cfg.samples:
-                self._evaluate()
+            # checkpoint before evaluating: the checkpoint holds what an interrupted run has,
+            # and load() redoes a due evaluation (deterministic: same weights, same points)
             if cfg.checkpoint_every and cfg.checkpoint_path and self.k % cfg.checkpoint_every == 0:
                 self.save(cfg.checkpoint_path)
+            if self.k % cfg.eval_every == 0 or self.k == cfg.samples:
+                self._evaluate()
         return self.history
 
     def _evaluate(self) -> None:
@@ -231,6 +233,8 @@ class Trainer:
         self.history = History(**state["history"])
         self._window_correct = {k: int(v) for k, v in state["window_correct"].items()}
         self._window_count = int(state["window_count"])
+        if self.k % self.config.eval_every == 0 and self.k > 0:
+            self._evaluate()
         if self.k > self.config.samples:
             raise CheckpointError(f"{p}: already at sample {self.k}, past --samples "
                                   f"{self.config.samples}")

@@ -1,0 +1,104 @@
+"""`edgesnn simulate` and `edgesnn golden` from the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from edgesnn.cli import main
+from conftest import EXAMPLES, SHARED
+
+FAST = ["--samples", "40", "--eval-every", "20", "--eval-samples", "10", "--quiet",
+        "--set", "layers.0.size=16", "--set", "network.time_steps=12",
+        "--set", "learning.window=6"]
+GOLDEN = SHARED / "golden" / "stllr"
+
+
+def test_simulate_writes_the_three_outputs(runner, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(main, ["simulate", *FAST, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "report.json").read_text())
+    assert 0.0 <= r["float"]["test_accuracy"] <= 1.0
+    assert r["curve"]["samples"] == [20, 40]
+    assert r["float"]["ops_per_sample"]["synops"] > 0
+    assert r["memory"]["banks"] and r["data"]["name"] == "yinyang"
+    assert "float test accuracy" in res.stdout
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "# Simulation" in (out / "report.md").read_text()
+
+
+def test_simulate_resume_from_cli(runner, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(main, ["simulate", *FAST, "--out", str(out), "--checkpoint-every", "20"])
+    assert res.exit_code == 0 and (out / "checkpoint.npz").exists()
+    res2 = runner.invoke(main, ["simulate", *FAST[:-6], "--samples", "60", "--eval-every", "20",
+                                "--eval-samples", "10", "--set", "layers.0.size=16",
+                                "--set", "network.time_steps=12", "--set", "learning.window=6",
+                                "--out", str(out), "--resume", str(out / "checkpoint.npz")])
+    assert res2.exit_code == 0, res2.output
+    r = json.loads((out / "report.json").read_text())
+    assert r["config"]["resumed_at"] == 40 and r["curve"]["samples"] == [20, 40, 60]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "network.inputs=5"], "gives 4 inputs, spec 'yinyang' expects network.inputs = 5"),
+    (["--set", "layers.1.size=2"], "has 3 classes, the spec's readout has 2"),
+    (["--set", "learning.window=99"], "key 'learning.window': must be <= network.time_steps"),
+    (["--set", "nonsense"], "must look like section.key=value"),
+    (["--resume", "missing.npz"], "no such checkpoint"),
+    (["--hw", "xylo"], "unknown device 'xylo'"),
+])
+def test_simulate_bad_input_is_one_line_and_writes_nothing(runner, tmp_path, args, message):
+    out = tmp_path / "run"
+    res = runner.invoke(main, ["simulate", *FAST, "--out", str(out), *args])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not out.exists()
+
+
+@pytest.fixture
+def golden_copy(tmp_path):
+    if not GOLDEN.is_dir():
+        pytest.skip(f"golden vectors not found at {GOLDEN}")
+    dst = tmp_path / "cases"
+    dst.mkdir()
+    for stem in ("linear_c1_apostm1", "readout_c1_shd"):
+        for ext in (".json", ".npz"):
+            shutil.copy(GOLDEN / f"{stem}{ext}", dst / f"{stem}{ext}")
+    return dst
+
+
+def test_golden_passes_on_supported_cases(runner, golden_copy):
+    res = runner.invoke(main, ["golden", str(golden_copy)])
+    assert res.exit_code == 0, res.output
+    assert "2/2 cases passed" in res.stdout
+
+
+def test_golden_fails_on_a_wrong_value(runner, golden_copy):
+    import numpy as np
+
+    path = golden_copy / "readout_c1_shd.npz"
+    arrays = dict(np.load(path))
+    arrays["dW"] = arrays["dW"] + 1e-6
+    np.savez(path, **arrays)
+    res = runner.invoke(main, ["golden", str(golden_copy)])
+    assert res.exit_code == 1
+    assert "FAIL" in res.stdout and "readout_c1_shd" in res.stdout
+
+
+def test_golden_reports_an_unknown_kind(runner, golden_copy):
+    path = golden_copy / "linear_c1_apostm1.json"
+    cfg = json.loads(path.read_text())
+    cfg["kind"] = "lstm"
+    path.write_text(json.dumps(cfg))
+    res = runner.invoke(main, ["golden", str(golden_copy)])
+    assert res.exit_code == 1 and "UNSUPPORTED" in res.stdout and "lstm" in res.stdout
+
+
+def test_golden_missing_folder(runner, tmp_path):
+    res = runner.invoke(main, ["golden", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and res.stderr.startswith("edgesnn: error:")

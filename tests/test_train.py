@@ -1,0 +1,70 @@
+"""Online loop: deterministic stream, checkpoint and bit-identical resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgesnn.errors import CheckpointError
+from edgesnn.hw import load_device
+from edgesnn.simulate import SimulateOptions, prepare
+from edgesnn.spec import load_spec
+from edgesnn.train import TrainConfig
+from conftest import EXAMPLES
+
+SMALL = ["layers.0.size=16", "network.time_steps=12", "learning.window=6"]
+
+
+def _trainer(samples, seed=0, ckpt=None, every=0, resume=None, overrides=SMALL):
+    spec = load_spec(EXAMPLES / "yinyang.toml", overrides)
+    cfg = TrainConfig(samples=samples, eval_every=20, eval_samples=15, seed=seed,
+                      checkpoint_every=every, checkpoint_path=ckpt)
+    return prepare(spec, load_device("cortex-m7"), SimulateOptions(config=cfg, resume=resume))
+
+
+def test_stream_is_a_function_of_seed_and_position():
+    a, b = _trainer(10).stream, _trainer(10).stream
+    assert [a.index(k) for k in range(5010, 5020)] == [b.index(k) for k in range(5010, 5020)]
+    # each epoch is a permutation of the whole split
+    assert sorted(a.index(k) for k in range(5000)) == list(range(5000))
+    assert [a.index(k) for k in range(5)] != [a.index(k) for k in range(5000, 5005)]
+    assert [a.index(k) for k in range(5)] != [_trainer(10, seed=1).stream.index(k)
+                                              for k in range(5)]
+
+
+def test_resumed_run_ends_bit_identical(tmp_path):
+    ckpt = str(tmp_path / "c.npz")
+    whole = _trainer(60)
+    whole.run()
+    first = _trainer(60, ckpt=ckpt, every=30)
+    first.k_stop = 30
+    # run only the first half, as an interrupted run would
+    first.config = first.config.__class__(**{**first.config.__dict__, "samples": 30})
+    first.run()
+    resumed = _trainer(60, resume=ckpt)
+    assert resumed.k == 30
+    resumed.run()
+    for name, arr in whole.engines["float"].state().items():
+        assert np.array_equal(arr, resumed.engines["float"].state()[name]), name
+    assert whole.history.accuracy == resumed.history.accuracy
+    assert whole.history.samples == resumed.history.samples
+    assert np.array_equal(whole.totals.events["float"], resumed.totals.events["float"])
+
+
+def test_checkpoint_for_another_seed_or_spec_is_refused(tmp_path):
+    ckpt = str(tmp_path / "c.npz")
+    t = _trainer(20, ckpt=ckpt, every=20)
+    t.run()
+    with pytest.raises(CheckpointError, match="seed, encoding or evaluation"):
+        _trainer(40, seed=5, resume=ckpt)
+    with pytest.raises(CheckpointError, match="network spec"):
+        _trainer(40, resume=ckpt, overrides=SMALL + ["layers.0.size=17"])
+
+
+def test_damaged_or_missing_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match="not a readable edgesnn checkpoint"):
+        _trainer(20, resume=str(bad))
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        _trainer(20, resume=str(tmp_path / "none.npz"))
