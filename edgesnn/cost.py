@@ -1,291 +1,164 @@
-"""Analytic per-sample operation counts and energy, for S-TLLR, TESS and BPTT.
+"""Counted events + device -> cycles, latency and energy (the cost model).
 
-These are the formulas behind ``edgesnn profile``: counts at given mean spike
-rates, before any simulation. They instantiate the complexity statements of
-the papers on a concrete network:
+The cycle model (docs/cycle_model.md) charges each phase of a step its work
+divided by the parallel units that do it, rounded up, plus a fixed overhead
+per phase and step:
 
-* S-TLLR (Apolinario & Roy): learning state per layer is the presynaptic
-  trace (n_in), the postsynaptic trace (n) and, for a recurrent layer, the
-  recurrent presynaptic trace (n): O(n), independent of T. The weight update
-  in each of the Tl window steps is ``dW = (g*alpha_post*h) x^T +
-  (g*alpha_pre*psi) q^T``: two MACs per synapse (one causal, one non-causal)
-  and two multiplies per neuron for the factors.
-* TESS (Apolinario, Roy & Frenkel): the same eligibility traces, and a local
-  learning signal per layer from a fixed square-wave basis ``B`` (C x D,
-  generated on the fly, not stored) applied to the layer's (pooled) activity
-  of size D: ``z = B a`` (C*D MACs) and ``m = B^T (softmax(z) - y)`` (C*D MACs)
-  per window step. Memory O(n), independent of T.
-* BPTT: the forward pass of all T steps, then a backward pass over all T
-  steps: one MAC per synapse per step for the weight gradient, one per
-  recurrent synapse per step to carry the adjoint back through the
-  recurrence, one per synapse of every layer above the first to pass it
-  down; memory grows with T (see ``plan.bptt_tensors``).
+======================  ===================================  ================
+phase                   work (counter)                       units
+======================  ===================================  ================
+input events            ``synops``                           synaptic_accumulators
+neuron update           ``neuron_updates``                   neuron_units
+traces                  ``trace_updates``                    neuron_units
+learning                ``eligibility_macs + signal_macs``   mac_units
+weight update           ``weight_writes``                    synaptic_accumulators
+random numbers          ``lfsr_draws``                       lfsr_units
+======================  ===================================  ================
 
-Rates are spikes per neuron (or input channel) per step. Counts are floats
-because rates are means.
+Phases run one after another unless the device says ``overlap_phases``, in
+which case a step takes as long as its longest phase. SRAM traffic is charged
+per bank as ``words / ports``; each unit streams its operands while it works,
+so a sample takes ``max(compute cycles, busiest bank's access cycles)``.
+Counters are per sample (not per step), so the rounding up happens once per
+sample: a small optimistic bias, at most one cycle per phase and step.
+
+The energy model multiplies every counter by the device's energy of that
+operation at the width of the format it works in (Horowitz-style table),
+plus LUT reads, LFSR steps and SRAM words per bank.
+
+The float reference is costed on the same event counts with float32
+operations and 32-bit element accesses on the same banks
+(``float_reference=True``): the "float reference energy".
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 
+from edgesnn.counters import Counters
 from edgesnn.hw import Device, NumberFormat
-from edgesnn.plan import Plan, Tensor, layer_state_tensors
-from edgesnn.spec import NetworkSpec
+from edgesnn.plan import Plan
+
+#: Fixed cycles per phase per step (issue, address generation, loop control): a stated guess.
+PHASE_OVERHEAD_CYCLES = 2
+PHASES = ("input_events", "neuron_update", "traces", "learning", "weight_update", "random")
 
 
 @dataclass(frozen=True)
-class OpCounts:
-    """Operations per sample.
+class CycleReport:
+    """Cycles of one sample: per phase (compute), per bank (memory), total and latency."""
 
-    ``synops``: synaptic accumulates (one per active input per fan-out);
-    ``neuron_updates``: leak-integrate-fire updates; ``trace_updates``: one per
-    trace element per step; ``eligibility_macs``: MACs of the weight and bias
-    updates (including the per-neuron factor multiplies); ``signal_macs``: MACs
-    computing learning signals; ``weight_writes``: parameters written.
-    """
+    phases: dict[str, int]
+    banks: dict[str, int]
+    compute_cycles: int
+    memory_cycles: int
+    cycles: int
+    latency_us: float
+    bound: str          # "compute" or "memory: BANK"
 
-    synops: float = 0.0
-    neuron_updates: float = 0.0
-    trace_updates: float = 0.0
-    eligibility_macs: float = 0.0
-    signal_macs: float = 0.0
-    weight_writes: float = 0.0
-
-    @property
-    def learning_macs(self) -> float:
-        return self.eligibility_macs + self.signal_macs
-
-    def as_dict(self) -> dict[str, float]:
-        d = asdict(self)
-        d["learning_macs"] = self.learning_macs
-        return d
-
-    def __add__(self, other: "OpCounts") -> "OpCounts":
-        return OpCounts(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
+    def as_dict(self) -> dict:
+        return {"phases": self.phases, "banks": self.banks, "compute_cycles": self.compute_cycles,
+                "memory_cycles": self.memory_cycles, "cycles": self.cycles,
+                "latency_us": self.latency_us, "bound": self.bound}
 
 
-def _rate_in(i: int, input_rate: float, hidden_rate: float) -> float:
-    return input_rate if i == 0 else hidden_rate
+def _ceil(work: int, units: int) -> int:
+    return -(-int(work) // int(units))
 
 
-def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
-    """Inference: synaptic accumulates and neuron updates of all T steps."""
-    T = spec.time_steps
-    synops = neurons = 0.0
-    for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
-        synops += T * _rate_in(i, input_rate, hidden_rate) * n_in * n
-        if layer.recurrent:
-            synops += T * hidden_rate * n * n
-        neurons += T * n
-    return OpCounts(synops=synops, neuron_updates=neurons)
-
-
-def _parameters(spec: NetworkSpec) -> int:
-    total = 0
-    for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
-        total += n_in * n + n + (n * n if layer.recurrent else 0)
-    return total
-
-
-def _trace_updates(spec: NetworkSpec) -> float:
-    """q (n_in) for every layer incl. readout; h (n) and q_rec (n) for spiking layers."""
-    T = spec.time_steps
-    total = 0
-    for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
-        total += n_in
-        if layer.spiking:
-            total += n + (n if layer.recurrent else 0)
-    return float(T * total)
-
-
-def _eligibility_macs(spec: NetworkSpec) -> float:
-    """Window MACs of the updates: 2 per synapse + 2 factors + 1 bias per spiking neuron;
-    1 per readout synapse and bias (dW_out += e q^T, db_out += e)."""
-    Tl = spec.learning.window
-    total = 0
-    for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
-        if layer.spiking:
-            synapses = n * (n_in + (n if layer.recurrent else 0))
-            total += 2 * synapses + 2 * n + n
-        else:
-            total += n_in * n + n
-    return float(Tl * total)
-
-
-def _weight_writes(spec: NetworkSpec) -> float:
-    per_step = spec.learning.update == "per-step"
-    return float(_parameters(spec) * (spec.learning.window if per_step else 1))
-
-
-def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
-    """S-TLLR learning one sample, dense count (every synapse in every window step).
-
-    Learning signal per window step: BP sends ``e @ W_out`` to the last
-    hidden layer (C*n MACs) and ``(g*psi) @ W`` down to each earlier layer
-    (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs).
-    """
-    Tl = spec.learning.window
-    C = spec.classes
-    signal = 0
-    hidden = spec.hidden
-    for i, layer in enumerate(hidden):
-        if spec.learning.signal == "dfa" or i == len(hidden) - 1:
-            signal += C * layer.size
-        else:
-            signal += spec.layers[i + 1].size * layer.size
-    fwd = forward_ops(spec, input_rate, hidden_rate)
-    return OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
-                    trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
-                    signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec))
-
-
-def tess_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
-             pooled: dict[int, int] | None = None) -> OpCounts:
-    """TESS learning one sample: S-TLLR eligibility, local square-wave learning signal.
-
-    ``pooled[i]`` is the size D of layer i's pooled activity (default: the layer
-    size, no pooling, as for a dense layer). Per window step and hidden layer:
-    ``2*C*D`` signal MACs and ``n`` multiplies to spread the pooled signal back.
-    """
-    Tl = spec.learning.window
-    C = spec.classes
-    signal = 0
-    for i, layer in enumerate(spec.hidden):
-        D = (pooled or {}).get(i, layer.size)
-        signal += 2 * C * D + layer.size
-    base = stllr_ops(spec, input_rate, hidden_rate)
-    return OpCounts(synops=base.synops, neuron_updates=base.neuron_updates,
-                    trace_updates=base.trace_updates, eligibility_macs=base.eligibility_macs,
-                    signal_macs=float(Tl * signal), weight_writes=base.weight_writes)
-
-
-def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
-    """BPTT on one sample: forward, then backward over all T steps, one update."""
-    T = spec.time_steps
-    grad = adjoint = 0
-    for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
-        rec = n * n if layer.recurrent else 0
-        grad += n_in * n + rec + n        # dW, dW_rec, db
-        adjoint += rec + (n * n_in if i > 0 else 0) + (n if layer.spiking else 0)
-    fwd = forward_ops(spec, input_rate, hidden_rate)
-    return OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
-                    eligibility_macs=float(T * grad), signal_macs=float(T * adjoint),
-                    weight_writes=float(_parameters(spec)))
-
-
-# --------------------------------------------------------------------------
-# memory formulas (elements), the papers' O(n) vs O(Tn)
-
-
-def stllr_state_elements(spec: NetworkSpec) -> int:
-    """Trace elements S-TLLR keeps: q per layer input, h and q_rec per spiking layer."""
-    return int(_trace_updates(spec) // spec.time_steps)
-
-
-def tess_state_elements(spec: NetworkSpec, pooled: dict[int, int] | None = None) -> int:
-    """TESS: S-TLLR's traces plus each hidden layer's pooled activity (D) for the LSG."""
-    extra = sum((pooled or {}).get(i, layer.size) for i, layer in enumerate(spec.hidden))
-    return stllr_state_elements(spec) + extra
-
-
-def bptt_state_elements(spec: NetworkSpec) -> int:
-    """Activation elements BPTT keeps: per step and layer x (n_in), u (n), s (n, spiking)."""
-    per_step = 0
-    for i, layer in enumerate(spec.layers):
-        per_step += spec.fan_in(i) + layer.size + (layer.size if layer.spiking else 0)
-    return spec.time_steps * per_step
-
-
-# --------------------------------------------------------------------------
-# energy
-
-
-@dataclass(frozen=True)
-class AccessCost:
-    """Per-element SRAM energy (pJ) of one tensor, read and write, from its bank."""
-
-    read_pj: float
-    write_pj: float
-
-
-def _element_access(t: Tensor, plan: Plan, bits: int | None = None) -> AccessCost:
-    """Energy share of one element access: a word's energy over the elements it holds."""
-    try:
-        bank = plan.device.bank(plan.placement(t.name).bank)
-    except KeyError:  # not placed (over budget): charge the largest bank
-        bank = max(plan.device.banks, key=lambda b: b.size_bytes)
-    b = bits or t.bits
-    # words per element: a fraction when several elements share a word
-    share = 1 / (bank.word_bits // b) if b <= bank.word_bits else -(-b // bank.word_bits)
-    return AccessCost(bank.read_pj * share, bank.write_pj * share)
-
-
-def _mean_access(tensors: list[Tensor], plan: Plan, bits: int | None) -> AccessCost:
-    if not tensors:
-        return AccessCost(0.0, 0.0)
-    total = sum(t.elements for t in tensors)
-    costs = [(_element_access(t, plan, bits), t.elements) for t in tensors]
-    return AccessCost(sum(c.read_pj * n for c, n in costs) / total,
-                      sum(c.write_pj * n for c, n in costs) / total)
-
-
-def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
-              activations: int = 0) -> dict[str, float]:
-    """Energy of ``ops`` on ``plan.device``, by component, in pJ per sample.
-
-    Each synaptic accumulate: an add at the current width plus its share of a
-    weight-word read. Each neuron update: decay (a multiply, or a shift
-    charged as an add), bias and current adds, threshold compare, a psi LUT
-    read, and its share of a membrane-word read and write. Each trace update:
-    a multiply and an add plus a read and write share. Each learning MAC: a
-    multiply and an add at the update (or signal) width. Each weight write:
-    read, add, write of the weight's share of a word. ``float32``: every
-    operation in fp32 and every element 32 bits wide, on the same banks.
-    ``activations``: BPTT's stored activation elements, each written once and
-    read once (charged as membrane-sized elements).
-    """
-    dev: Device = plan.device
-    f = dev.formats
-    e = dev.energy
-    if float32:
-        f32 = NumberFormat(float_bits=32)
-        f = {k: f32 for k in f}
-    bits = 32 if float32 else None
-    state = layer_state_tensors(plan.spec, dev)
-    weights = [t for t in state if t.kind == "weight"]
-    membranes = [t for t in state if t.kind == "membrane"]
-    traces = [p.tensor for p in plan.placements if p.tensor.kind == "trace"]
-    w_acc = _mean_access(weights, plan, bits)
-    u_acc = _mean_access(membranes, plan, bits)
-    q_acc = _mean_access(traces, plan, bits) if traces else u_acc
-    add = lambda k: e.op_pj("add", f[k])  # noqa: E731
-    mul = lambda k: e.op_pj("mul", f[k])  # noqa: E731
-    decay = add("membrane") if dev.decay == "shift" and not float32 else mul("membrane")
-    lut = e.lut_read_pj if dev.luts.psi_entries and not float32 else 0.0
-    parts = {
-        "synaptic": ops.synops * (add("current") + w_acc.read_pj),
-        "neuron": ops.neuron_updates * (decay + 3 * add("membrane") + lut
-                                        + u_acc.read_pj + u_acc.write_pj),
-        "trace": ops.trace_updates * (mul("trace") + add("trace") + q_acc.read_pj
-                                      + q_acc.write_pj),
-        "learning": ops.eligibility_macs * (mul("update") + add("update"))
-        + ops.signal_macs * (mul("signal") + add("signal") + w_acc.read_pj),
-        "weight_update": ops.weight_writes * (w_acc.read_pj + add("weight") + w_acc.write_pj),
-        "activation_storage": activations * (u_acc.read_pj + u_acc.write_pj),
+def cycles(c: Counters, device: Device, steps: int, samples: int = 1) -> CycleReport:
+    """Cycles for the work in ``c`` (``samples`` samples of ``steps`` steps)."""
+    u = device.units
+    phases = {
+        "input_events": _ceil(c["synops"], u.synaptic_accumulators),
+        "neuron_update": _ceil(c["neuron_updates"], u.neuron_units),
+        "traces": _ceil(c["trace_updates"], u.neuron_units),
+        "learning": _ceil(c["eligibility_macs"] + c["signal_macs"], u.mac_units),
+        "weight_update": _ceil(c["weight_writes"], u.synaptic_accumulators),
+        "random": _ceil(c["lfsr_draws"], u.lfsr_units),
     }
+    active = sum(1 for v in phases.values() if v)
+    overhead = PHASE_OVERHEAD_CYCLES * active * steps * samples
+    compute = (max(phases.values()) if device.overlap_phases else sum(phases.values())) + overhead
+    banks = {}
+    for b in device.banks:
+        words = c.sram_reads.get(b.name, 0) + c.sram_writes.get(b.name, 0)
+        banks[b.name] = _ceil(words, b.ports)
+    memory = max(banks.values(), default=0)
+    total = max(compute, memory)
+    busiest = max(banks, key=banks.get) if banks else ""
+    bound = "compute" if compute >= memory else f"memory: {busiest}"
+    per = max(samples, 1)
+    return CycleReport(phases={k: v // per for k, v in phases.items()},
+                       banks={k: v // per for k, v in banks.items()},
+                       compute_cycles=compute // per, memory_cycles=memory // per,
+                       cycles=total // per, latency_us=total / per / device.clock_mhz,
+                       bound=bound)
+
+
+def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
+              samples: int = 1) -> dict[str, float]:
+    """Energy per sample in pJ by component (and ``total``) for the events in ``c``.
+
+    Fixed point: every operation at its tensor kind's width, SRAM words as
+    counted per bank. Float reference: fp32 operations and one 32-bit element
+    access per operand (see ``float_accesses``), on the banks of the plan.
+    """
+    dev = plan.device
+    e = dev.energy
+    f32 = NumberFormat(float_bits=32)
+    fmt = (lambda kind: f32) if float_reference else (lambda kind: dev.formats[kind])  # noqa: E731
+    add = lambda k: e.op_pj("add", fmt(k))  # noqa: E731
+    mul = lambda k: e.op_pj("mul", fmt(k))  # noqa: E731
+    decay = add("membrane") if dev.decay == "shift" and not float_reference else mul("membrane")
+    parts = {
+        "synaptic": c["synops"] * add("current"),
+        "neuron": c["neuron_updates"] * (decay + 3 * add("membrane")),
+        "trace": c["trace_updates"] * (mul("trace") + add("trace")),
+        "learning": c["eligibility_macs"] * (mul("update") + add("update"))
+        + c["signal_macs"] * (mul("signal") + add("signal")),
+        "weight_update": c["weight_writes"] * add("weight"),
+        "lut": 0.0 if float_reference else c["lut_lookups"] * e.lut_read_pj,
+        "lfsr": 0.0 if float_reference else c["lfsr_draws"] * e.lfsr_pj,
+    }
+    if float_reference:
+        parts["sram"] = float_sram_pj(c, plan)
+    else:
+        parts["sram"] = sum(c.sram_reads.get(b.name, 0) * b.read_pj
+                            + c.sram_writes.get(b.name, 0) * b.write_pj for b in dev.banks)
+    parts = {k: v / max(samples, 1) for k, v in parts.items()}
     parts["total"] = sum(parts.values())
     return parts
 
 
-def bptt_energy_pj(spec: NetworkSpec, plan: Plan, input_rate: float, hidden_rate: float,
-                   float32: bool = False) -> dict[str, float]:
-    """BPTT energy per sample: its operations plus storing and re-reading activations."""
-    ops = bptt_ops(spec, input_rate, hidden_rate)
-    return energy_pj(ops, plan, float32=float32, activations=bptt_state_elements(spec))
+def float_accesses(c: Counters) -> dict[str, tuple[int, int]]:
+    """32-bit element accesses (reads, writes) of a float implementation, by tensor kind.
 
+    Each synaptic accumulate reads one weight; each neuron update reads and
+    writes its membrane and current and reads its bias; each trace update
+    reads and writes its trace; each learning MAC reads one operand (trace or
+    weight); each weight write reads and writes the weight.
+    """
+    return {
+        "weight": (c["synops"] + c["signal_macs"] + c["weight_writes"], c["weight_writes"]),
+        "membrane": (3 * c["neuron_updates"], 2 * c["neuron_updates"]),
+        "trace": (c["trace_updates"] + c["eligibility_macs"], c["trace_updates"]),
+    }
+
+
+def float_sram_pj(c: Counters, plan: Plan) -> float:
+    """SRAM energy of ``float_accesses`` on the banks the plan put each kind in."""
+    total = 0.0
+    for kind, (reads, writes) in float_accesses(c).items():
+        bank = _bank_of_kind(plan, kind)
+        share = 32 / bank.word_bits if bank.word_bits >= 32 else math.ceil(32 / bank.word_bits)
+        total += share * (reads * bank.read_pj + writes * bank.write_pj)
+    return total
+
+
+def _bank_of_kind(plan: Plan, kind: str):
+    for p in plan.placements:
+        if p.tensor.kind == kind:
+            return plan.device.bank(p.bank)
+    return max(plan.device.banks, key=lambda b: b.size_bytes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgesnn import cost
+from edgesnn import analytic
 from edgesnn.hw import Device
 from edgesnn.plan import (Plan, as_float32, bptt_tensors, learning_tensors, make_plan,
                           total_packed_bytes)
@@ -23,9 +23,9 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             hidden_rate: float = 0.05) -> dict[str, Any]:
     """The profile report as a JSON-ready dict (see the module docstring)."""
     plan = make_plan(spec, device)
-    ops = cost.stllr_ops(spec, input_rate, hidden_rate)
-    infer = cost.forward_ops(spec, input_rate, hidden_rate)
-    bptt = cost.bptt_ops(spec, input_rate, hidden_rate)
+    ops = analytic.stllr_ops(spec, input_rate, hidden_rate)
+    infer = analytic.forward_ops(spec, input_rate, hidden_rate)
+    bptt = analytic.bptt_ops(spec, input_rate, hidden_rate)
     tensors = learning_tensors(spec, device)
     bptt_t = bptt_tensors(spec, device)
     return {
@@ -38,20 +38,20 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
         "rates": {"input": input_rate, "hidden": hidden_rate},
         "memory": _memory(plan),
         "ops": ops.as_dict(),
-        "energy_pj": cost.energy_pj(ops, plan),
-        "inference": {"ops": infer.as_dict(), "energy_pj": cost.energy_pj(infer, plan)},
+        "energy_pj": analytic.energy_pj(ops, plan),
+        "inference": {"ops": infer.as_dict(), "energy_pj": analytic.energy_pj(infer, plan)},
         "bptt": {
             "memory_bytes": total_packed_bytes(bptt_t),
             "memory_bytes_float32": total_packed_bytes(as_float32(bptt_t)),
-            "state_elements": cost.bptt_state_elements(spec),
+            "state_elements": analytic.bptt_state_elements(spec),
             "ops": bptt.as_dict(),
-            "energy_pj": cost.bptt_energy_pj(spec, plan, input_rate, hidden_rate),
+            "energy_pj": analytic.bptt_energy_pj(spec, plan, input_rate, hidden_rate),
         },
         "float32": {
             "memory_bytes": total_packed_bytes(as_float32(tensors)),
-            "energy_pj": cost.energy_pj(ops, plan, float32=True),
+            "energy_pj": analytic.energy_pj(ops, plan, float32=True),
         },
-        "stllr": {"state_elements": cost.stllr_state_elements(spec),
+        "stllr": {"state_elements": analytic.stllr_state_elements(spec),
                   "memory_bytes_packed": total_packed_bytes(tensors)},
     }
 

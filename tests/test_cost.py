@@ -1,90 +1,75 @@
-"""Analytic counts against the papers' formulas, worked by hand on a tiny network.
-
-Network (tests/conftest.py TINY_SPEC): 3 inputs -> 4 recurrent LIF -> 2 readout,
-T = 10, window Tl = 4, rates: inputs 0.5, hidden 0.25 spikes per step.
-"""
+"""Cycle and energy model on hand-made counters of a tiny device."""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from edgesnn import cost
+from edgesnn.counters import INDEX, Counters
 from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
 from edgesnn.spec import parse_spec
 from conftest import TINY_DEVICE, TINY_SPEC
 
 
+def _counters(**events) -> Counters:
+    c = Counters()
+    for k, v in events.items():
+        c.events[INDEX[k]] = v
+    return c
+
+
 @pytest.fixture
-def spec():
-    return parse_spec(tomllib.loads(TINY_SPEC))
+def plan():
+    return make_plan(parse_spec(tomllib.loads(TINY_SPEC)), parse_device(tomllib.loads(TINY_DEVICE)))
 
 
-def test_forward_counts_by_hand(spec):
-    ops = cost.forward_ops(spec, 0.5, 0.25)
-    # per step: inputs 0.5*3*4 = 6, recurrence 0.25*4*4 = 4, readout 0.25*4*2 = 2 -> 12
-    assert ops.synops == 120
-    # 4 hidden + 2 readout neurons, 10 steps
-    assert ops.neuron_updates == 60
+def test_cycles_by_hand(plan):
+    # tiny device: 2 synaptic accumulators, 1 MAC, 1 neuron unit, 1 LFSR; one bank, 1 port
+    c = _counters(synops=101, neuron_updates=60, trace_updates=150, eligibility_macs=300,
+                  signal_macs=32, weight_writes=41, lfsr_draws=0)
+    c.sram_reads["main"], c.sram_writes["main"] = 500, 100
+    r = cost.cycles(c, plan.device, steps=10)
+    assert r.phases == {"input_events": 51, "neuron_update": 60, "traces": 150, "learning": 332,
+                        "weight_update": 21, "random": 0}
+    # five active phases, 2 cycles each per step, 10 steps
+    assert r.compute_cycles == 51 + 60 + 150 + 332 + 21 + 5 * 2 * 10
+    assert r.memory_cycles == 600
+    assert r.cycles == 714 and r.bound == "compute"
+    assert r.latency_us == pytest.approx(714 / 100.0)        # 100 MHz
 
 
-def test_stllr_counts_by_hand(spec):
-    ops = cost.stllr_ops(spec, 0.5, 0.25)
-    # traces per step: q 3 + h 4 + q_rec 4 (hidden) + q 4 (readout) = 15, 10 steps
-    assert ops.trace_updates == 150
-    # window step: hidden 4*(3+4) = 28 synapses x 2 MACs + 2 factors x 4 + 4 bias = 68;
-    # readout 4*2 + 2 = 10; 4 window steps
-    assert ops.eligibility_macs == 4 * 78
-    # BP signal e @ W_out: 2*4 per window step
-    assert ops.signal_macs == 4 * 8
-    assert ops.learning_macs == 344
-    # parameters 3*4 + 4*4 + 4 + 4*2 + 2 = 42, rewritten every window step
-    assert ops.weight_writes == 4 * 42
+def test_memory_bound_when_a_bank_is_busier(plan):
+    c = _counters(synops=10)
+    c.sram_reads["main"] = 5000
+    r = cost.cycles(c, plan.device, steps=1)
+    assert r.cycles == 5000 and r.bound == "memory: main"
 
 
-def test_per_sample_update_writes_each_parameter_once(spec):
-    s = replace(spec, learning=replace(spec.learning, update="per-sample"))
-    assert cost.stllr_ops(s, 0.5, 0.25).weight_writes == 42
+def test_energy_by_hand(plan):
+    c = _counters(synops=100, neuron_updates=10, lut_lookups=10, lfsr_draws=4)
+    c.sram_reads["main"], c.sram_writes["main"] = 20, 5
+    e = cost.energy_pj(c, plan)
+    assert e["synaptic"] == pytest.approx(100 * 0.1)              # int32 current add
+    # shift decay (an int16 add) + 3 int16 adds at the 16-bit membrane
+    assert e["neuron"] == pytest.approx(10 * 4 * 0.05)
+    assert e["lut"] == pytest.approx(10 * 1.0) and e["lfsr"] == pytest.approx(0.4)
+    assert e["sram"] == pytest.approx(20 * 10.0 + 5 * 12.0)
+    assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
 
 
-def test_tess_counts_by_hand(spec):
-    ops = cost.tess_ops(spec, 0.5, 0.25)
-    # LSG per window step: z = B a (2*4) and B^T e (2*4), spread to 4 neurons -> 20
-    assert ops.signal_macs == 4 * 20
-    assert ops.eligibility_macs == 4 * 78
-    assert cost.tess_state_elements(spec) == 15 + 4
-    assert cost.tess_state_elements(spec, pooled={0: 2}) == 15 + 2
+def test_float_reference_costs_fp32_ops_and_32_bit_accesses(plan):
+    c = _counters(synops=100)
+    e = cost.energy_pj(c, plan, float_reference=True)
+    assert e["synaptic"] == pytest.approx(100 * 0.9)
+    # each synop reads one 32-bit weight: half a 64-bit word at 10 pJ
+    assert e["sram"] == pytest.approx(100 * 10.0 / 2)
 
 
-def test_bptt_counts_by_hand(spec):
-    ops = cost.bptt_ops(spec, 0.5, 0.25)
-    # weight gradients every step: hidden 12 + 16 + 4, readout 8 + 2 = 42
-    assert ops.eligibility_macs == 10 * 42
-    # adjoint per step: through recurrence 16 + surrogate 4; readout down to hidden 2*4 = 8
-    assert ops.signal_macs == 10 * 28
-    assert ops.weight_writes == 42
-
-
-def test_state_elements_stllr_constant_bptt_linear(spec):
-    assert cost.stllr_state_elements(spec) == 15
-    # per step: hidden x 3 + u 4 + s 4, readout x 4 + u 2 = 17
-    assert cost.bptt_state_elements(spec) == 170
-    for T in (10, 100, 1000):
-        s = replace(spec, time_steps=T)
-        assert cost.stllr_state_elements(s) == 15
-        assert cost.bptt_state_elements(s) == 17 * T
-
-
-def test_energy_of_synaptic_ops_by_hand(spec):
-    dev = parse_device(tomllib.loads(TINY_DEVICE))
-    plan = make_plan(spec, dev)
-    e = cost.energy_pj(cost.OpCounts(synops=100), plan)
-    # one synop: int32 add of the current (0.1 pJ) + one eighth of a 64-bit read (10/8 pJ)
-    assert e["synaptic"] == pytest.approx(100 * (0.1 + 10 / 8))
-    assert e["total"] == pytest.approx(e["synaptic"])
-    f = cost.energy_pj(cost.OpCounts(synops=100), plan, float32=True)
-    # float32: fp32 add (0.9) + half a 64-bit read (10/2)
-    assert f["synaptic"] == pytest.approx(100 * (0.9 + 10 / 2))
+def test_per_sample_division(plan):
+    c = _counters(synops=200)
+    assert cost.energy_pj(c, plan, samples=2)["synaptic"] == pytest.approx(100 * 0.1)
+    assert cost.cycles(c, plan.device, steps=10, samples=2).phases["input_events"] == 50
