@@ -140,9 +140,11 @@ def hw_validate(file: Path) -> None:
               help="Mean hidden spikes per neuron per step.")
 @click.option("--allow-over-budget", is_flag=True,
               help="Write the report (fits: false) instead of failing when it does not fit.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a spec key, e.g. --set learning.update=per-sample.")
 @_one_line_errors
 def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: float,
-            hidden_rate: float, allow_over_budget: bool) -> None:
+            hidden_rate: float, allow_over_budget: bool, overrides: tuple[str, ...]) -> None:
     """Memory map, operation counts and energy of learning SPEC on a device.
 
     SPEC is a network spec TOML (see examples/). The report places every
@@ -158,7 +160,7 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
     from edgesnn.report import to_json
     from edgesnn.spec import load_spec
 
-    report = build(load_spec(spec), load_device(hw_name), input_rate, hidden_rate)
+    report = build(load_spec(spec, overrides), load_device(hw_name), input_rate, hidden_rate)
     if not report["fits"] and not allow_over_budget:
         raise BudgetError(report["problems"][0])
     _emit(to_json(report) if fmt == "json" else to_markdown(report), out)

@@ -146,9 +146,14 @@ class FloatEngine:
         self.spec = spec
         self.params = params
         ln = spec.learning
-        self.lr = 2.0 ** -ln.learning_rate_shift
+        self.set_lr_shift(ln.learning_rate_shift)
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
+
+    def set_lr_shift(self, shift: int) -> None:
+        """Learning rate ``2**-shift`` from the next update on (the trainer's schedule)."""
+        self.lr_shift = int(shift)
+        self.lr = 2.0 ** -self.lr_shift
 
     def state(self) -> dict[str, np.ndarray]:
         """Learnable state by plan tensor name (for checkpoints)."""

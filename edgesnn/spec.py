@@ -31,6 +31,7 @@ A spec is a TOML file::
     alpha_pre = 1.0
     alpha_post = 1.0
     learning_rate = 0.0009765625   # rounded to a power of two on the device
+    lr_halving_every = 0    # halve the rate every N learned samples (a shift counter); 0: never
     init_scale = 1.0        # initial feed-forward weights uniform, variance init_scale^2 / fan-in
     update = "per-step"     # apply each step, or accumulate "per-sample"
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
@@ -105,11 +106,17 @@ class LearningSpec:
     update: str = "per-step"
     surrogate: str = "rational"
     init_scale: float = 1.0
+    lr_halving_every: int = 0
 
     @property
     def learning_rate_shift(self) -> int:
-        """The device's learning rate is ``2**-shift``: the nearest power of two."""
+        """The device's initial learning rate is ``2**-shift``: the nearest power of two."""
         return max(0, round(-math.log2(self.learning_rate)))
+
+    def shift_at(self, sample: int) -> int:
+        """Learning-rate shift for the ``sample``-th learned sample (0-based) of a run."""
+        extra = sample // self.lr_halving_every if self.lr_halving_every else 0
+        return self.learning_rate_shift + extra
 
     @property
     def per_sample(self) -> bool:
@@ -259,6 +266,7 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
         update=t.choice("update", ("per-step", "per-sample"), "per-step"),
         surrogate=t.choice("surrogate", ("rational", "triangle"), "rational"),
         init_scale=t.number("init_scale", 1.0, lo=0.0, lo_open=True, hi=100.0),
+        lr_halving_every=t.integer("lr_halving_every", 0, lo=0),
     )
     t.reject_unknown()
     return learning

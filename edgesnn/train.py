@@ -8,7 +8,8 @@ function of ``(seed, k)``, so a run resumed from a checkpoint at ``k`` ends
 bit-identical to an uninterrupted one.
 
 An engine is any object with ``run_sample(x, label, learn) -> SampleResult``,
-``state() -> dict[str, ndarray]`` and ``load_state(dict)``.
+``set_lr_shift(shift)`` (the spec's learning-rate schedule, set before each
+learned sample), ``state() -> dict[str, ndarray]`` and ``load_state(dict)``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ CHECKPOINT_VERSION = 1
 
 class Engine(Protocol):
     def run_sample(self, x: np.ndarray, label: int | None, learn: bool = True): ...
+    def set_lr_shift(self, shift: int) -> None: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
@@ -145,7 +147,9 @@ class Trainer:
         cfg = self.config
         while self.k < cfg.samples:
             x, label = self.stream.sample(self.k)
+            shift = self.spec.learning.shift_at(self.k)
             for name, eng in self.engines.items():
+                eng.set_lr_shift(shift)
                 r = eng.run_sample(x, label, learn=True)
                 self._window_correct[name] += int(r.prediction == label)
                 ev = self.totals.events.setdefault(name, np.zeros_like(r.events))
