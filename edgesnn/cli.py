@@ -174,8 +174,12 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 @click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
 @click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
               help="Device preset or .toml path: the plan (memory map) the run is placed on.")
-@click.option("--engine", type=click.Choice(["float"]), default="float", show_default=True,
-              help="float: numpy reference engine in device mode (batch 1, SGD, 2^-k rate).")
+@click.option("--engine", type=click.Choice(["float", "paper"]), default="float",
+              show_default=True,
+              help="float: numpy reference engine in device mode (batch 1, SGD, 2^-k rate); "
+                   "paper: the authors' setting (weight standardisation, Adam, mini-batches).")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
+              help="Mini-batch size of the paper engine.")
 @click.option("--data", type=click.Choice(["yinyang"]), default="yinyang", show_default=True,
               help="Data set (yinyang is generated: no download, no files).")
 @click.option("--samples", type=click.IntRange(1), default=5000, show_default=True,
@@ -198,7 +202,7 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
               help="Continue a run from a checkpoint (same spec, seed and options).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_one_line_errors
-def simulate(spec: Path | None, hw_name: str, engine: str, data: str, samples: int, seed: int,
+def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str, samples: int, seed: int,
              encoding: str, eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
              checkpoint_every: int, resume: Path | None, quiet: bool) -> None:
     """Learn SPEC online, one sample at a time, and report accuracy and cost.
@@ -219,7 +223,7 @@ def simulate(spec: Path | None, hw_name: str, engine: str, data: str, samples: i
     cfg = TrainConfig(samples=samples, eval_every=eval_every, eval_samples=eval_samples,
                       seed=seed, encoding=encoding, checkpoint_every=checkpoint_every,
                       checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
-    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, resume=str(resume) if resume else None)
+    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, batch=batch, resume=str(resume) if resume else None)
     trainer = prepare(net, device, opts)
     todo = samples - trainer.k
     with click.progressbar(length=todo, label=f"learning {net.name} ({engine})", file=sys.stderr,

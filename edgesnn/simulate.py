@@ -28,7 +28,7 @@ from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import NetworkSpec
 from edgesnn.train import Trainer, TrainConfig, evaluate
 
-ENGINES = ("float",)
+ENGINES = ("float", "paper")
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,20 @@ class SimulateOptions:
     data: str = "yinyang"
     config: TrainConfig = TrainConfig()
     resume: str | None = None
+    batch: int = 16
 
 
-def build_engines(spec: NetworkSpec, names: tuple[str, ...], seed: int) -> dict[str, Any]:
+def build_engines(spec: NetworkSpec, names: tuple[str, ...], seed: int,
+                  batch: int = 16) -> dict[str, Any]:
     """Engines by name, all starting from the same seeded parameters."""
     engines: dict[str, Any] = {}
     for name in names:
         if name == "float":
             engines[name] = FloatEngine(spec, init_params(spec, seed))
+        elif name == "paper":
+            from edgesnn.paper import PaperEngine
+
+            engines[name] = PaperEngine(spec, init_params(spec, seed), batch)
         else:
             raise SpecError(f"engine '{name}' is not built yet; engines: {', '.join(ENGINES)}")
     return engines
@@ -65,7 +71,7 @@ def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer
     if int(train.labels.max()) >= spec.classes:
         raise DataError(f"data set '{opts.data}' has {int(train.labels.max()) + 1} classes, the "
                         f"spec's readout has {spec.classes}")
-    trainer = Trainer(spec, build_engines(spec, opts.engines, cfg.seed),
+    trainer = Trainer(spec, build_engines(spec, opts.engines, cfg.seed, opts.batch),
                       train, validation, cfg)
     if opts.resume:
         trainer.load(opts.resume)

@@ -92,3 +92,39 @@ def test_bad_samples_are_refused(x, msg):
     spec = _small_shd()
     with pytest.raises(DataError, match=msg):
         FloatEngine(spec, init_params(spec, 0)).run_sample(x, 0)
+
+
+def test_paper_mode_first_adam_step_follows_the_golden_batch_gradient():
+    """Two samples = one batch of 2: the first Adam step moves each raw weight by lr*sign(g),
+    g the batch gradient through weight standardisation (run_net + standardize_vjp, both pinned
+    by the golden vectors)."""
+    from edgesnn.paper import PaperEngine
+    from edgesnn.rules.stllr import standardize, standardize_vjp
+
+    spec = _small_shd()
+    params = init_params(spec, seed=4)
+    eng = PaperEngine(spec, params, batch=2)
+    raw0, gain0 = eng.raw[0].copy(), eng.gain[0].copy()
+    rec0, gain_rec0 = eng.raw_rec[0].copy(), eng.gain_rec[0].copy()
+    W_out0, b_out0 = eng.params.W_out.copy(), eng.params.b_out.copy()
+    rng = np.random.default_rng(2)
+    xs = (rng.random((2, 20, 12)) < 0.3).astype(np.uint8)
+    labels = np.array([1, 3])
+    for x, y in zip(xs, labels):
+        eng.run_sample(x, int(y))
+    L, ln, ro = spec.layers[0], spec.learning, spec.readout
+    f = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
+    hidden = DenseParams(W=standardize(raw0, gain0), b=np.zeros(9), factors=f,
+                         W_rec=standardize(rec0, gain_rec0),
+                         lif=LIFParams(L.beta, L.threshold, L.reset, psi_rational))
+    net = NetParams(hidden, ReadoutLayerParams(W_out0, b_out0, ro.beta, ro.trace_decay), "BP", None)
+    res = run_net(np.transpose(xs, (1, 0, 2)).astype(float), labels, np.arange(20) >= 12, net)
+    g_raw, _ = standardize_vjp(raw0, gain0, res.hidden_grads.dW)
+    lr = ln.learning_rate
+    for before, after, g in ((raw0, eng.raw[0], g_raw), (W_out0, eng.params.W_out,
+                                                          res.readout_grads.dW)):
+        # Adam's first step: m = (1-b1) g, v = (1-b2) g^2, bias-corrected -> g / (|g| + eps)
+        assert np.abs(g).max() > 1e-3
+        assert np.allclose(before - after, lr * g / (np.abs(g) + 1e-8), rtol=1e-6, atol=1e-12)
+    # the effective weights used next are the standardisation of the new raw weights
+    assert np.allclose(eng.params.W[0], standardize(eng.raw[0], eng.gain[0]))
