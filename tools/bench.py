@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Benchmark: the SHD-sized network learning online at batch 1.
+
+Measures, in one run and on the same random input samples:
+
+* samples/s of the fixed engine and of the float engine (device mode),
+* synaptic operations per second of the fixed engine,
+* peak resident memory of a fresh process learning at T=100 and at T=1000
+  (the fixed engine's state must not grow with T),
+* (``--fsdd DIR``, when the audio issue has landed) encoding and learning
+  samples/s on spoken digits.
+
+Network: examples/shd.toml (700 inputs, 450 recurrent LIF, 20 classes,
+T=100, window 90, per-step updates) on the cortex-m7 preset; inputs are
+Bernoulli spikes at 2% per channel per step, labels uniform. The first
+sample of each engine is run once before timing (numba compiles it).
+
+    python tools/bench.py            # table
+    python tools/bench.py --json     # one JSON object
+    python tools/bench.py --quick    # fewer samples, under a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgesnn.hw import load_device  # noqa: E402
+from edgesnn.plan import make_plan  # noqa: E402
+from edgesnn.reference import FloatEngine, init_params  # noqa: E402
+from edgesnn.spec import load_spec  # noqa: E402
+
+SPEC = ROOT / "examples" / "shd.toml"
+DEVICE = "cortex-m7"
+INPUT_RATE = 0.02
+
+
+def shd_spec(T: int = 100):
+    spec = load_spec(SPEC)
+    return replace(spec, time_steps=T, learning=replace(spec.learning,
+                                                        window=min(spec.learning.window, T)))
+
+
+def samples(spec, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield ((rng.random((spec.time_steps, spec.inputs)) < INPUT_RATE).astype(np.uint8),
+               int(rng.integers(spec.classes)))
+
+
+def make_engine(name: str, spec, seed: int = 0):
+    params = init_params(spec, seed)
+    if name == "float":
+        return FloatEngine(spec, params)
+    from edgesnn.core import FixedEngine
+
+    return FixedEngine(make_plan(spec, load_device(DEVICE)), params, seed)
+
+
+def time_engine(name: str, spec, n: int) -> dict:
+    eng = make_engine(name, spec)
+    warm = next(samples(spec, 1, seed=99))
+    eng.run_sample(*warm)                     # compile / warm caches, not timed
+    synops = 0
+    t0 = time.perf_counter()
+    for x, y in samples(spec, n):
+        r = eng.run_sample(x, y)
+        synops += int(r.events[0])
+    dt = time.perf_counter() - t0
+    return {"samples": n, "seconds": dt, "samples_per_s": n / dt, "synops_per_s": synops / dt}
+
+
+def peak_rss_mb(engine: str, T: int, n: int) -> float:
+    """Peak RSS of a fresh process that learns ``n`` samples at ``T`` steps."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource;"
+            f"from tools.bench import shd_spec, samples, make_engine;"
+            f"spec = shd_spec({T}); eng = make_engine({engine!r}, spec);"
+            f"[eng.run_sample(x, y) for x, y in samples(spec, {n})];"
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
+    ap.add_argument("--engines", default="fixed,float", help="comma-separated: fixed,float")
+    args = ap.parse_args(argv)
+    n_fixed = args.samples or (40 if args.quick else 400)
+    n_float = max(3, n_fixed // (20 if args.quick else 10))
+    engines = args.engines.split(",")
+    spec = shd_spec(100)
+    res: dict = {"network": "examples/shd.toml 700-450rec-20, T=100, window 90, per-step",
+                 "device": DEVICE, "input_rate": INPUT_RATE}
+    if "fixed" in engines:
+        f = time_engine("fixed", spec, n_fixed)
+        res.update(fixed_samples_per_s=f["samples_per_s"], synops_per_s=f["synops_per_s"],
+                   fixed_samples=n_fixed)
+        res["peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3)
+        res["peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3)
+    if "float" in engines:
+        g = time_engine("float", spec, n_float)
+        res.update(float_samples_per_s=g["samples_per_s"], float_samples=n_float)
+        res.setdefault("synops_per_s", g["synops_per_s"])
+    if "fixed_samples_per_s" in res and "float_samples_per_s" in res:
+        res["speedup"] = res["fixed_samples_per_s"] / res["float_samples_per_s"]
+    res["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"edgesnn bench: {res['network']}, device {DEVICE}, input rate {INPUT_RATE}")
+    rows = [("fixed engine samples/s", res.get("fixed_samples_per_s")),
+            ("float engine samples/s", res.get("float_samples_per_s")),
+            ("fixed / float", res.get("speedup")),
+            ("synaptic ops/s (fixed)", res.get("synops_per_s")),
+            ("peak RSS, T=100 (MB)", res.get("peak_rss_mb_t100")),
+            ("peak RSS, T=1000 (MB)", res.get("peak_rss_mb_t1000"))]
+    for label, value in rows:
+        print(f"  {label:26s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
