@@ -34,3 +34,25 @@ def _png(fig) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def energy_bars_png(breakdown: dict[str, dict[str, float]], title: str) -> bytes:
+    """Energy per sample by component (stacked bars), one bar per engine/mode, in nJ.
+
+    ``breakdown[bar][component] = pJ``; the ``total`` entry is ignored.
+    """
+    bars = list(breakdown)
+    comps = sorted({c for d in breakdown.values() for c in d if c != "total"})
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    bottom = [0.0] * len(bars)
+    for comp in comps:
+        vals = [breakdown[b].get(comp, 0.0) / 1e3 for b in bars]
+        if not any(vals):
+            continue
+        ax.bar(bars, vals, bottom=bottom, label=comp.replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy per sample (nJ)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

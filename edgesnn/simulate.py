@@ -174,7 +174,8 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     engines = [n for n in ENGINES if n in report]
     png = learning_curve_png(report["curve"]["samples"],
                              {n: report["curve"]["accuracy"][n] for n in engines},
-                             f"{report['spec']['name']}: online learning on {report['data']['name']}",
+                             f"{report['spec']['name']} on {report['device']['name']}: online "
+                             f"learning, batch 1 ({report['data']['name']})",
                              {n: report[n]["test_accuracy"] for n in engines})
     return [write_atomic(out / "report.json", to_json(report)),
             write_atomic(out / "report.md", to_markdown(report)),

@@ -145,6 +145,8 @@ class Trainer:
     # -- running ----------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None) -> History:
         cfg = self.config
+        if self.k == 0 and not self.history.samples:
+            self._evaluate()                     # the curve starts at the untrained network
         while self.k < cfg.samples:
             x, label = self.stream.sample(self.k)
             shift = self.spec.learning.shift_at(self.k)

@@ -22,7 +22,7 @@ def test_simulate_writes_the_three_outputs(runner, tmp_path):
     assert res.exit_code == 0, res.output
     r = json.loads((out / "report.json").read_text())
     assert 0.0 <= r["float"]["test_accuracy"] <= 1.0
-    assert r["curve"]["samples"] == [20, 40]
+    assert r["curve"]["samples"] == [0, 20, 40]
     assert r["float"]["ops_per_sample"]["synops"] > 0
     assert r["memory"]["banks"] and r["data"]["name"] == "yinyang"
     assert "float test accuracy" in res.stdout
@@ -40,7 +40,7 @@ def test_simulate_resume_from_cli(runner, tmp_path):
                                 "--out", str(out), "--resume", str(out / "checkpoint.npz")])
     assert res2.exit_code == 0, res2.output
     r = json.loads((out / "report.json").read_text())
-    assert r["config"]["resumed_at"] == 40 and r["curve"]["samples"] == [20, 40, 60]
+    assert r["config"]["resumed_at"] == 40 and r["curve"]["samples"] == [0, 20, 40, 60]
 
 
 @pytest.mark.parametrize("args,message", [
