@@ -174,10 +174,12 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 @click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
 @click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
               help="Device preset or .toml path: the plan (memory map) the run is placed on.")
-@click.option("--engine", type=click.Choice(["float", "paper"]), default="float",
-              show_default=True,
-              help="float: numpy reference engine in device mode (batch 1, SGD, 2^-k rate); "
-                   "paper: the authors' setting (weight standardisation, Adam, mini-batches).")
+@click.option("--engine", type=click.Choice(["both", "fixed", "float", "paper"]),
+              default="float", show_default=True,
+              help="fixed: the numba integer core in the device's formats; float: numpy "
+                   "reference in device mode (batch 1, SGD, 2^-k rate); both: fixed and float "
+                   "on the same sample stream; paper: the authors' setting (weight "
+                   "standardisation, Adam, mini-batches).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="Mini-batch size of the paper engine.")
 @click.option("--data", type=click.Choice(["yinyang"]), default="yinyang", show_default=True,
@@ -200,11 +202,15 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
               help="Write OUT/checkpoint.npz every N samples (0: never).")
 @click.option("--resume", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Continue a run from a checkpoint (same spec, seed and options).")
+@click.option("--trace-sample", type=click.IntRange(0), default=None, metavar="K",
+              help="Write every state variable of training sample K, per engine, to "
+                   "OUT/trace.npz (to see where fixed and float diverge).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_one_line_errors
 def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str, samples: int, seed: int,
              encoding: str, eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
-             checkpoint_every: int, resume: Path | None, quiet: bool) -> None:
+             checkpoint_every: int, resume: Path | None, trace_sample: int | None,
+             quiet: bool) -> None:
     """Learn SPEC online, one sample at a time, and report accuracy and cost.
 
     SPEC defaults to the built-in Yin-Yang network (examples/yinyang.toml).
@@ -214,7 +220,9 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     bit-identical to an uninterrupted one.
     """
     from edgesnn.hw import load_device
-    from edgesnn.simulate import SimulateOptions, prepare, simulate as run, write_outputs
+    from edgesnn.errors import DataError
+    from edgesnn.simulate import (ENGINE_CHOICES, SimulateOptions, prepare, simulate as run,
+                                  write_outputs)
     from edgesnn.spec import load_spec
     from edgesnn.train import TrainConfig
 
@@ -223,17 +231,24 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     cfg = TrainConfig(samples=samples, eval_every=eval_every, eval_samples=eval_samples,
                       seed=seed, encoding=encoding, checkpoint_every=checkpoint_every,
                       checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
-    opts = SimulateOptions(engines=(engine,), data=data, config=cfg, batch=batch, resume=str(resume) if resume else None)
+    opts = SimulateOptions(engines=ENGINE_CHOICES[engine], data=data, config=cfg, batch=batch,
+                           resume=str(resume) if resume else None)
     trainer = prepare(net, device, opts)
+    if trace_sample is not None:
+        if not trainer.k <= trace_sample < samples:
+            raise DataError(f"--trace-sample {trace_sample} is not among the samples this run "
+                            f"learns ({trainer.k} to {samples - 1})")
+        trainer.trace_at = trace_sample
     todo = samples - trainer.k
-    with click.progressbar(length=todo, label=f"learning {net.name} ({engine})", file=sys.stderr,
-                           show_pos=True, show_eta=True, hidden=quiet) as bar:
+    with click.progressbar(length=todo, label=f"learning {net.name} ({engine}) on {device.name}",
+                           file=sys.stderr, show_pos=True, show_eta=True, hidden=quiet) as bar:
         report = run(net, device, opts, progress=bar.update, trainer=trainer)
-    for path in write_outputs(report, out):
+    for path in write_outputs(report, out, trainer.traced):
         click.echo(f"wrote {path}", err=True)
     click.echo(f"{net.name}: " + ", ".join(
         f"{name} test accuracy {100 * report[name]['test_accuracy']:.2f}%"
-        for name in opts.engines))
+        for name in opts.engines)
+        + (f"; gap {report['gap_points']:+.2f} points" if "gap_points" in report else ""))
 
 
 def _default_spec() -> Path:

@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from edgesnn.counters import Counters
 from edgesnn.encoders import encode
 from edgesnn.errors import CheckpointError
 from edgesnn.report import write_atomic
@@ -74,11 +75,17 @@ class History:
 
 @dataclass
 class RunTotals:
-    """Per engine: sums of event counters and spikes over learned samples."""
+    """Per engine: counters (events, SRAM words, saturations) and spikes over learned samples."""
 
-    events: dict[str, np.ndarray] = field(default_factory=dict)
+    counters: dict[str, Counters] = field(default_factory=dict)
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     learned: int = 0
+
+
+def sample_counters(engine: Engine, result) -> Counters:
+    """The full counters of the sample an engine just ran (events only if it counts no SRAM)."""
+    last = getattr(engine, "last_counters", None)
+    return last if last is not None else Counters(events=result.events.copy())
 
 
 class Stream:
@@ -107,8 +114,11 @@ class Stream:
 
 
 def evaluate(engine: Engine, split: Split, spec: NetworkSpec, encoding: str,
-             limit: int | None = None) -> tuple[float, float]:
-    """Accuracy and mean window loss on the first ``limit`` points, no learning."""
+             limit: int | None = None, counts: Counters | None = None) -> tuple[float, float]:
+    """Accuracy and mean window loss on the first ``limit`` points, no learning.
+
+    ``counts``, if given, accumulates the counters of every inference.
+    """
     n = len(split) if limit is None else min(limit, len(split))
     stream = Stream(split, spec, 0, encoding)
     correct, losses = 0, []
@@ -116,6 +126,8 @@ def evaluate(engine: Engine, split: Split, spec: NetworkSpec, encoding: str,
         r = engine.run_sample(stream.x(i), int(split.labels[i]), learn=False)
         correct += int(r.prediction == split.labels[i])
         losses.append(r.loss)
+        if counts is not None:
+            counts.add(sample_counters(engine, r))
     return correct / max(n, 1), float(np.mean(losses)) if losses else float("nan")
 
 
@@ -139,6 +151,8 @@ class Trainer:
                                train_accuracy={n: [] for n in engines},
                                loss={n: [] for n in engines})
         self.totals = RunTotals()
+        self.trace_at: int | None = None         # sample whose states are recorded
+        self.traced: dict[str, np.ndarray] = {}
         self._window_correct = {n: 0 for n in engines}
         self._window_count = 0
 
@@ -150,12 +164,13 @@ class Trainer:
         while self.k < cfg.samples:
             x, label = self.stream.sample(self.k)
             shift = self.spec.learning.shift_at(self.k)
+            if self.k == self.trace_at:
+                self._trace(x, label)
             for name, eng in self.engines.items():
                 eng.set_lr_shift(shift)
                 r = eng.run_sample(x, label, learn=True)
                 self._window_correct[name] += int(r.prediction == label)
-                ev = self.totals.events.setdefault(name, np.zeros_like(r.events))
-                ev += r.events
+                self.totals.counters.setdefault(name, Counters()).add(sample_counters(eng, r))
                 sp = self.totals.spikes.setdefault(name, np.zeros_like(r.spikes))
                 sp += r.spikes
             self.totals.learned += 1
@@ -170,6 +185,21 @@ class Trainer:
             if self.k % cfg.eval_every == 0 or self.k == cfg.samples:
                 self._evaluate()
         return self.history
+
+    def _trace(self, x: np.ndarray, label: int) -> None:
+        """Record every state variable of this sample in each engine, leaving runs unchanged.
+
+        The engine's state is restored after ``trace`` so that the sample is then
+        learned exactly as in an untraced run.
+        """
+        for name, eng in self.engines.items():
+            if not hasattr(eng, "trace"):
+                continue
+            saved = eng.state()
+            for key, arr in eng.trace(x, label).items():
+                self.traced[f"{name}/{key}"] = np.asarray(arr)
+            eng.load_state(saved)
+        self.traced["x"], self.traced["label"] = x, np.array(label)
 
     def _evaluate(self) -> None:
         h = self.history
@@ -199,10 +229,13 @@ class Trainer:
             for key, a in eng.state().items():
                 arrays[f"engine/{name}/{key}"] = np.asarray(a)
         for name in self.engines:
-            if name in self.totals.events:
-                arrays[f"totals/{name}/events"] = self.totals.events[name]
+            if name in self.totals.counters:
+                arrays[f"totals/{name}/events"] = self.totals.counters[name].events
                 arrays[f"totals/{name}/spikes"] = self.totals.spikes[name]
+        memory = {name: {"sram_reads": c.sram_reads, "sram_writes": c.sram_writes,
+                         "saturations": c.saturations} for name, c in self.totals.counters.items()}
         state = {"meta": self._meta(), "k": self.k, "learned": self.totals.learned,
+                 "counters": memory,
                  "history": asdict(self.history), "window_correct": self._window_correct,
                  "window_count": self._window_count}
         arrays["state_json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
@@ -232,7 +265,9 @@ class Trainer:
             prefix = f"engine/{name}/"
             eng.load_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
             if f"totals/{name}/events" in arrays:
-                self.totals.events[name] = arrays[f"totals/{name}/events"].copy()
+                self.totals.counters[name] = Counters(
+                    events=arrays[f"totals/{name}/events"].copy(),
+                    **state.get("counters", {}).get(name, {}))
                 self.totals.spikes[name] = arrays[f"totals/{name}/spikes"].copy()
         self.k = int(state["k"])
         self.totals.learned = int(state["learned"])

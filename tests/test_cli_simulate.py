@@ -10,7 +10,7 @@ import pytest
 from edgesnn.cli import main
 from conftest import EXAMPLES, SHARED
 
-FAST = ["--samples", "40", "--eval-every", "20", "--eval-samples", "10", "--quiet",
+FAST = ["--engine", "float", "--samples", "40", "--eval-every", "20", "--eval-samples", "10", "--quiet",
         "--set", "layers.0.size=16", "--set", "network.time_steps=12",
         "--set", "learning.window=6"]
 GOLDEN = SHARED / "golden" / "stllr"

@@ -48,7 +48,7 @@ def test_resumed_run_ends_bit_identical(tmp_path):
         assert np.array_equal(arr, resumed.engines["float"].state()[name]), name
     assert whole.history.accuracy == resumed.history.accuracy
     assert whole.history.samples == resumed.history.samples
-    assert np.array_equal(whole.totals.events["float"], resumed.totals.events["float"])
+    assert np.array_equal(whole.totals.counters["float"].events, resumed.totals.counters["float"].events)
 
 
 def test_checkpoint_for_another_seed_or_spec_is_refused(tmp_path):
