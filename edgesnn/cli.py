@@ -182,14 +182,21 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
                    "standardisation, Adam, mini-batches).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="Mini-batch size of the paper engine.")
-@click.option("--data", type=click.Choice(["yinyang"]), default="yinyang", show_default=True,
-              help="Data set (yinyang is generated: no download, no files).")
+@click.option("--data", type=click.Choice(["yinyang", "fsdd"]), default="yinyang",
+              show_default=True,
+              help="Data set: yinyang is generated (no files); fsdd reads WAV files from "
+                   "--data-dir.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder of a data set's files (FSDD: the recordings).")
 @click.option("--samples", type=click.IntRange(1), default=5000, show_default=True,
               help="Training samples learned online (passes over the data = samples / train size).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the initial weights, the sample order and the encoders.")
-@click.option("--encoding", type=click.Choice(["regular", "rate", "latency"]), default="regular",
-              show_default=True, help="Spike encoder of the features.")
+@click.option("--encoding", type=click.Choice(["regular", "rate", "latency", "iaf", "delta"]),
+              default=None,
+              help="Spike encoder: regular (default), rate or latency for Yin-Yang points; iaf "
+                   "(default: integrate-and-fire per mel band) or delta (UP/DOWN delta "
+                   "modulation) for audio.")
 @click.option("--eval-every", type=click.IntRange(1), default=1000, show_default=True,
               help="Evaluate on the validation split every N samples (the learning curve).")
 @click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
@@ -207,8 +214,9 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
                    "OUT/trace.npz (to see where fixed and float diverge).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_one_line_errors
-def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str, samples: int, seed: int,
-             encoding: str, eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
+def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str,
+             data_dir: Path | None, samples: int, seed: int, encoding: str | None,
+             eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
              checkpoint_every: int, resume: Path | None, trace_sample: int | None,
              quiet: bool) -> None:
     """Learn SPEC online, one sample at a time, and report accuracy and cost.
@@ -220,6 +228,7 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     bit-identical to an uninterrupted one.
     """
     from edgesnn.hw import load_device
+    from edgesnn.datasets import ENCODINGS
     from edgesnn.errors import DataError
     from edgesnn.simulate import (ENGINE_CHOICES, SimulateOptions, prepare, simulate as run,
                                   write_outputs)
@@ -229,10 +238,11 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     net = load_spec(spec if spec is not None else _default_spec(), overrides)
     device = load_device(hw_name)
     cfg = TrainConfig(samples=samples, eval_every=eval_every, eval_samples=eval_samples,
-                      seed=seed, encoding=encoding, checkpoint_every=checkpoint_every,
+                      seed=seed, encoding=encoding or ENCODINGS[data][0], checkpoint_every=checkpoint_every,
                       checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
     opts = SimulateOptions(engines=ENGINE_CHOICES[engine], data=data, config=cfg, batch=batch,
-                           resume=str(resume) if resume else None)
+                           resume=str(resume) if resume else None,
+                           data_dir=str(data_dir) if data_dir else None)
     trainer = prepare(net, device, opts)
     if trace_sample is not None:
         if not trainer.k <= trace_sample < samples:

@@ -20,7 +20,6 @@ import numpy as np
 from edgesnn import cost, counters
 from edgesnn.counters import Counters
 from edgesnn.datasets import load_dataset
-from edgesnn.encoders import ENCODINGS
 from edgesnn.errors import DataError, SpecError
 from edgesnn.hw import Device
 from edgesnn.plan import make_plan
@@ -41,6 +40,7 @@ class SimulateOptions:
     config: TrainConfig = TrainConfig()
     resume: str | None = None
     batch: int = 16
+    data_dir: str | None = None
 
 
 def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], seed: int,
@@ -66,20 +66,20 @@ def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], see
 def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer:
     """Check inputs and build a ready Trainer (resumed if asked); raises one-line errors."""
     cfg = opts.config
-    if cfg.encoding not in ENCODINGS:
-        raise DataError(f"unknown encoding '{cfg.encoding}'; encodings: {', '.join(ENCODINGS)}")
     if cfg.samples < 1 or cfg.eval_every < 1 or cfg.eval_samples < 1:
         raise DataError("--samples, --eval-every and --eval-samples must be >= 1")
     make_plan(spec, device).check()
-    train, validation, _ = load_dataset(opts.data)
-    if train.features.shape[1] != spec.inputs:
-        raise DataError(f"data set '{opts.data}' gives {train.features.shape[1]} inputs, spec "
+    train, validation, test = load_dataset(opts.data, opts.data_dir, spec.time_steps,
+                                           spec.inputs, cfg.encoding)
+    if train.n_inputs != spec.inputs:
+        raise DataError(f"data set '{opts.data}' gives {train.n_inputs} inputs, spec "
                         f"'{spec.name}' expects network.inputs = {spec.inputs}")
     if int(train.labels.max()) >= spec.classes:
         raise DataError(f"data set '{opts.data}' has {int(train.labels.max()) + 1} classes, the "
                         f"spec's readout has {spec.classes}")
     trainer = Trainer(spec, build_engines(spec, device, opts.engines, cfg.seed, opts.batch),
                       train, validation, cfg)
+    trainer.test = test
     if opts.resume:
         trainer.load(opts.resume)
     return trainer
@@ -95,7 +95,7 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
     t0 = time.perf_counter()
     trainer.run(progress)
     seconds = time.perf_counter() - t0
-    _, _, test = load_dataset(opts.data)
+    test = trainer.test
     plan = make_plan(spec, device)
     report: dict[str, Any] = {
         "command": "simulate",

@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from edgesnn.counters import Counters
-from edgesnn.encoders import encode
+from edgesnn.datasets.base import PointSplit, SpikeSplit
 from edgesnn.errors import CheckpointError
 from edgesnn.report import write_atomic
 from edgesnn.spec import NetworkSpec
@@ -39,17 +39,8 @@ class Engine(Protocol):
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
-@dataclass(frozen=True)
-class Split:
-    """Encoded-on-demand data: ``features (N, F)``, ``labels (N,)``; a name for the encoder seed."""
-
-    name: str
-    features: np.ndarray
-    labels: np.ndarray
-    seed: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
+#: Any split of ``edgesnn.datasets.base``: ``labels``, ``n_inputs``, ``spikes(i, T, encoding)``.
+Split = PointSplit | SpikeSplit
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class TrainConfig:
     eval_every: int = 1000        # evaluate on the validation split every N samples
     eval_samples: int = 500       # validation points per evaluation (first N of the split)
     seed: int = 0
-    encoding: str = "regular"
+    encoding: str = "regular"     # a point encoder, or the audio/event encoding of the data
     checkpoint_every: int = 0     # 0: no periodic checkpoints
     checkpoint_path: str | None = None
 
@@ -109,8 +100,7 @@ class Stream:
         return self.x(i), int(self.split.labels[i])
 
     def x(self, i: int) -> np.ndarray:
-        return encode(self.split.features[i], self.spec.time_steps, self.encoding,
-                      self.split.seed, i)
+        return self.split.spikes(i, self.spec.time_steps, self.encoding)
 
 
 def evaluate(engine: Engine, split: Split, spec: NetworkSpec, encoding: str,
@@ -145,6 +135,7 @@ class Trainer:
                  validation: Split, config: TrainConfig):
         self.spec, self.engines, self.config = spec, engines, config
         self.train_split, self.validation = train, validation
+        self.test: Split | None = None           # the final evaluation split, if any
         self.stream = Stream(train, spec, config.seed, config.encoding)
         self.k = 0
         self.history = History(accuracy={n: [] for n in engines},

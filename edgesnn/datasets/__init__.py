@@ -1,18 +1,46 @@
-"""Data sets by name: each returns train, validation and test ``Split``s."""
+"""Data sets by name: each returns train, validation and test splits (``datasets.base``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgesnn.errors import DataError
 
-DATASETS = ("yinyang",)
+DATASETS = ("yinyang", "fsdd")
+#: the encodings each data set takes; the first is its default
+ENCODINGS = {"yinyang": ("regular", "rate", "latency"), "fsdd": ("iaf", "delta")}
 
 
-def load_dataset(name: str, **options):
-    """``(train, validation, test)`` splits of a named data set."""
+def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int | None = None,
+                 inputs: int | None = None, encoding: str | None = None,
+                 cache_dir: str | Path | None = None):
+    """``(train, validation, test)`` splits of a named data set.
+
+    Yin-Yang is generated (no files). Audio and event data sets read
+    ``data_dir`` and are encoded to ``time_steps`` steps and ``inputs``
+    channels (the spec's) with ``encoding``.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown data set '{name}'; data sets: {', '.join(DATASETS)}")
+    encoding = encoding or ENCODINGS[name][0]
+    if encoding not in ENCODINGS[name]:
+        raise DataError(f"data set '{name}' takes --encoding {' or '.join(ENCODINGS[name])}, "
+                        f"not '{encoding}'")
     if name == "yinyang":
+        from edgesnn.datasets.base import PointSplit
         from edgesnn.datasets.yinyang import load_split
-        from edgesnn.train import Split
 
-        return tuple(Split(s, (d := load_split(s)).features, d.labels, seed)
+        return tuple(PointSplit(s, (d := load_split(s)).features, d.labels, seed)
                      for s, seed in (("train", 1), ("validation", 2), ("test", 3)))
-    raise DataError(f"unknown data set '{name}'; data sets: {', '.join(DATASETS)}")
+    if data_dir is None:
+        raise DataError(f"data set '{name}' reads local files: give --data-dir")
+    from edgesnn.audio import AudioEncoder
+    from edgesnn.datasets.fsdd import load_fsdd
+
+    bands = inputs // 2 if encoding == "delta" else inputs
+    if not bands or (encoding == "delta" and inputs % 2):
+        raise DataError(f"the {encoding} audio encoder gives "
+                        f"{'2 x bands' if encoding == 'delta' else 'one channel per band'}: "
+                        f"network.inputs = {inputs} does not fit")
+    enc = AudioEncoder(steps=time_steps, bands=bands, method=encoding)
+    return load_fsdd(data_dir, enc, cache_dir)
