@@ -18,10 +18,13 @@
      spike when it has fallen by ``delta`` (``C = 2 * bands`` channels: the
      UP channels, then the DOWN channels).
 
-Time: step ``t`` covers hop ``t``; a recording shorter than ``T`` hops is
-padded with silence, a longer one is cut after ``T`` hops (FSDD recordings
-are 0.14-2.3 s, median 0.42 s; T = 100 hops of 10 ms keep all but 20 of the
-3,000 whole).
+Time: step ``t`` covers hop ``t``. With ``align = "end"`` (the default) a
+recording shorter than ``T`` hops is preceded by silence, so the word ends at
+the last step, where the learning window and the decision are (a keyword
+spotter decides at the end of the utterance); a longer one keeps its last
+``T`` hops. ``align = "start"`` pads after and cuts the end instead. FSDD
+recordings are 0.14-2.3 s, median 0.42 s; T = 100 hops of 10 ms keep all but
+20 of the 3,000 whole.
 
 All numpy, vectorised over frames and bands.
 """
@@ -54,8 +57,11 @@ class AudioEncoder:
     method: str = "iaf"
     gain: float = 1.0
     delta: float = 0.1
+    align: str = "end"
 
     def __post_init__(self):
+        if self.align not in ("start", "end"):
+            raise DataError(f"audio align must be start or end, got '{self.align}'")
         if self.method not in SPIKE_METHODS:
             raise DataError(f"unknown audio spike method '{self.method}'; methods: "
                             f"{', '.join(SPIKE_METHODS)}")
@@ -87,8 +93,13 @@ class AudioEncoder:
         """Band envelopes ``(steps, bands)`` in [0, 1] of a mono waveform in [-1, 1]."""
         w = np.asarray(wave, dtype=np.float64).ravel()
         n_fft = 1 << int(np.ceil(np.log2(self.frame)))
-        need = (self.steps - 1) * self.hop + self.frame
-        w = np.pad(w[:need], (self.frame // 2, max(0, need - len(w)) + self.frame))
+        span = self.steps * self.hop                    # samples the T steps cover
+        if self.align == "end":
+            w = w[-span:]
+            w = np.pad(w, (span - len(w) + self.frame // 2, self.frame))
+        else:
+            w = w[:span]
+            w = np.pad(w, (self.frame // 2, span - len(w) + self.frame))
         starts = np.arange(self.steps) * self.hop
         frames = w[starts[:, None] + np.arange(self.frame)[None, :]] * np.hanning(self.frame)
         power = np.abs(np.fft.rfft(frames, n=n_fft, axis=1)) ** 2

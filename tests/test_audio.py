@@ -43,10 +43,12 @@ def test_a_tone_drives_the_band_that_contains_it():
 
 
 def test_silence_gives_no_spikes_and_padding_is_silent():
-    enc = AudioEncoder(steps=100, bands=8)
+    enc = AudioEncoder(steps=100, bands=8, align="start")
     assert enc.spikes(np.zeros(4000)).sum() == 0
     s = enc.spikes(tone(700, seconds=0.2))          # 20 hops of sound, then silence
     assert s[:22].sum() > 0 and s[30:].sum() == 0
+    e = AudioEncoder(steps=100, bands=8).spikes(tone(700, seconds=0.2))   # align = "end"
+    assert e[:75].sum() == 0 and e[80:].sum() > 0
 
 
 def test_mel_filters_are_triangles_spaced_in_mel():
