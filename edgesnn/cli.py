@@ -182,21 +182,24 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
                    "standardisation, Adam, mini-batches).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="Mini-batch size of the paper engine.")
-@click.option("--data", type=click.Choice(["yinyang", "fsdd"]), default="yinyang",
-              show_default=True,
-              help="Data set: yinyang is generated (no files); fsdd reads WAV files from "
-                   "--data-dir.")
+@click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
+                                          "dvsgesture"]), default="yinyang", show_default=True,
+              help="Data set: yinyang is generated (no files); the others are read from "
+                   "--data-dir, never downloaded (fsdd: WAV recordings; shd/ssc: the original "
+                   "HDF5 files; nmnist: Train/Test .bin folders; dvsgesture: tonic's .npy "
+                   "layout).")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of a data set's files (FSDD: the recordings).")
+              help="Folder of a data set's files.")
 @click.option("--samples", type=click.IntRange(1), default=5000, show_default=True,
               help="Training samples learned online (passes over the data = samples / train size).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the initial weights, the sample order and the encoders.")
-@click.option("--encoding", type=click.Choice(["regular", "rate", "latency", "iaf", "delta"]),
+@click.option("--encoding", type=click.Choice(["regular", "rate", "latency", "iaf", "delta",
+                                              "events"]),
               default=None,
               help="Spike encoder: regular (default), rate or latency for Yin-Yang points; iaf "
                    "(default: integrate-and-fire per mel band) or delta (UP/DOWN delta "
-                   "modulation) for audio.")
+                   "modulation) for audio; events (binned, the only one) for event data.")
 @click.option("--eval-every", type=click.IntRange(1), default=1000, show_default=True,
               help="Evaluate on the validation split every N samples (the learning curve).")
 @click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,

@@ -39,7 +39,8 @@ class Engine(Protocol):
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
-#: Any split of ``edgesnn.datasets.base``: ``labels``, ``n_inputs``, ``spikes(i, T, encoding)``.
+#: Any split: ``labels``, ``n_inputs``, ``encodings``, ``spikes(i, T, encoding)``
+#: (``datasets.base`` and ``datasets.events.EventSplit``).
 Split = PointSplit | SpikeSplit
 
 

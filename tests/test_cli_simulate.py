@@ -102,3 +102,34 @@ def test_golden_reports_an_unknown_kind(runner, golden_copy):
 def test_golden_missing_folder(runner, tmp_path):
     res = runner.invoke(main, ["golden", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and res.stderr.startswith("edgesnn: error:")
+
+
+def test_simulate_shd_end_to_end_on_miniature_files(runner, tmp_path):
+    """examples/shd.toml (hidden layer shrunk for speed) on SHD files written in the original
+    HDF5 layout: the loader, the binning and the engines run end to end."""
+    from event_files import shd_dir
+
+    data = tmp_path / "shd"
+    data.mkdir()
+    shd_dir(data)
+    out = tmp_path / "run"
+    res = runner.invoke(main, ["simulate", str(EXAMPLES / "shd.toml"), "--engine", "float",
+                               "--data", "shd", "--data-dir", str(data), "--samples", "12",
+                               "--eval-every", "6", "--eval-samples", "1", "--quiet",
+                               "--set", "layers.0.size=16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "report.json").read_text())
+    assert r["data"] == {"name": "shd", "encoding": "events", "train": 9, "validation": 1,
+                         "test": 3}
+    assert r["float"]["ops_per_sample"]["synops"] > 0
+
+
+def test_event_data_without_files_is_one_line(runner, tmp_path):
+    res = runner.invoke(main, ["simulate", str(EXAMPLES / "shd.toml"), "--engine", "float",
+                               "--data", "shd", "--data-dir", str(tmp_path), "--quiet",
+                               "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2
+    assert "shd_train.h5 not found" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(main, ["simulate", "--data", "fsdd", "--quiet",
+                               "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "give --data-dir" in res.stderr

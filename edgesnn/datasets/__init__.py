@@ -6,9 +6,11 @@ from pathlib import Path
 
 from edgesnn.errors import DataError
 
-DATASETS = ("yinyang", "fsdd")
+DATASETS = ("yinyang", "fsdd", "shd", "ssc", "nmnist", "dvsgesture")
 #: the encodings each data set takes; the first is its default
-ENCODINGS = {"yinyang": ("regular", "rate", "latency"), "fsdd": ("iaf", "delta")}
+ENCODINGS = {"yinyang": ("regular", "rate", "latency"), "fsdd": ("iaf", "delta"),
+             "shd": ("events",), "ssc": ("events",), "nmnist": ("events",),
+             "dvsgesture": ("events",)}
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int | None = None,
@@ -16,9 +18,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int 
                  cache_dir: str | Path | None = None):
     """``(train, validation, test)`` splits of a named data set.
 
-    Yin-Yang is generated (no files). Audio and event data sets read
-    ``data_dir`` and are encoded to ``time_steps`` steps and ``inputs``
-    channels (the spec's) with ``encoding``.
+    Yin-Yang is generated (no files). FSDD audio is read from ``data_dir`` and
+    encoded to ``time_steps`` steps and ``inputs`` channels (the spec's) with
+    ``encoding``; event data sets (SHD, SSC, N-MNIST, DVS Gesture) are read
+    from ``data_dir`` and binned to ``time_steps`` steps (``datasets.events``).
     """
     if name not in DATASETS:
         raise DataError(f"unknown data set '{name}'; data sets: {', '.join(DATASETS)}")
@@ -34,6 +37,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int 
                      for s, seed in (("train", 1), ("validation", 2), ("test", 3)))
     if data_dir is None:
         raise DataError(f"data set '{name}' reads local files: give --data-dir")
+    from edgesnn.datasets.events import EVENT_DATASETS, load_events
+
+    if name in EVENT_DATASETS:
+        return load_events(name, data_dir, time_steps)
     from edgesnn.audio import AudioEncoder
     from edgesnn.datasets.fsdd import load_fsdd
 
