@@ -207,7 +207,8 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec key, e.g. --set learning.alpha_post=-1 --set layers.0.size=128.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
-              show_default=True, help="Folder for report.json, report.md, learning_curve.png.")
+              show_default=True,
+              help="Folder for report.json, report.md, learning_curve.png, energy.png.")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
               help="Write OUT/checkpoint.npz every N samples (0: never).")
 @click.option("--resume", type=click.Path(path_type=Path, dir_okay=False), default=None,
