@@ -178,6 +178,23 @@ class FloatEngine:
     def run_sample(self, x: np.ndarray, label: int | None = None,
                    learn: bool = True) -> SampleResult:
         """Run one sample ``x (T, N_in)``; learn from ``label`` when ``learn``."""
+        return self._run(x, label, learn, None)
+
+    def trace(self, x: np.ndarray, label: int | None = None) -> dict[str, np.ndarray]:
+        """Run one sample (learning as usual) and return every state variable per step.
+
+        Keys (float64, first axis the step): ``L{i}.v`` (before reset), ``L{i}.u``,
+        ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``, ``L{i}.q_rec`` (recurrent
+        layers), ``L{i}.g`` (0 outside the window), ``out.u``, ``out.q``, ``out.e``
+        (``softmax - onehot``, 0 outside the window); the fixed engine's ``trace``
+        returns the same keys.
+        """
+        rec: dict[str, list] = {}
+        self._run(x, label, True, rec)
+        return {k: np.array(v) for k, v in rec.items()}
+
+    def _run(self, x: np.ndarray, label: int | None, learn: bool,
+             rec: dict[str, list] | None) -> SampleResult:
         spec, p = self.spec, self.params
         x = check_sample(spec, x)
         T, window = spec.time_steps, spec.learning.window
@@ -209,13 +226,17 @@ class FloatEngine:
             rstep, rstate = readout_forward(inp, rstate, rparams)
             ev[C.NEURON_UPDATES] += sum(layer.size for layer in spec.layers)
             ev[C.TRACE_UPDATES] += self._traces_per_step()
+            gs: list | None = None
+            if rec is not None:
+                gs = [np.zeros(layer.size) for layer in spec.hidden] + [np.zeros(spec.classes)]
+                _record(rec, spec, steps, rstep, gs)
             if t < T - window:
                 continue
             scores += rstep.u[0]
             losses.append(cross_entropy(rstep.u, label_arr) if label is not None else np.nan)
             if not learn:
                 continue
-            grads = self._window_grads(label_arr, steps, rstep, lparams, rparams, ev)
+            grads = self._window_grads(label_arr, steps, rstep, lparams, rparams, ev, gs)
             if per_sample:
                 acc = grads if acc is None else [_add(a, g) for a, g in zip(acc, grads)]
             else:
@@ -233,10 +254,16 @@ class FloatEngine:
                 total += layer.size * (2 if layer.recurrent else 1)
         return total
 
-    def _window_grads(self, label, steps, rstep, lparams, rparams, ev) -> list:
-        """Updates of one window step: ``[(dW, dW_rec, db) per hidden layer..., readout]``."""
+    def _window_grads(self, label, steps, rstep, lparams, rparams, ev, gs=None) -> list:
+        """Updates of one window step: ``[(dW, dW_rec, db) per hidden layer..., readout]``.
+
+        ``gs`` (when tracing): per-layer arrays, filled in place with each hidden
+        layer's learning signal and (last) the readout error.
+        """
         spec, p = self.spec, self.params
         err = ce_error(rstep.u, label)                     # (1, C); batch 1, so g_out = err
+        if gs is not None:
+            gs[-1][:] = err[0]
         out = readout_grads(err, rstep, rparams)
         ev[C.ELIGIBILITY_MACS] += spec.classes * (spec.hidden[-1].size + 1)
         grads: list = [None] * len(spec.hidden)
@@ -252,6 +279,8 @@ class FloatEngine:
             else:
                 ev[C.SIGNAL_MACS] += spec.hidden[i + 1].size * layer.size
                 g = g_below
+            if gs is not None:
+                gs[i][:] = g[0]
             gr = dense_grads(g, steps[i], lparams[i])
             g_below = gr.grad_x
             synapses = layer.size * (spec.fan_in(i) + (layer.size if layer.recurrent else 0))
@@ -273,6 +302,20 @@ class FloatEngine:
         p.W_out -= lr * dW
         p.b_out -= lr * db
         ev[C.WEIGHT_WRITES] += dW.size + db.size
+
+
+def _record(rec: dict[str, list], spec: NetworkSpec, steps: list, rstep, gs: list) -> None:
+    """Append one step's state to ``rec`` (``gs`` is filled later in the step, in place)."""
+    for i, (st, layer) in enumerate(zip(steps, spec.hidden)):
+        items = {"v": st.v, "u": st.u, "s": st.s, "psi": st.psi, "q": st.q, "h": st.h}
+        if layer.recurrent:
+            items["q_rec"] = st.q_rec
+        for k, v in items.items():
+            rec.setdefault(f"L{i}.{k}", []).append(v[0].copy())
+        rec.setdefault(f"L{i}.g", []).append(gs[i])
+    rec.setdefault("out.u", []).append(rstep.u[0].copy())
+    rec.setdefault("out.q", []).append(rstep.q[0].copy())
+    rec.setdefault("out.e", []).append(gs[-1])
 
 
 def _add(a: tuple, b: tuple) -> tuple:

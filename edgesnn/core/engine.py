@@ -1,0 +1,433 @@
+"""The fixed engine's Python side: build integer constants from a plan, call the kernel.
+
+``FixedEngine(plan, params, seed)`` quantises the float initial parameters
+into the plan's formats, derives every constant the kernel needs
+(:mod:`edgesnn.core.constants`), checks that no intermediate of the int64
+datapath can overflow, and allocates the work buffers once. ``run_sample``
+is one ``run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgesnn import counters as C
+from edgesnn.errors import CheckpointError, DataError, DeviceError
+from edgesnn.fixed import lfsr_seed, quantize
+from edgesnn.plan import Plan
+from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
+
+from . import kernels as K
+from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
+                        psi_table, quantize_const)
+
+#: format kinds in the order of the kernel's format table rows
+FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
+#: the rounding LFSR starts at lfsr_seed(seed * 1000 + RNG_STREAM); layer l's DFA
+#: feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix draws it
+RNG_STREAM = 999
+_INT64_LIMIT = 1 << 63
+
+
+def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
+                per_sample: bool) -> dict[int, str]:
+    """Tensor kind -> plan tensor name for one layer (pseudo names for registers)."""
+    names = {K.K_W: f"{prefix}.W", K.K_B: f"{prefix}.b", K.K_U: f"{prefix}.u",
+             K.K_I: f"{prefix}.i", K.K_Q: f"{prefix}.q"}
+    if spiking:
+        names.update({K.K_S: f"{prefix}.s", K.K_H: f"{prefix}.h", K.K_PSI: f"{prefix}.psi",
+                      K.K_G: f"{prefix}.g", K.K_A: f"{prefix}.a", K.K_C: f"{prefix}.c"})
+        if stored_fb:
+            names[K.K_FB] = f"{prefix}.B"
+    else:
+        names[K.K_G] = f"{prefix}.e"
+    if rec:
+        names.update({K.K_WR: f"{prefix}.W_rec", K.K_QR: f"{prefix}.q_rec"})
+    if per_sample:
+        names.update({K.K_DW: f"{prefix}.dW", K.K_DB: f"{prefix}.db"})
+        if rec:
+            names[K.K_DWR] = f"{prefix}.dW_rec"
+    return names
+
+
+class FixedEngine:
+    """Runs a plan in integer arithmetic, sample by sample, counting every operation."""
+
+    def __init__(self, plan: Plan, params: NetParams, seed: int):
+        dev, spec = plan.device, plan.spec
+        if dev.is_float:
+            raise DeviceError(f"device '{dev.name}' is a float device; the fixed engine needs "
+                              "fixed-point formats (use the float engine)")
+        plan.check()
+        self.plan, self.spec, self.device, self.seed = plan, spec, dev, int(seed)
+        ln = spec.learning
+        self.fmt = {k: dev.formats[k] for k in FORMAT_KINDS}
+        fmt = np.stack([format_row(self.fmt[k]) for k in FORMAT_KINDS])
+        self._fmt = fmt
+        L = len(spec.hidden)
+        layers = spec.layers
+        n = np.array([ly.size for ly in layers], dtype=np.int64)
+        n_in = np.array([spec.fan_in(i) for i in range(L + 1)], dtype=np.int64)
+        rec = np.array([int(ly.recurrent) for ly in layers], dtype=np.int64)
+        dfa = ln.signal == "dfa"
+        regen = dfa and ln.feedback == "regenerated"
+        stored_fb = dfa and not regen
+        per_sample = ln.per_sample
+
+        # ---- tensor ids, banks, words
+        self.tensor_names: list[str] = []
+        tid = np.full((L + 1, K.N_KINDS), -1, dtype=np.int64)
+        for l in range(L + 1):
+            prefix = f"L{l}" if l < L else "out"
+            for kind, name in _kind_names(prefix, l < L, bool(rec[l]), stored_fb,
+                                          per_sample).items():
+                tid[l, kind] = len(self.tensor_names)
+                self.tensor_names.append(name)
+        tid_input = len(self.tensor_names)
+        self.tensor_names.append("input")
+        bank_index = {b.name: i for i, b in enumerate(dev.banks)}
+        t_bank = np.full(len(self.tensor_names), -1, dtype=np.int64)
+        t_epw = np.ones(len(self.tensor_names), dtype=np.int64)
+        for k, name in enumerate(self.tensor_names):
+            try:
+                p = plan.placement(name)
+            except KeyError:
+                continue                       # a register (a, c): no SRAM traffic
+            bank = dev.bank(p.bank)
+            t_bank[k] = bank_index[p.bank]
+            bits = p.tensor.bits
+            t_epw[k] = (bank.word_bits // bits if bits <= bank.word_bits
+                        else -math.ceil(bits / bank.word_bits))
+
+        # ---- layout of the flat arrays
+        w_off, wr_off, b_off = (np.full(L + 1, -1, dtype=np.int64) for _ in range(3))
+        dw_off, dwr_off, db_off = (np.full(L + 1, -1, dtype=np.int64) for _ in range(3))
+        nrn_off = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+        in_off = np.concatenate([[0], np.cumsum(n_in)[:-1]]).astype(np.int64)
+        fb_off = np.full(L + 1, -1, dtype=np.int64)
+        nw = nb = ndw = ndb = nfb = 0
+        for l in range(L + 1):
+            w_off[l] = nw
+            nw += n_in[l] * n[l]
+            if rec[l]:
+                wr_off[l] = nw
+                nw += n[l] * n[l]
+            b_off[l] = nb
+            nb += n[l]
+            if per_sample:
+                dw_off[l] = ndw
+                ndw += n_in[l] * n[l]
+                if rec[l]:
+                    dwr_off[l] = ndw
+                    ndw += n[l] * n[l]
+                db_off[l] = ndb
+                ndb += n[l]
+            if l < L and stored_fb:
+                fb_off[l] = nfb
+                nfb += spec.classes * n[l]
+
+        # ---- constants
+        f_w, f_b, f_u, f_i, f_t, f_s, f_up = (int(fmt[k, FR]) for k in range(7))
+        if f_i < f_w:
+            raise DeviceError(f"device '{dev.name}': the current format ({self.fmt['current']}) "
+                              f"needs at least the weight format's {f_w} fractional bits, so that "
+                              "synaptic accumulates are exact")
+        nu = np.zeros((L + 1, 5), dtype=np.int64)
+        tq = np.zeros((L + 1, 2), dtype=np.int64)
+        th = np.zeros((L + 1, 2), dtype=np.int64)
+        theta = np.zeros(L + 1, dtype=np.int64)
+        hard = np.zeros(L + 1, dtype=np.int64)
+        self.decays = {}
+        for l, ly in enumerate(layers):
+            d = decay_constant(ly.beta, dev.decay, f_u)
+            F = max(f_u + d.k, f_i, f_b)
+            nu[l] = (d.code, F - f_u - d.k, F - f_i, F - f_b, F - f_u)
+            dq = decay_constant(ln.lambda_pre if ly.spiking else ly.trace_decay, dev.decay, f_t)
+            tq[l] = dq
+            self.decays[f"{'out' if l == L else f'L{l}'}.beta"] = d.effective
+            self.decays[f"{'out' if l == L else f'L{l}'}.lambda_pre"] = dq.effective
+            if ly.spiking:
+                dh = decay_constant(ln.lambda_post, dev.decay, f_t)
+                th[l] = dh
+                self.decays[f"L{l}.lambda_post"] = dh.effective
+                theta[l] = quantize_const(ly.threshold, f_u, 1, int(fmt[2, HI]),
+                                          f"layer {l} threshold")
+                hard[l] = int(ly.reset == "hard")
+        luts = dev.luts
+        self.psi_lut = psi_table(ln.surrogate, luts.psi_entries, luts.psi_bits, f_u, fmt[4])
+        self.exp_lut = exp_table(luts.exp_entries, luts.exp_bits, f_u)
+        alpha_lo, alpha_hi = -(1 << (ALPHA_FRAC + 5)), 1 << (ALPHA_FRAC + 5)
+        alpha_post = quantize_const(ln.alpha_post, ALPHA_FRAC, alpha_lo, alpha_hi, "alpha_post")
+        alpha_pre = quantize_const(ln.alpha_pre, ALPHA_FRAC, alpha_lo, alpha_hi, "alpha_pre")
+        lr = ln.learning_rate_shift
+        fb_mag = 0
+        if dfa:
+            k = -round(math.log2(dfa_scale(n[L - 1])))
+            scales = {round(-math.log2(dfa_scale(int(m)))) for m in n[:L]}
+            if max(scales) > f_w:
+                raise DeviceError(f"DFA feedback magnitude 2^-{max(scales)} is below the weight "
+                                  f"format's resolution 2^-{f_w}")
+            if len(scales) > 1:
+                raise DeviceError("DFA with hidden layers of different sizes needs one feedback "
+                                  "magnitude; give the hidden layers sizes with the same "
+                                  "power-of-two 1/sqrt(N)")
+            fb_mag = 1 << (f_w - k)
+        acc_bits = min(dev.accumulator_bits, 63)
+        acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+
+        self.net = K.Net(
+            T=spec.time_steps, window=ln.window, L=L, C=spec.classes, n_in=n_in, n=n, rec=rec,
+            w_off=w_off, wr_off=wr_off, b_off=b_off, nrn_off=nrn_off, in_off=in_off,
+            fb_off=fb_off, dw_off=dw_off, dwr_off=dwr_off, db_off=db_off, nu=nu, tq=tq, th=th,
+            theta=theta, hard=hard, fmt=tuple(tuple(int(v) for v in row) for row in fmt),
+            psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
+            exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
+            alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
+            per_sample=int(per_sample), fb_mag=fb_mag, acc_lo=acc_lo, acc_hi=acc_hi, tid=tid,
+            tid_input=tid_input, t_bank=t_bank, t_epw=t_epw)
+        self._check_bounds(alpha_post, alpha_pre)
+
+        # ---- parameters
+        wq, bq = self.fmt["weight"].qformat, self.fmt["bias"].qformat
+        W = np.zeros(nw, dtype=np.int64)
+        b = np.zeros(nb, dtype=np.int64)
+        mats = [(params.W[l], params.W_rec[l], params.b[l]) for l in range(L)]
+        mats.append((params.W_out, None, params.b_out))
+        for l, (w, wr, bias) in enumerate(mats):
+            W[w_off[l]:w_off[l] + w.size] = quantize(np.asarray(w).T, wq)[0].ravel()
+            if wr is not None:
+                W[wr_off[l]:wr_off[l] + wr.size] = quantize(np.asarray(wr).T, wq)[0].ravel()
+            b[b_off[l]:b_off[l] + bias.size] = quantize(bias, bq)[0]
+        B = np.zeros(nfb, dtype=np.int64)
+        if stored_fb:
+            for l in range(L):
+                B[fb_off[l]:fb_off[l] + spec.classes * n[l]] = quantize(params.B_fb[l], wq)[0].ravel()
+        fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
+        rng = np.array([lfsr_seed(self.seed * 1000 + RNG_STREAM)], dtype=np.int64)
+        self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
+
+        # ---- work buffers (once per engine)
+        ntot, itot = int(n.sum()), int(n_in.sum())
+        width = int(max(n.max(), n_in.max()))
+        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
+        self.buf = K.Buffers(
+            u=z(ntot), i=z(ntot), s=z(ntot), s_prev=z(ntot), psi=z(ntot), h=z(ntot),
+            q_rec=z(ntot), g=z(ntot), a=z(ntot), c=z(ntot), gp=z(ntot),
+            act=np.zeros((2, ntot), dtype=np.int64), cnt=np.zeros((L + 1, 3), dtype=np.int64), q=z(itot), xb=z(itot),
+            act_in=z(width), wtab=np.zeros((4, 64), dtype=np.int64), tmp=z(width), dW=z(ndw), db=z(ndb), scores=z(spec.classes),
+            u_win=np.zeros((ln.window, spec.classes), dtype=np.int64), spikes=z(L),
+            ev=C.zeros(), sram_r=z(len(dev.banks)), sram_w=z(len(dev.banks)),
+            sats=z(len(self.tensor_names)))
+        e2 = np.zeros((0, 0), dtype=np.int64)
+        self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2)
+        self.last_counters = C.Counters()
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_bounds(self, alpha_post: int, alpha_pre: int) -> None:
+        """Refuse formats whose intermediates could leave the int64 datapath (DeviceError).
+
+        Every single product must stay within 2**62 (MAC sums then saturate in
+        the accumulator, at most 63 bits), every other sum below 2**63.
+        """
+        net, fmt = self.net, self._fmt
+        mag = {k: max(-int(fmt[k, LO]), int(fmt[k, HI])) for k in range(7)}
+        f = {k: int(fmt[k, FR]) for k in range(7)}
+        W, B, U, I, T, S, UP = range(7)
+        e_max = 1 << f[S]
+        alpha = max(abs(alpha_post), abs(alpha_pre))
+        products = {
+            "readout error x weight": e_max * mag[W],
+            "g*psi x weight": mag[S] * mag[W],
+            "signal x trace": mag[S] * mag[T],
+            "factor x alpha": mag[S] * alpha,
+            "factor a aligned to the trace": mag[S] << f[T],
+            "DFA feedback": e_max * max(net.fb_mag, 1),
+        }
+        dw_max = min(net.acc_hi, mag[S] * mag[T] + (mag[S] << f[T]))
+        sums = {
+            "synaptic accumulate": (mag[W] << (f[I] - f[W])) + mag[I],
+            "trace update": mag[T] * int(max(net.tq[:, 0].max(), net.th[:, 0].max(), 1))
+            + (mag[T] << int(max(net.tq[:, 1].max(), net.th[:, 1].max()))),
+            "softmax division": (1 << self.device.luts.exp_bits) * (2 << f[S])
+            + net.C * (1 << self.device.luts.exp_bits),
+            "update accumulate": (dw_max << max(0, f[UP] - f[S] - f[T])) + mag[UP],
+        }
+        for l in range(net.L + 1):
+            code, s1, s2, s3, rsh = (int(v) for v in net.nu[l])
+            sums[f"layer {l} membrane update"] = ((mag[U] * code) << s1) + (mag[I] << s2) \
+                + (mag[B] << s3)
+        for what, v in list(products.items()) + list(sums.items()):
+            limit = 1 << 62 if what in products else _INT64_LIMIT - 1
+            if v > limit:
+                raise DeviceError(f"device '{self.device.name}': formats too wide for the fixed "
+                                  f"engine's 64-bit datapath ({what} may reach 2^{v.bit_length()})")
+        shifts = {"weight update": f[S] + f[T] + net.lr - f[W],
+                  "bias update": f[S] + f[T] + net.lr - f[B],
+                  "accumulated update": f[UP] + net.lr - min(f[W], f[B])}
+        for what, sh in shifts.items():
+            if sh > 62:
+                raise DeviceError(f"device '{self.device.name}': the {what} shifts by {sh} bits "
+                                  "(at most 62); use fewer fractional bits or a larger "
+                                  "learning rate")
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def lr_shift(self) -> int:
+        """The learning rate is ``2**-lr_shift`` (a shift on the device)."""
+        return int(self.net.lr)
+
+    def set_lr_shift(self, shift: int) -> None:
+        """Set the learning-rate shift (the spec's schedule, before each learned sample)."""
+        shift = int(shift)
+        if shift == self.net.lr:
+            return
+        f = {k: int(self._fmt[i, FR]) for i, k in enumerate(FORMAT_KINDS)}
+        worst = f["signal"] + f["trace"] + shift - min(f["weight"], f["bias"])
+        worst = max(worst, f["update"] + shift - min(f["weight"], f["bias"]))
+        if shift < 0 or worst > 62:
+            raise DeviceError(f"learning-rate shift {shift} is outside what the fixed engine's "
+                              f"formats allow (an update would shift by {worst} bits, at most 62)")
+        self.net = self.net._replace(lr=shift)
+
+    def _prepare(self, x: np.ndarray, label: int | None) -> tuple[np.ndarray, int]:
+        x = np.asarray(x)
+        if x.dtype in (np.uint8, np.bool_) and x.shape == (self.spec.time_steps, self.spec.inputs):
+            spikes = np.ascontiguousarray(x.view(np.uint8) != 0, dtype=np.uint8)
+        else:
+            spikes = np.ascontiguousarray(check_sample(self.spec, x) != 0, dtype=np.uint8)
+        if label is None:
+            return spikes, -1
+        lab = int(label)
+        if not 0 <= lab < self.spec.classes:
+            raise DataError(f"label {label} outside 0..{self.spec.classes - 1}")
+        return spikes, lab
+
+    def _run(self, x, label, learn: bool, rec: K.Record | None) -> SampleResult:
+        spikes, lab = self._prepare(x, label)
+        learn = bool(learn and label is not None)
+        K.run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
+                            self._no_record if rec is None else rec)
+        buf = self.buf
+        scale = float(1 << int(self._fmt[2, FR]))
+        scores = buf.scores.astype(np.float64) / scale
+        if label is not None:   # mean cross-entropy over the window, from the dequantised readout
+            u = buf.u_win.astype(np.float64) / scale
+            m = u.max(axis=1)
+            lse = m + np.log(np.exp(u - m[:, None]).sum(axis=1))
+            loss = float(np.mean(lse - u[:, lab]))
+        else:
+            loss = float("nan")
+        events = buf.ev.copy()
+        banks = [b.name for b in self.device.banks]
+        self.last_counters = C.Counters(
+            events=events.copy(),
+            sram_reads={b: int(v) for b, v in zip(banks, buf.sram_r)},
+            sram_writes={b: int(v) for b, v in zip(banks, buf.sram_w)},
+            saturations={name: int(v) for name, v in zip(self.tensor_names, buf.sats)
+                         if name != "input"})
+        return SampleResult(int(np.argmax(buf.scores)), scores, loss, buf.spikes.copy(), events)
+
+    def run_sample(self, x: np.ndarray, label: int | None = None,
+                   learn: bool = True) -> SampleResult:
+        """Run one sample ``x (T, N_in)`` of 0/1 spikes; learn from ``label`` when ``learn``."""
+        return self._run(x, label, learn, None)
+
+    def trace(self, x: np.ndarray, label: int | None = None) -> dict[str, np.ndarray]:
+        """Run one sample (learning as usual) and return every state variable per step.
+
+        Keys (dequantised float64, first axis the step): ``L{i}.v`` (before
+        reset), ``L{i}.u``, ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``,
+        ``L{i}.q_rec`` (recurrent layers), ``L{i}.g`` (0 outside the window),
+        ``out.u``, ``out.q``, ``out.e``; the same keys as ``FloatEngine.trace``.
+        """
+        net = self.net
+        T = net.T
+        ntot, itot = len(self.buf.u), len(self.buf.q)
+        z = lambda k: np.zeros((T, k), dtype=np.int64)  # noqa: E731
+        rec = K.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
+                       g=z(ntot), q=z(itot))
+        self._run(x, label, True, rec)
+        f = {k: float(1 << int(self._fmt[i, FR])) for i, k in enumerate(FORMAT_KINDS)}
+        out: dict[str, np.ndarray] = {}
+        for l in range(net.L + 1):
+            a, b = int(net.nrn_off[l]), int(net.nrn_off[l] + net.n[l])
+            qa, qb = int(net.in_off[l]), int(net.in_off[l] + net.n_in[l])
+            if l < net.L:
+                p = f"L{l}"
+                out[f"{p}.v"] = rec.v[:, a:b] / f["membrane"]
+                out[f"{p}.u"] = rec.u[:, a:b] / f["membrane"]
+                out[f"{p}.s"] = rec.s[:, a:b].astype(np.float64)
+                out[f"{p}.psi"] = rec.psi[:, a:b] / f["trace"]
+                out[f"{p}.q"] = rec.q[:, qa:qb] / f["trace"]
+                out[f"{p}.h"] = rec.h[:, a:b] / f["trace"]
+                if net.rec[l]:
+                    out[f"{p}.q_rec"] = rec.q_rec[:, a:b] / f["trace"]
+                out[f"{p}.g"] = rec.g[:, a:b] / f["signal"]
+            else:
+                out["out.u"] = rec.u[:, a:b] / f["membrane"]
+                out["out.q"] = rec.q[:, qa:qb] / f["trace"]
+                out["out.e"] = rec.g[:, a:b] / f["signal"]
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def _views(self) -> dict[str, tuple[np.ndarray, int, tuple[int, ...]]]:
+        """Plan tensor name -> (flat array, offset, shape) of every persistent tensor."""
+        net, spec = self.net, self.spec
+        v: dict[str, tuple[np.ndarray, int, tuple[int, ...]]] = {}
+        for l in range(net.L + 1):
+            p = f"L{l}" if l < net.L else "out"
+            n, n_in = int(net.n[l]), int(net.n_in[l])
+            v[f"{p}.W"] = (self.st.W, int(net.w_off[l]), (n_in, n))
+            if net.rec[l]:
+                v[f"{p}.W_rec"] = (self.st.W, int(net.wr_off[l]), (n, n))
+            v[f"{p}.b"] = (self.st.b, int(net.b_off[l]), (n,))
+            if l < net.L and net.dfa and not net.regen:
+                v[f"{p}.B"] = (self.st.B, int(net.fb_off[l]), (spec.classes, n))
+            if l < net.L and net.dfa and net.regen:
+                v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
+        v["rng"] = (self.st.rng, 0, (1,))
+        return v
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Integer arrays by plan tensor name (weights input-major), plus ``rng``."""
+        return {name: arr[off:off + math.prod(shape)].reshape(shape).copy()
+                for name, (arr, off, shape) in self._views().items()}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore ``state()`` output; CheckpointError on a missing, extra or misshaped array."""
+        views = self._views()
+        extra = sorted(set(arrays) - set(views))
+        if extra:
+            raise CheckpointError(f"checkpoint array {extra[0]} is not part of this fixed engine")
+        for name, (arr, off, shape) in views.items():
+            a = np.asarray(arrays[name]) if name in arrays else None
+            if a is None or a.shape != shape or a.dtype.kind not in "iu":
+                got = "missing" if a is None else f"{a.dtype} {a.shape}"
+                raise CheckpointError(f"checkpoint array {name}: expected integer array of shape "
+                                      f"{shape}, got {got}")
+        for name, (arr, off, shape) in views.items():
+            arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
+
+    def float_params(self) -> NetParams:
+        """Dequantised parameters (output-major float64, as ``reference.NetParams``)."""
+        st = self.state()
+        fw = float(1 << int(self._fmt[0, FR]))
+        fb = float(1 << int(self._fmt[1, FR]))
+        L = self.net.L
+        W = [st[f"L{l}.W"].T / fw for l in range(L)]
+        W_rec = [st[f"L{l}.W_rec"].T / fw if f"L{l}.W_rec" in st else None for l in range(L)]
+        b = [st[f"L{l}.b"] / fb for l in range(L)]
+        B_fb = None
+        if self.net.dfa:
+            if self.net.regen:
+                from edgesnn.reference import dfa_matrix
+                B_fb = [dfa_matrix(self.seed, l, self.spec.classes, int(self.net.n[l]))
+                        for l in range(L)]
+            else:
+                B_fb = [st[f"L{l}.B"] / fw for l in range(L)]
+        return NetParams(W, W_rec, b, st["out.W"].T / fw, st["out.b"] / fb, B_fb)

@@ -1,0 +1,1172 @@
+"""numba kernels of the fixed engine: one call runs one sample, all steps, all layers.
+
+Entry point: ``run_sample_kernel(net, st, buf, x, label, learn, record, rec)``.
+
+* ``net`` (:class:`Net`): constants from the plan (sizes, offsets, formats,
+  decay codes, LUTs, tensor -> bank map); never written.
+* ``st`` (:class:`State`): what persists across samples and goes into
+  checkpoints: every weight and bias code, stored DFA feedback, feedback
+  LFSR seeds, the rounding LFSR state.
+* ``buf`` (:class:`Buffers`): per-sample work arrays and the counters,
+  allocated once per engine and cleared at the start of each sample.
+* ``rec`` (:class:`Record`): per-step state for ``trace``; written only when
+  ``record`` is true (empty arrays otherwise).
+
+Layers are concatenated in flat int64 arrays with per-layer offsets; layer
+``L`` (= ``net.L``, the number of spiking layers) is the readout. Weights are
+input-major: element ``(j, m)`` of layer ``l`` is ``st.W[w_off[l] + j*n[l] + m]``.
+
+Arithmetic follows docs/fixed_point.md, operation by operation; every result
+stored into a format goes through ``fixed.shift_round`` / ``fixed.overflow``
+(or the same written-out integer logic) and its overflow is counted per
+tensor. All values stay below 2**63 by the bounds the engine checks at build.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from edgesnn.counters import (ELIGIBILITY_MACS, LFSR_DRAWS, LUT_LOOKUPS, NEURON_UPDATES,
+                              ROWS_SKIPPED, SIGNAL_MACS, SYNOPS, TRACE_UPDATES, WEIGHT_WRITES)
+from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHASTIC, clamp,
+                           shift_round, wrap)
+
+from .constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG, leap_table
+
+#: 32-step LFSR leap tables (output bits and state), and 128-step state leap tables:
+#: compile-time constants of every kernel (no argument passing)
+LEAP = leap_table(32)
+LEAP128 = leap_table(128, outputs=False)
+
+# format kinds (rows of net.fmt)
+F_W, F_B, F_U, F_I, F_T, F_S, F_UP = range(7)
+# tensor kinds (columns of net.tid); -1 where a layer has no such tensor
+K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_DB, K_A, K_C = \
+    range(17)
+N_KINDS = 17
+ONE_ALPHA = 1 << ALPHA_FRAC
+
+
+class Net(NamedTuple):
+    """Constants of one engine (int64 arrays and ints)."""
+
+    T: int
+    window: int
+    L: int                    # spiking layers; index L is the readout
+    C: int
+    n_in: np.ndarray          # (L+1,) inputs of each layer
+    n: np.ndarray             # (L+1,) neurons of each layer
+    rec: np.ndarray           # (L+1,) 1 if recurrent
+    w_off: np.ndarray         # (L+1,) offset of W in st.W
+    wr_off: np.ndarray        # (L+1,) offset of W_rec in st.W, -1 if none
+    b_off: np.ndarray         # (L+1,) offset of b in st.b
+    nrn_off: np.ndarray       # (L+1,) offset in neuron buffers
+    in_off: np.ndarray        # (L+1,) offset in input buffers (q, xb)
+    fb_off: np.ndarray        # (L+1,) offset of the stored feedback in st.B
+    dw_off: np.ndarray        # (L+1,) offset of the dW accumulator in buf.dW, -1 if none
+    dwr_off: np.ndarray       # (L+1,) offset of dW_rec in buf.dW, -1 if none
+    db_off: np.ndarray        # (L+1,) offset of db in buf.db, -1 if none
+    nu: np.ndarray            # (L+1, 5) membrane: decay code, shifts of u*code, i, b, and of rounding
+    tq: np.ndarray            # (L+1, 2) presynaptic trace decay (code, k)
+    th: np.ndarray            # (L+1, 2) postsynaptic trace decay (code, k)
+    theta: np.ndarray         # (L+1,) threshold code (membrane format)
+    hard: np.ndarray          # (L+1,) 1 for hard reset
+    fmt: tuple                # 7 formats (rows F_*), each a tuple (FR, LO, HI, NB, SG, RM, OV)
+    psi_lut: np.ndarray       # psi codes in the trace format
+    psi_sh: int
+    psi_half: int
+    exp_lut: np.ndarray       # exp(-d) codes, unsigned Q1.(exp_bits-1)
+    exp_sh: int
+    exp_half: int
+    alpha_post: int           # Q.16 codes
+    alpha_pre: int
+    lr: int                   # learning rate 2**-lr
+    dfa: int
+    regen: int
+    per_sample: int
+    fb_mag: int               # DFA entry magnitude in weight codes
+    acc_lo: int               # MAC accumulator range (device accumulator_bits)
+    acc_hi: int
+    tid: np.ndarray           # (L+1, N_KINDS) tensor ids
+    tid_input: int
+    t_bank: np.ndarray        # (n_tensors,) bank index, -1 for registers
+    t_epw: np.ndarray         # (n_tensors,) elements per word (> 0) or -(words per element)
+
+
+class State(NamedTuple):
+    """Persistent integer state (checkpointed)."""
+
+    W: np.ndarray             # every weight code, layer by layer, input-major
+    b: np.ndarray             # every bias code
+    B: np.ndarray             # stored DFA feedback codes (C, n) per layer, or empty
+    fb_seed: np.ndarray       # (L+1,) feedback LFSR start state per layer
+    rng: np.ndarray           # (1,) rounding LFSR state
+
+
+class Buffers(NamedTuple):
+    """Per-sample work arrays and counters (allocated once per engine)."""
+
+    u: np.ndarray             # neuron buffers, (total neurons incl. readout,)
+    i: np.ndarray
+    s: np.ndarray
+    s_prev: np.ndarray
+    psi: np.ndarray
+    h: np.ndarray
+    q_rec: np.ndarray
+    g: np.ndarray             # learning signal; the readout's slots hold the error e
+    a: np.ndarray
+    c: np.ndarray
+    gp: np.ndarray            # g * psi (bias update, BP to the layer below)
+    act: np.ndarray           # (2, total neurons): per layer, neurons with a or c != 0 (row 0)
+                              # and with c != 0 (row 1)
+    cnt: np.ndarray           # (L+1, 3): lengths of act[0], act[1], count of a != 0
+    q: np.ndarray             # input buffers, (total inputs incl. readout,)
+    xb: np.ndarray            # input spikes of the step
+    act_in: np.ndarray        # scratch index list (max layer width)
+    wtab: np.ndarray          # (4, 64) scratch: words per row offset (word_table)
+    tmp: np.ndarray           # scratch accumulators (max layer width)
+    dW: np.ndarray            # per-sample update accumulators (empty if per-step)
+    db: np.ndarray
+    scores: np.ndarray        # (C,) readout potential summed over the window
+    u_win: np.ndarray         # (window, C) readout potential at each window step
+    spikes: np.ndarray        # (L,) spikes per layer
+    ev: np.ndarray            # counters.NAMES-indexed events
+    sram_r: np.ndarray        # words read per bank
+    sram_w: np.ndarray        # words written per bank
+    sats: np.ndarray          # overflow events per tensor id
+
+
+class Record(NamedTuple):
+    """Per-step state for ``trace`` (codes): ``(T, total neurons)`` / ``(T, total inputs)``."""
+
+    v: np.ndarray
+    u: np.ndarray
+    s: np.ndarray
+    psi: np.ndarray
+    h: np.ndarray
+    q_rec: np.ndarray
+    g: np.ndarray
+    q: np.ndarray
+
+
+# --------------------------------------------------------------------------- small helpers
+# Per-element helpers take scalars and small arrays only: passing the Net/State/
+# Buffers tuples to a function costs a reference-count update per array inside.
+
+@njit(cache=True)
+def draw32(state):
+    """One 32-bit LFSR draw: ``(bits, new_state)``, equal to ``fixed.lfsr_bits(state, 32)``."""
+    s = np.int64(state)
+    e = (LEAP[0, s & 255] ^ LEAP[1, (s >> 8) & 255] ^ LEAP[2, (s >> 16) & 255]
+         ^ LEAP[3, (s >> 24) & 255])
+    return (e >> 32) & 0xFFFFFFFF, e & 0xFFFFFFFF
+
+
+@njit(cache=True)
+def stream(state):
+    """The LFSR as a stream: the states of the next four draws (a 4-tuple).
+
+    ``draw(ls)`` takes the bits of ``ls[0]`` and advances ``ls[0]`` by 128
+    steps into the last slot, so consecutive draws do not wait on each other
+    (the same sequence as chained ``draw32``); ``ls[0]`` is the LFSR state.
+    """
+    s0 = np.int64(state)
+    _, s1 = draw32(s0)
+    _, s2 = draw32(s1)
+    _, s3 = draw32(s2)
+    return (s0, s1, s2, s3)
+
+
+@njit(cache=True)
+def draw(ls):
+    """One 32-bit draw from the stream ``ls``: ``(bits, new stream)``."""
+    s = ls[0]
+    e = (LEAP[0, s & 255] ^ LEAP[1, (s >> 8) & 255] ^ LEAP[2, (s >> 16) & 255]
+         ^ LEAP[3, (s >> 24) & 255])
+    n = (LEAP128[0, s & 255] ^ LEAP128[1, (s >> 8) & 255] ^ LEAP128[2, (s >> 16) & 255]
+         ^ LEAP128[3, (s >> 24) & 255])
+    return (e >> 32) & 0xFFFFFFFF, (ls[1], ls[2], ls[3], n & 0xFFFFFFFF)
+
+
+@njit(cache=True)
+def rnd(v, shift, mode, s):
+    """``v / 2**shift`` rounded by ``mode``: ``(value, LFSR stream, draws made)``.
+
+    Deterministic modes are ``fixed.shift_round`` written branch-free (tested
+    equal): floor ``x >> k``; nearest-even ``(x + 2**(k-1) - 1 + ((x >> k) & 1)) >> k``;
+    nearest-away ``(x + 2**(k-1) - [x < 0]) >> k``. Stochastic rounding draws 32
+    LFSR bits from state ``s``, and only when the discarded bits are not all
+    zero; with ``shift > 32`` the bits below the top 32 discarded ones are
+    floored first. ``shift <= 0`` is an exact left shift. The caller keeps the
+    stream (see ``stream``) in a local and counts the draws.
+    """
+    x = np.int64(v)
+    if shift <= 0:
+        return x << (-shift), s, 0
+    if mode == FLOOR:
+        return x >> shift, s, 0
+    half = np.int64(1) << (shift - 1)
+    if mode == NEAREST_EVEN:
+        return (x + (half - 1) + ((x >> shift) & 1)) >> shift, s, 0
+    if mode == NEAREST_AWAY:
+        return (x + half - (x >> 63 & 1)) >> shift, s, 0
+    if x & ((np.int64(1) << shift) - 1) == 0:
+        return x >> shift, s, 0
+    sh = shift
+    if sh > 32:
+        x = x >> (sh - 32)
+        sh = 32
+    r, s2 = draw(s)
+    return shift_round(x, sh, STOCHASTIC, r >> (32 - sh)), s2, 1
+
+
+@njit(cache=True)
+def into(v, f):
+    """Bring ``v`` into format row ``f`` (no rounding): ``(code, overflow flag)``.
+
+    Saturate clamps to ``[lo, hi]``; wrap keeps the low bits (``fixed.wrap``):
+    the logic of ``fixed.overflow``, written out so that it inlines.
+    """
+    if v < f[LO]:
+        if f[OV] == SATURATE:
+            return f[LO], np.int64(1)
+        return wrap(v, f[NB], f[SG] != 0), np.int64(1)
+    if v > f[HI]:
+        if f[OV] == SATURATE:
+            return f[HI], np.int64(1)
+        return wrap(v, f[NB], f[SG] != 0), np.int64(1)
+    return np.int64(v), np.int64(0)
+
+
+@njit(cache=True)
+def to_fmt(v, shift, f, s):
+    """Round ``v`` by ``shift`` bits into format row ``f``: ``(code, overflow, state, draws)``."""
+    r, s, d = rnd(v, shift, f[RM], s)
+    c, fl = into(r, f)
+    return c, fl, s, d
+
+
+@njit(cache=True)
+def vec_words(epw, count):
+    """Words of a word-aligned vector of ``count`` elements (``epw`` elements per word)."""
+    if epw > 0:
+        return (count + epw - 1) // epw
+    return count * (-epw)
+
+
+@njit(cache=True)
+def range_words(epw, start, count):
+    """Words covering elements ``start .. start+count-1`` of a packed tensor."""
+    if count <= 0:
+        return 0
+    if epw > 0:
+        return (start + count - 1) // epw - start // epw + 1
+    return count * (-epw)
+
+
+@njit(cache=True)
+def word_shift(epw):
+    """log2 of a power-of-two ``epw`` (elements per word), else -1 (divide instead)."""
+    if epw <= 0 or epw & (epw - 1):
+        return -1
+    k = 0
+    while (np.int64(1) << k) < epw:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def list_words(epw, sh, start, lst, row, off, cnt):
+    """Distinct words holding elements ``start + lst[row, off+k]`` (ascending list).
+
+    ``sh = word_shift(epw)``: a shift replaces the division for power-of-two words.
+    """
+    if epw < 0:
+        return cnt * (-epw)
+    words = 0
+    last = -1
+    for k in range(cnt):
+        e = start + lst[row, off + k]
+        w = e >> sh if sh >= 0 else e // epw
+        if w != last:
+            words += 1
+            last = w
+    return words
+
+
+@njit(cache=True)
+def vec_access(net, buf, tid, count, reads, writes):
+    """Count ``reads`` and ``writes`` of a whole vector of ``count`` elements of tensor ``tid``."""
+    b = net.t_bank[tid]
+    if b >= 0:
+        w = vec_words(net.t_epw[tid], count)
+        buf.sram_r[b] += reads * w
+        buf.sram_w[b] += writes * w
+
+
+@njit(cache=True)
+def add_words(arr, t_bank, tid, words):
+    """``arr[bank of tid] += words`` (registers, bank -1, are not counted)."""
+    b = t_bank[tid]
+    if b >= 0:
+        arr[b] += words
+
+
+# --------------------------------------------------------------------------- forward
+
+@njit(cache=True)
+def gather_inputs(net, buf, x, t, l):
+    """Copy layer ``l``'s input spikes of step ``t`` into ``xb``; list them in ``act_in``."""
+    n_in = net.n_in[l]
+    ioff = net.in_off[l]
+    xb = buf.xb
+    act = buf.act_in
+    cnt = 0
+    if l == 0:
+        vec_access(net, buf, net.tid_input, n_in, 1, 1)   # the encoder writes, the core reads
+        for j in range(n_in):
+            v = np.int64(1) if x[t, j] != 0 else np.int64(0)
+            xb[ioff + j] = v
+            if v != 0:
+                act[cnt] = j
+                cnt += 1
+    else:
+        poff = net.nrn_off[l - 1]
+        s = buf.s
+        vec_access(net, buf, net.tid[l - 1, K_S], n_in, 1, 0)
+        for j in range(n_in):
+            v = s[poff + j]
+            xb[ioff + j] = v
+            if v != 0:
+                act[cnt] = j
+                cnt += 1
+    return cnt
+
+
+@njit(cache=True)
+def accumulate_rows(net, st, buf, l, woff, cnt, tw):
+    """Synaptic accumulates: add the weight rows listed in ``act_in[:cnt]`` into the currents.
+
+    ``i = overflow(i + (w << (f_current - f_weight)))`` per synapse, in the
+    current format (exact shift; saturations counted on the layer's ``i``).
+    """
+    n = net.n[l]
+    off = net.nrn_off[l]
+    fi = net.fmt[F_I]
+    sh = fi[FR] - net.fmt[F_W][FR]
+    lo = fi[LO]
+    hi = fi[HI]
+    ti = net.tid[l, K_I]
+    cur = buf.i[off:off + n]
+    W = st.W
+    rows = buf.act_in
+    epw_w = net.t_epw[tw]
+    sat = 0
+    words = 0
+    saturate = fi[OV] == SATURATE
+    for k in range(cnt):
+        j = rows[k]
+        base = woff + j * n
+        words += range_words(epw_w, j * n, n)
+        wrow = W[base:base + n]          # a row view: lets LLVM vectorise the loop
+        if saturate:                     # branch-free clamp; same result as into()
+            for m in range(n):
+                r = cur[m] + (wrow[m] << sh)
+                c = min(max(r, lo), hi)
+                sat += np.int64(r != c)
+                cur[m] = c
+        else:
+            for m in range(n):
+                r, f = into(cur[m] + (wrow[m] << sh), fi)
+                sat += f
+                cur[m] = r
+    add_words(buf.sram_r, net.t_bank, tw, words)
+    vec_access(net, buf, ti, n, cnt, cnt)                 # read-modify-write of i per event
+    buf.sats[ti] += sat
+    buf.ev[SYNOPS] += cnt * n
+
+
+@njit(cache=True)
+def layer_forward(net, st, buf, x, t, l, record, rec):
+    """Phases 1-3 of layer ``l`` (readout when ``l == L``): events, neuron update, traces."""
+    n_in = net.n_in[l]
+    n = net.n[l]
+    off = net.nrn_off[l]
+    ioff = net.in_off[l]
+    tid = net.tid[l]
+    spiking = l < net.L
+    rs = stream(st.rng[0])
+    draws = 0
+    ev = buf.ev
+
+    # 1. input events (feed-forward, then recurrent s[t-1])
+    cnt = gather_inputs(net, buf, x, t, l)
+    accumulate_rows(net, st, buf, l, net.w_off[l], cnt, tid[K_W])
+    if net.rec[l]:
+        vec_access(net, buf, tid[K_S], n, 1, 0)
+        c2 = 0
+        for k in range(n):
+            if buf.s_prev[off + k] != 0:
+                buf.act_in[c2] = k
+                c2 += 1
+        accumulate_rows(net, st, buf, l, net.wr_off[l], c2, tid[K_WR])
+
+    # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
+    fu = net.fmt[F_U]
+    dcode = net.nu[l, 0]
+    s1 = net.nu[l, 1]
+    s2 = net.nu[l, 2]
+    s3 = net.nu[l, 3]
+    rsh = net.nu[l, 4]
+    th = net.theta[l]
+    hard = net.hard[l]
+    boff = net.b_off[l]
+    lut = net.psi_lut
+    psh = net.psi_sh
+    phalf = net.psi_half
+    e_last = len(lut) - 1
+    u_ = buf.u
+    i_ = buf.i
+    s_ = buf.s
+    psi_ = buf.psi
+    b_ = st.b
+    vec_access(net, buf, tid[K_U], n, 1, 1)
+    vec_access(net, buf, tid[K_I], n, 1, 1)               # read, then cleared
+    vec_access(net, buf, tid[K_B], n, 1, 0)
+    sat = 0
+    nsp = 0
+    for m in range(n):
+        vw = ((u_[off + m] * dcode) << s1) + (i_[off + m] << s2) + (b_[boff + m] << s3)
+        v, f, rs, d = to_fmt(vw, rsh, fu, rs)
+        draws += d
+        sat += f
+        i_[off + m] = 0
+        u = v
+        if spiking:
+            d = v - th
+            ad = -d if d < 0 else d
+            idx = (ad + phalf) >> psh
+            if idx > e_last:
+                idx = e_last
+            psi_[off + m] = lut[idx]
+            if d > 0:
+                s_[off + m] = 1
+                nsp += 1
+                u = np.int64(0) if hard else v - th
+            else:
+                s_[off + m] = 0
+        u_[off + m] = u
+        if record:
+            rec.v[t, off + m] = v
+    buf.sats[tid[K_U]] += sat
+    ev[NEURON_UPDATES] += n
+    if spiking:
+        buf.spikes[l] += nsp
+        ev[LUT_LOOKUPS] += n
+        vec_access(net, buf, tid[K_S], n, 0, 1)
+        vec_access(net, buf, tid[K_PSI], n, 0, 1)
+
+    # 3. presynaptic traces: q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
+    ft = net.fmt[F_T]
+    qc = net.tq[l, 0]
+    qk = net.tq[l, 1]
+    one = np.int64(1) << (ft[FR] + qk)
+    q_ = buf.q
+    xb = buf.xb
+    sat = 0
+    for j in range(n_in):
+        v, f, rs, d = to_fmt(q_[ioff + j] * qc + xb[ioff + j] * one, qk, ft, rs)
+        draws += d
+        q_[ioff + j] = v
+        sat += f
+    buf.sats[tid[K_Q]] += sat
+    vec_access(net, buf, tid[K_Q], n_in, 1, 1)
+    ev[TRACE_UPDATES] += n_in
+    if net.rec[l]:
+        qr = buf.q_rec
+        sp = buf.s_prev
+        sat = 0
+        for k in range(n):
+            v, f, rs, d = to_fmt(qr[off + k] * qc + sp[off + k] * one, qk, ft, rs)
+            draws += d
+            qr[off + k] = v
+            sat += f
+        buf.sats[tid[K_QR]] += sat
+        vec_access(net, buf, tid[K_QR], n, 1, 1)
+        ev[TRACE_UPDATES] += n
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+
+
+@njit(cache=True)
+def post_traces(net, st, buf):
+    """h = decay(h) + psi for every spiking layer (after learning: h[t-1] was its h_prev)."""
+    ft = net.fmt[F_T]
+    rs = stream(st.rng[0])
+    draws = 0
+    ev = buf.ev
+    h_ = buf.h
+    psi_ = buf.psi
+    for l in range(net.L):
+        n = net.n[l]
+        off = net.nrn_off[l]
+        hc = net.th[l, 0]
+        hk = net.th[l, 1]
+        sat = 0
+        for m in range(n):
+            v, f, rs, d = to_fmt(h_[off + m] * hc + (psi_[off + m] << hk), hk, ft, rs)
+            draws += d
+            h_[off + m] = v
+            sat += f
+        buf.sats[net.tid[l, K_H]] += sat
+        vec_access(net, buf, net.tid[l, K_PSI], n, 1, 0)
+        vec_access(net, buf, net.tid[l, K_H], n, 1, 1)
+        ev[TRACE_UPDATES] += n
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+
+
+# --------------------------------------------------------------------------- learning signal
+
+@njit(cache=True)
+def readout_error(net, st, buf, label):
+    """e = softmax(u_out) - onehot(label) in the signal format, through the exp LUT.
+
+    ``p_c = EXP[(max u - u_c) >> shift]``, ``e_c = round_half_up(p_c * 2**f / sum p)``
+    (one integer division per class) minus ``2**f`` at the label.
+    """
+    L = net.L
+    C = net.C
+    off = net.nrn_off[L]
+    u_ = buf.u
+    p = buf.tmp
+    umax = u_[off]
+    for c in range(1, C):
+        if u_[off + c] > umax:
+            umax = u_[off + c]
+    lut = net.exp_lut
+    e_last = len(lut) - 1
+    total = np.int64(0)
+    for c in range(C):
+        idx = (umax - u_[off + c] + net.exp_half) >> net.exp_sh
+        if idx > e_last:
+            idx = e_last
+        p[c] = lut[idx]
+        total += p[c]
+    buf.ev[LUT_LOOKUPS] += C
+    fs = net.fmt[F_S]
+    te = net.tid[L, K_G]
+    sat = 0
+    for c in range(C):
+        e = (p[c] * (np.int64(2) << fs[FR]) + total) // (2 * total)
+        if c == label:
+            e -= np.int64(1) << fs[FR]
+        e, f = into(e, fs)
+        sat += f
+        buf.g[off + c] = e
+    buf.sats[te] += sat
+    vec_access(net, buf, te, C, 0, 1)
+
+
+@njit(cache=True)
+def signal_from_error(net, st, buf, l):
+    """g of layer ``l`` from the readout error: BP through W_out or DFA through B.
+
+    ``g_m = round(sum_c e_c * B[c, m])`` with ``B = W_out^T`` (BP, the readout
+    weights' row ``m``), the stored feedback codes, or ``+-fb_mag`` regenerated
+    bit by bit from the layer's feedback LFSR (C order, as ``dfa_matrix``).
+    The sum runs in the device accumulator; one rounding by the weight's
+    fractional bits into the signal format.
+    """
+    L = net.L
+    C = net.C
+    n = net.n[l]
+    off = net.nrn_off[l]
+    eoff = net.nrn_off[L]
+    g_ = buf.g
+    acc = buf.tmp
+    alo = net.acc_lo
+    ahi = net.acc_hi
+    W = st.W
+    ev = buf.ev
+    nnz = 0
+    for c in range(C):
+        if g_[eoff + c] != 0:
+            nnz += 1
+    tg = net.tid[l, K_G]
+    vec_access(net, buf, net.tid[L, K_G], C, 1, 0)
+    for m in range(n):
+        acc[m] = 0
+    sat = 0
+    if net.dfa == 0:
+        wo = net.w_off[L]
+        e_ = g_[eoff:eoff + C]
+        for m in range(n):
+            wrow = W[wo + m * C:wo + m * C + C]
+            a = np.int64(0)
+            for c in range(C):           # saturating accumulate, branch-free
+                r = a + e_[c] * wrow[c]
+                a = min(max(r, alo), ahi)
+                sat += np.int64(r != a)
+            acc[m] = a
+        if nnz > 0:
+            tw = net.tid[L, K_W]
+            add_words(buf.sram_r, net.t_bank, tw, range_words(net.t_epw[tw], 0, n * C))
+    elif net.regen:
+        s = st.fb_seed[l]
+        mag = net.fb_mag
+        word = np.int64(0)
+        pos = 32
+        for c in range(C):
+            e = g_[eoff + c]
+            for m in range(n):
+                if pos == 32:
+                    word, s = draw32(s)
+                    ev[LFSR_DRAWS] += 1
+                    pos = 0
+                bit = (word >> (31 - pos)) & 1
+                pos += 1
+                if e != 0:
+                    pr = e * mag
+                    acc[m], f = clamp(acc[m] + (pr if bit else -pr), alo, ahi)
+                    sat += f
+    else:
+        fo = net.fb_off[l]
+        B = st.B
+        for c in range(C):
+            e = g_[eoff + c]
+            if e == 0:
+                continue
+            for m in range(n):
+                acc[m], f = clamp(acc[m] + e * B[fo + c * n + m], alo, ahi)
+                sat += f
+        if nnz > 0:
+            tb = net.tid[l, K_FB]
+            add_words(buf.sram_r, net.t_bank, tb, range_words(net.t_epw[tb], 0, C * n))
+    fs = net.fmt[F_S]
+    fw = net.fmt[F_W][FR]
+    rs = stream(st.rng[0])
+    draws = 0
+    for m in range(n):
+        g_[off + m], f, rs, d = to_fmt(acc[m], fw, fs, rs)
+        draws += d
+        sat += f
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    buf.sats[tg] += sat
+    ev[SIGNAL_MACS] += n * nnz
+    vec_access(net, buf, tg, n, 0, 1)
+
+
+@njit(cache=True)
+def signal_from_above(net, st, buf, l):
+    """BP below the top: g_j = round(sum_k gp_k * W_{l+1}[j, k]) over the k with gp_k != 0."""
+    up = l + 1
+    n = net.n[l]
+    off = net.nrn_off[l]
+    nu = net.n[up]
+    uoff = net.nrn_off[up]
+    wup = net.w_off[up]
+    tw = net.tid[up, K_W]
+    tg = net.tid[l, K_G]
+    gp = buf.gp
+    g_ = buf.g
+    W = st.W
+    act = buf.act_in
+    alo = net.acc_lo
+    ahi = net.acc_hi
+    fs = net.fmt[F_S]
+    fw = net.fmt[F_W][FR]
+    epw = net.t_epw[tw]
+    esh = word_shift(epw)
+    act2 = act.reshape((1, act.size))
+    rs = stream(st.rng[0])
+    draws = 0
+    cnt = 0
+    for k in range(nu):
+        if gp[uoff + k] != 0:
+            act[cnt] = k
+            cnt += 1
+    sat = 0
+    words = 0
+    for j in range(n):
+        a = np.int64(0)
+        wrow = W[wup + j * nu:wup + j * nu + nu]
+        for kk in range(cnt):
+            k = act[kk]
+            r = a + gp[uoff + k] * wrow[k]
+            a = min(max(r, alo), ahi)
+            sat += np.int64(r != a)
+        g_[off + j], f, rs, d = to_fmt(a, fw, fs, rs)
+        draws += d
+        sat += f
+        words += list_words(epw, esh, j * nu, act2, 0, 0, cnt)
+    add_words(buf.sram_r, net.t_bank, tw, words)
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    buf.sats[tg] += sat
+    buf.ev[SIGNAL_MACS] += n * cnt
+    vec_access(net, buf, tg, n, 0, 1)
+
+
+@njit(cache=True)
+def factors(net, st, buf, l):
+    """a = g*alpha_post*h_prev, c = g*alpha_pre*psi, gp = g*psi (signal format).
+
+    Neurons with ``a = c = 0`` are listed nowhere: their rows are skipped.
+    MACs counted: one for ``a`` where ``g, h != 0``, two (``c`` and the bias
+    term ``gp``) where ``g, psi != 0``.
+    """
+    n = net.n[l]
+    off = net.nrn_off[l]
+    fs = net.fmt[F_S]
+    ftr = net.fmt[F_T][FR]
+    rs = stream(st.rng[0])
+    draws = 0
+    ev = buf.ev
+    g_ = buf.g
+    h_ = buf.h
+    psi_ = buf.psi
+    a_ = buf.a
+    c_ = buf.c
+    gp_ = buf.gp
+    act = buf.act
+    apost = net.alpha_post
+    apre = net.alpha_pre
+    for kind in (K_G, K_PSI, K_H):
+        vec_access(net, buf, net.tid[l, kind], n, 1, 0)
+    ca = 0
+    cc = 0
+    na = 0
+    macs = 0
+    sat_a = 0
+    sat_c = 0
+    sat_g = 0
+    for m in range(n):
+        g = g_[off + m]
+        a = np.int64(0)
+        c = np.int64(0)
+        gp = np.int64(0)
+        if g != 0:
+            h = h_[off + m]
+            if h != 0:
+                a, rs, d = rnd(g * h, ftr, fs[RM], rs)
+                draws += d
+                if apost != ONE_ALPHA:
+                    a, rs, d = rnd(a * apost, ALPHA_FRAC, fs[RM], rs)
+                    draws += d
+                a, f = into(a, fs)
+                sat_a += f
+                macs += 1
+            p = psi_[off + m]
+            if p != 0:
+                gp, f, rs, d = to_fmt(g * p, ftr, fs, rs)
+                draws += d
+                sat_g += f
+                c = gp
+                if apre != ONE_ALPHA:
+                    c, f, rs, d = to_fmt(gp * apre, ALPHA_FRAC, fs, rs)
+                    draws += d
+                    sat_c += f
+                macs += 2
+        a_[off + m] = a
+        c_[off + m] = c
+        gp_[off + m] = gp
+        if a != 0 or c != 0:
+            act[0, off + ca] = m
+            ca += 1
+            if c != 0:
+                act[1, off + cc] = m
+                cc += 1
+            if a != 0:
+                na += 1
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    buf.cnt[l, 0] = ca
+    buf.cnt[l, 1] = cc
+    buf.cnt[l, 2] = na
+    ev[ROWS_SKIPPED] += n - ca
+    ev[ELIGIBILITY_MACS] += macs
+    buf.sats[net.tid[l, K_A]] += sat_a
+    buf.sats[net.tid[l, K_C]] += sat_c
+    buf.sats[net.tid[l, K_G]] += sat_g
+
+
+# --------------------------------------------------------------------------- updates
+
+@njit(cache=True)
+def word_table(epw, lst, cnt, out):
+    """``out[r]`` = distinct words holding elements ``r + lst[k]`` (k < cnt), r < epw.
+
+    A weight row starting at element ``j*n`` touches ``out[(j*n) % epw]``
+    words for the (ascending) neuron list ``lst``: one table per list and
+    step replaces a per-row count.
+    """
+    for r in range(epw):
+        words = 0
+        last = -1
+        for k in range(cnt):
+            w = (r + lst[k]) // epw
+            if w != last:
+                words += 1
+                last = w
+        out[r] = words
+
+
+@njit(cache=True)
+def visit_rows(W, dW, n, q, x, c_, a_, lac, lc, wt, epw, ftr, alo, ahi, sh, mode, f,
+               per_sample, rs):
+    """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
+
+    Per step, ``W[j*n + m] -= round(dw / 2**sh)`` in format ``f``; per sample,
+    ``dW[j*n + m] += round(dw / 2**sh)`` in format ``f`` (the update format).
+    Returns ``(state, draws, macs, words read, words written, changed, overflows)``.
+    """
+    ca = len(lac)
+    cc = len(lc)
+    na = 0
+    for kk in range(ca):
+        if a_[lac[kk]] != 0:
+            na += 1
+    draws = 0
+    macs = 0
+    reads = 0
+    writes = 0
+    changed = 0
+    sat = 0
+    for j in range(len(q)):
+        qj = q[j]
+        if x[j] != 0:
+            lst = lac
+            macs += na + (cc if qj != 0 else 0)
+            t = 0
+        elif qj != 0 and cc > 0:
+            lst = lc
+            macs += cc
+            t = 1
+        else:
+            continue
+        cnt = len(lst)
+        if cnt == 0:
+            continue
+        base = j * n
+        reads += wt[t, base % epw] if epw > 0 else cnt * (-epw)
+        last_w = -1
+        for kk in range(cnt):
+            m = lst[kk]
+            p = c_[m] * qj
+            if t == 0:
+                p += a_[m] << ftr
+            dw = min(max(p, alo), ahi)
+            sat += np.int64(p != dw)
+            if dw == 0:
+                continue
+            k = base + m
+            delta, rs, d = rnd(dw, sh, mode, rs)
+            draws += d
+            if per_sample:
+                dW[k], fl = into(dW[k] + delta, f)
+                sat += fl
+                continue
+            if delta == 0:
+                continue
+            old = W[k]
+            new, fl = into(old - delta, f)
+            sat += fl
+            if new == old:
+                continue
+            W[k] = new
+            changed += 1
+            if epw > 0:
+                wd = k // epw
+                if wd != last_w:
+                    writes += 1
+                    last_w = wd
+            else:
+                writes += -epw
+    return rs, draws, macs, reads, writes, changed, sat
+
+
+@njit(cache=True)
+def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
+    """dw = a*x + c*q for one weight matrix of layer ``l`` (rows = its inputs).
+
+    Row ``j`` is skipped when ``x_j = q_j = 0``; otherwise it runs over the
+    neurons with ``c != 0`` (list ``act[1]``) or, where ``x_j = 1``, with
+    ``a != 0`` or ``c != 0`` (list ``act[0]``). ``dw`` (fractional bits of
+    signal + trace) is formed in the accumulator. Per step:
+    ``w -= round(dw * 2**-lr)`` with the weight's rounding and overflow; per
+    sample: ``dW += dw`` in the update format (rounded if it has fewer bits).
+    """
+    n = net.n[l]
+    off = net.nrn_off[l]
+    ftr = net.fmt[F_T][FR]
+    frac = net.fmt[F_S][FR] + ftr
+    per_sample = net.per_sample
+    ca = buf.cnt[l, 0]
+    cc = buf.cnt[l, 1]
+    lac = buf.act[0, off:off + ca]
+    lc = buf.act[1, off:off + cc]
+    W = st.W[woff:woff + rows * n]
+    if per_sample:
+        f = net.fmt[F_UP]
+        sh = frac - f[FR]
+        dW = buf.dW[dwoff:dwoff + rows * n]
+        tt = tdw
+    else:
+        f = net.fmt[F_W]
+        sh = frac + net.lr - f[FR]
+        dW = buf.dW
+        tt = tw
+    epw = net.t_epw[tw]
+    wt = buf.wtab
+    if epw > 0:
+        word_table(epw, lac, ca, wt[0])
+        word_table(epw, lc, cc, wt[1])
+    rs, draws, macs, reads, writes, changed, sat = visit_rows(
+        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.c[off:off + n],
+        buf.a[off:off + n], lac, lc, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f,
+        per_sample, stream(st.rng[0]))
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    buf.ev[ELIGIBILITY_MACS] += macs
+    buf.ev[WEIGHT_WRITES] += changed
+    add_words(buf.sram_r, net.t_bank, tw, reads)
+    add_words(buf.sram_w, net.t_bank, tw, writes)
+    buf.sats[tt] += sat
+    if per_sample:                       # read-modify-write of the accumulator words
+        epd = net.t_epw[tdw]
+        if epd > 0:
+            word_table(epd, lac, ca, wt[0])
+            word_table(epd, lc, cc, wt[1])
+        words = 0
+        for j in range(rows):
+            if x[xoff + j] != 0:
+                cnt = ca
+                t = 0
+            elif q[xoff + j] != 0:
+                cnt = cc
+                t = 1
+            else:
+                continue
+            if cnt:
+                words += wt[t, (j * n) % epd] if epd > 0 else cnt * (-epd)
+        add_words(buf.sram_r, net.t_bank, tdw, words)
+        add_words(buf.sram_w, net.t_bank, tdw, words)
+
+
+@njit(cache=True)
+def update_bias(net, st, buf, l, vals, voff, frac):
+    """b -= round(v * 2**-lr) (per step) or db += v (per sample) for the nonzero ``vals``.
+
+    ``v = vals[voff + m]`` has ``frac`` fractional bits (gp, or the readout's e).
+    """
+    n = net.n[l]
+    tb = net.tid[l, K_B]
+    boff = net.b_off[l]
+    fb = net.fmt[F_B]
+    fup = net.fmt[F_UP]
+    rs = stream(st.rng[0])
+    draws = 0
+    ev = buf.ev
+    b_ = st.b
+    touched = 0
+    changed = 0
+    sat = 0
+    for m in range(n):
+        v = vals[voff + m]
+        if v == 0:
+            continue
+        touched += 1
+        if net.per_sample:
+            k = net.db_off[l] + m
+            r, rs, d = rnd(v, frac - fup[FR], fup[RM], rs)
+            draws += d
+            buf.db[k], f = into(buf.db[k] + r, fup)
+            sat += f
+            continue
+        delta, rs, d = rnd(v, frac + net.lr - fb[FR], fb[RM], rs)
+        draws += d
+        if delta == 0:
+            continue
+        old = b_[boff + m]
+        new, f = into(old - delta, fb)
+        sat += f
+        if new != old:
+            b_[boff + m] = new
+            changed += 1
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    ev[WEIGHT_WRITES] += changed
+    if net.per_sample:
+        tdb = net.tid[l, K_DB]
+        buf.sats[tdb] += sat
+        if touched:
+            vec_access(net, buf, tdb, n, 1, 1)
+    else:
+        buf.sats[tb] += sat
+        if touched:
+            vec_access(net, buf, tb, n, 1, 1 if changed else 0)
+
+
+@njit(cache=True)
+def readout_factors(net, buf):
+    """The readout as a layer with ``c = e``, ``a = 0``: dW_out = e q_out^T, db_out = e.
+
+    Classes with ``e_c = 0`` are skipped rows; one bias MAC per other class.
+    """
+    L = net.L
+    off = net.nrn_off[L]
+    cnt = 0
+    for c in range(net.C):
+        e = buf.g[off + c]
+        buf.c[off + c] = e
+        buf.a[off + c] = 0
+        buf.gp[off + c] = e
+        if e != 0:
+            buf.act[0, off + cnt] = c
+            buf.act[1, off + cnt] = c
+            cnt += 1
+    buf.cnt[L, 0] = cnt
+    buf.cnt[L, 1] = cnt
+    buf.cnt[L, 2] = 0
+    buf.ev[ROWS_SKIPPED] += net.C - cnt
+    buf.ev[ELIGIBILITY_MACS] += cnt
+
+
+@njit(cache=True)
+def learn_step(net, st, buf, label):
+    """Phase 4 of a window step: error, signals (top-down), factors, then every update."""
+    L = net.L
+    readout_error(net, st, buf, label)
+    for l in range(L - 1, -1, -1):
+        if net.dfa or l == L - 1:
+            signal_from_error(net, st, buf, l)
+        else:
+            signal_from_above(net, st, buf, l)
+        factors(net, st, buf, l)
+    readout_factors(net, buf)
+    # every update of a step uses the weights as they were at its start (signals are done)
+    fs = net.fmt[F_S][FR]
+    for l in range(L + 1):
+        if buf.cnt[l, 0] > 0:
+            vec_access(net, buf, net.tid[l, K_Q], net.n_in[l], 1, 0)
+            update_rows(net, st, buf, l, net.w_off[l], net.dw_off[l], net.n_in[l], buf.q,
+                        buf.xb, net.in_off[l], net.tid[l, K_W], net.tid[l, K_DW])
+            if net.rec[l]:
+                vec_access(net, buf, net.tid[l, K_QR], net.n[l], 1, 0)
+                update_rows(net, st, buf, l, net.wr_off[l], net.dwr_off[l], net.n[l], buf.q_rec,
+                            buf.s_prev, net.nrn_off[l], net.tid[l, K_WR], net.tid[l, K_DWR])
+        update_bias(net, st, buf, l, buf.gp, net.nrn_off[l], fs)
+
+
+@njit(cache=True)
+def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
+    """Per-sample end: ``arr -= round(acc * 2**-lr)`` over one accumulator, then clear it.
+
+    Reads every word of the accumulator and writes it back cleared; reads the
+    parameter words with a nonzero update, writes those that changed.
+    """
+    f = net.fmt[fk]
+    sh = net.fmt[F_UP][FR] + net.lr - f[FR]
+    epw = net.t_epw[tid]
+    rs = stream(st.rng[0])
+    draws = 0
+    ev = buf.ev
+    last_r = -1
+    last_w = -1
+    reads = 0
+    writes = 0
+    sat = 0
+    changed = 0
+    for e in range(size):
+        v = acc[doff + e]
+        if v == 0:
+            continue
+        acc[doff + e] = 0
+        wd = e // epw if epw > 0 else e
+        if wd != last_r:
+            reads += 1 if epw > 0 else -epw
+            last_r = wd
+        delta, rs, d = rnd(v, sh, f[RM], rs)
+        draws += d
+        if delta == 0:
+            continue
+        old = arr[aoff + e]
+        new, fl = into(old - delta, f)
+        sat += fl
+        if new == old:
+            continue
+        arr[aoff + e] = new
+        changed += 1
+        if wd != last_w:
+            writes += 1 if epw > 0 else -epw
+            last_w = wd
+    st.rng[0] = rs[0]
+    buf.ev[LFSR_DRAWS] += draws
+    ev[WEIGHT_WRITES] += changed
+    buf.sats[tid] += sat
+    add_words(buf.sram_r, net.t_bank, tid, reads)
+    add_words(buf.sram_w, net.t_bank, tid, writes)
+    vec_access(net, buf, tdw, size, 1, 1)
+
+
+@njit(cache=True)
+def apply_sample(net, st, buf):
+    """Per-sample mode: one rounded update of every parameter from its accumulator."""
+    for l in range(net.L + 1):
+        n = net.n[l]
+        apply_accumulated(net, st, buf, st.W, net.w_off[l], buf.dW, net.dw_off[l],
+                          net.n_in[l] * n, F_W, net.tid[l, K_W], net.tid[l, K_DW])
+        if net.rec[l]:
+            apply_accumulated(net, st, buf, st.W, net.wr_off[l], buf.dW, net.dwr_off[l], n * n,
+                              F_W, net.tid[l, K_WR], net.tid[l, K_DWR])
+        apply_accumulated(net, st, buf, st.b, net.b_off[l], buf.db, net.db_off[l], n,
+                          F_B, net.tid[l, K_B], net.tid[l, K_DB])
+
+
+# --------------------------------------------------------------------------- one sample
+
+@njit(cache=True)
+def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
+    """Run one sample ``x (T, n_in) uint8``; learn from ``label`` when ``learn``.
+
+    Per step: every spiking layer bottom-up (input events, neuron update,
+    presynaptic traces), the readout (same phases), then in the window the
+    score sum and, when learning, the error, signals, factors and updates,
+    and last the postsynaptic traces h (whose old value was h_prev).
+    """
+    L = net.L
+    C = net.C
+    T = net.T
+    for arr in (buf.u, buf.i, buf.s, buf.s_prev, buf.psi, buf.h, buf.q_rec, buf.g, buf.a,
+                buf.c, buf.gp, buf.q, buf.xb, buf.scores, buf.spikes, buf.ev, buf.sram_r,
+                buf.sram_w, buf.sats, buf.dW, buf.db):
+        arr[:] = 0
+    t0 = T - net.window
+    eoff = net.nrn_off[L]
+    for t in range(T):
+        buf.s_prev[:] = buf.s
+        for l in range(L + 1):
+            layer_forward(net, st, buf, x, t, l, record, rec)
+        if t >= t0:
+            for c in range(C):
+                buf.scores[c] += buf.u[eoff + c]
+                buf.u_win[t - t0, c] = buf.u[eoff + c]
+            if learn:
+                learn_step(net, st, buf, label)
+        post_traces(net, st, buf)
+        if record:
+            rec.u[t, :] = buf.u
+            rec.s[t, :] = buf.s
+            rec.psi[t, :] = buf.psi
+            rec.h[t, :] = buf.h
+            rec.q_rec[t, :] = buf.q_rec
+            rec.q[t, :] = buf.q
+            if learn and t >= t0:
+                rec.g[t, :] = buf.g
+    if learn and net.per_sample:
+        apply_sample(net, st, buf)

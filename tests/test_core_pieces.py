@@ -1,0 +1,170 @@
+"""Each small fixed-engine kernel against a naive reference (STUMPY style)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edgesnn.core import kernels as K
+from edgesnn.core.constants import (decay_constant, exp_table, format_row, leap_table,
+                                    make_table, psi_table, surrogate)
+from edgesnn.errors import DeviceError
+from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, lfsr_bits, lfsr_seed,
+                           overflow, shift_round)
+from edgesnn.hw import NumberFormat
+
+RNG = np.random.default_rng(1234)
+
+
+# --------------------------------------------------------------------------- LFSR
+
+def test_leap_tables_and_stream_reproduce_lfsr_bits():
+    for state in [1, 0x80000000, lfsr_seed(3), *RNG.integers(1, 2 ** 32, 20).tolist()]:
+        want, s = [], int(state)
+        for _ in range(9):
+            v, s = lfsr_bits(s, 32)
+            want.append((int(v), int(s)))
+        v, s2 = K.draw32(state)
+        assert (int(v), int(s2)) == want[0]
+        ls = K.stream(state)
+        for k in range(9):
+            assert ls[0] == (state if k == 0 else want[k - 1][1])
+            v, ls = K.draw(ls)
+            assert int(v) == want[k][0]
+    t = leap_table(64, outputs=False)
+    s = int(lfsr_seed(9))
+    e = t[0, s & 255] ^ t[1, (s >> 8) & 255] ^ t[2, (s >> 16) & 255] ^ t[3, (s >> 24) & 255]
+    assert int(e) == int(lfsr_bits(lfsr_bits(s, 32)[1], 32)[1])
+
+
+# --------------------------------------------------------------------------- rounding
+
+@pytest.mark.parametrize("mode", [FLOOR, NEAREST_EVEN, NEAREST_AWAY])
+def test_branch_free_rounding_equals_shift_round(mode):
+    ls = K.stream(1)
+    values = np.concatenate([RNG.integers(-2 ** 40, 2 ** 40, 3000), np.arange(-70, 70),
+                             np.arange(-70, 70) * 8 + 4])
+    for v in values:
+        for sh in (-3, 0, 1, 2, 3, 7, 20, 33):
+            got, ls2, d = K.rnd(int(v), sh, mode, ls)
+            assert got == shift_round(int(v), sh, mode, 0), (v, sh)
+            assert d == 0 and ls2 == ls
+
+
+def test_stochastic_rounding_draws_only_for_inexact_values():
+    state = int(lfsr_seed(5))
+    ls = K.stream(state)
+    for v, sh in [(5 << 9, 9), (-(3 << 9), 9), (0, 4)]:
+        got, ls2, d = K.rnd(v, sh, STOCHASTIC, ls)
+        assert (got, d, ls2) == (v >> sh, 0, ls)
+    for v, sh in [(1234567, 9), (-1234567, 9), (-1, 40), (123456789012, 40), (7, 3)]:
+        r, s2 = lfsr_bits(ls[0], 32)
+        x, k = (v >> (sh - 32), 32) if sh > 32 else (v, sh)
+        want = shift_round(x, k, STOCHASTIC, int(r) >> (32 - k))
+        got, ls, d = K.rnd(v, sh, STOCHASTIC, ls)
+        assert (got, d, ls[0]) == (want, 1, s2)
+
+
+def test_stochastic_rounding_is_unbiased():
+    ls = K.stream(lfsr_seed(8))
+    total = 0
+    n = 4000
+    for _ in range(n):
+        got, ls, _ = K.rnd(3 << 8, 10, STOCHASTIC, ls)       # 0.75 of an LSB
+        total += int(got)
+    assert abs(total / n - 0.75) < 0.03
+
+
+@pytest.mark.parametrize("fmt", [NumberFormat(signed=True, int_bits=3, frac_bits=4),
+                                 NumberFormat(signed=False, int_bits=5, frac_bits=2),
+                                 NumberFormat(signed=True, int_bits=3, frac_bits=4,
+                                              overflow="wrap"),
+                                 NumberFormat(signed=False, int_bits=5, frac_bits=2,
+                                              overflow="wrap")])
+def test_into_equals_fixed_overflow(fmt):
+    f = tuple(int(v) for v in format_row(fmt))
+    for v in range(-700, 700, 3):
+        want = overflow(v, f[1], f[2], f[3], bool(f[4]), f[6])
+        assert K.into(v, f) == (want[0], want[1])
+
+
+# --------------------------------------------------------------------------- SRAM words
+
+def _naive_words(start, idx, epw):
+    return len({(start + int(i)) // epw for i in idx})
+
+
+def test_word_counts_equal_naive_sets():
+    for epw in (1, 3, 4, 8, 64):
+        for _ in range(30):
+            n = int(RNG.integers(1, 40))
+            idx = np.sort(RNG.choice(n, int(RNG.integers(1, n + 1)), replace=False))
+            out = np.zeros(epw, dtype=np.int64)
+            K.word_table(epw, idx.astype(np.int64), len(idx), out)
+            for j in range(5):
+                start = j * n
+                assert out[start % epw] == _naive_words(start, idx, epw)
+                sh = K.word_shift(epw)
+                assert K.list_words(epw, sh, start, idx.reshape(1, -1).astype(np.int64), 0, 0,
+                                    len(idx)) == _naive_words(start, idx, epw)
+            assert K.range_words(epw, 5, n) == _naive_words(5, np.arange(n), epw)
+            assert K.vec_words(epw, n) == _naive_words(0, np.arange(n), epw)
+    assert K.vec_words(-2, 5) == 10 and K.range_words(-3, 7, 4) == 12
+
+
+# --------------------------------------------------------------------------- constants
+
+def test_decay_constants():
+    assert decay_constant(0.9, "shift", 12) == (7, 3)               # 1 - 2^-3 = 0.875
+    assert decay_constant(0.9933071490757153, "shift", 12) == (127, 7)
+    assert decay_constant(0.5, "shift", 12) == (1, 1)
+    assert decay_constant(1.0, "shift", 12) == (1, 0)
+    assert decay_constant(0.0, "multiply", 12) == (0, 0)
+    d = decay_constant(0.9, "multiply", 12)
+    assert d.k == 16 and abs(d.effective - 0.9) <= 2 ** -17
+    assert decay_constant(0.9, "multiply", 24).k == 24
+    with pytest.raises(DeviceError):
+        decay_constant(1.5, "shift", 12)
+
+
+def _lookup(t, d_codes):
+    idx = np.minimum((np.abs(d_codes) + t.half) >> t.shift, len(t.codes) - 1)
+    return t.codes[idx] / 2.0 ** t.frac
+
+
+@pytest.mark.parametrize("name", ["rational", "triangle"])
+@pytest.mark.parametrize("entries,bits", [(256, 16), (64, 8), (0, 16)])
+def test_psi_table_is_the_surrogate_within_its_stated_error(name, entries, bits):
+    trace = format_row(NumberFormat(signed=False, int_bits=7, frac_bits=9))
+    t = psi_table(name, entries, bits, 12, trace)
+    f, support = surrogate(name)
+    assert t.codes[-1] == 0 and t.frac == 9
+    assert entries == 0 or len(t.codes) == entries
+    d = RNG.integers(-3 * 4096, 3 * 4096, 20000)
+    err = np.max(np.abs(_lookup(t, d) - f(d / 4096.0)))
+    assert err <= t.error + 1e-12
+    assert t.error < {"triangle": 0.01, "rational": 0.2}[name] if entries else t.error < 2e-3
+    assert math.log2(t.step) == int(math.log2(t.step))            # a power of two: a shift
+
+
+def test_exp_table():
+    t = exp_table(256, 16, 12)
+    assert t.codes[0] == 1 << 15 and t.codes[-1] == 0
+    d = RNG.integers(0, 40 * 4096, 20000)
+    assert np.max(np.abs(_lookup(t, d) - np.exp(-d / 4096.0))) <= t.error + 1e-12 < 0.02
+
+
+def test_table_step_minimises_the_worst_error():
+    f = lambda d: np.exp(-np.abs(d))                                # noqa: E731
+    best = make_table(f, 32, 16, 10, 12.0, out_frac=15)
+    for m in range(-4, 11):
+        step = 2.0 ** -m
+        k = np.arange(31)
+        codes = np.append(np.rint(f(k * step) * 2 ** 15), 0).astype(np.int64)
+        d = np.floor(np.linspace(0, 24.0, 200001) * 1024).astype(np.int64)
+        sh = 10 - m
+        idx = np.minimum((d + ((1 << sh) >> 1)) >> sh, 31)
+        err = np.max(np.abs(codes[idx] / 2 ** 15 - f(d / 1024.0)))
+        assert best.error <= err + 1e-12
