@@ -10,6 +10,7 @@ is one ``run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,6 +51,39 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
         if rec:
             names[K.K_DWR] = f"{prefix}.dW_rec"
     return names
+
+
+class Layout(NamedTuple):
+    """Per-layer sizes, offsets and constants (Python side; the kernels get them packed as
+    the rows of ``Net.lay``). Index ``L`` is the readout."""
+
+    n_in: np.ndarray
+    n: np.ndarray
+    rec: np.ndarray
+    w_off: np.ndarray
+    wr_off: np.ndarray
+    b_off: np.ndarray
+    nrn_off: np.ndarray
+    in_off: np.ndarray
+    fb_off: np.ndarray
+    dw_off: np.ndarray
+    dwr_off: np.ndarray
+    db_off: np.ndarray
+    nu: np.ndarray            # (L+1, 5)
+    tq: np.ndarray            # (L+1, 2)
+    th: np.ndarray            # (L+1, 2)
+    theta: np.ndarray
+    hard: np.ndarray
+    tid: np.ndarray           # (L+1, N_KINDS)
+
+    def packed(self) -> np.ndarray:
+        """The ``(L+1, N_COLS)`` table of the kernels (column order of ``kernels.LC_*``)."""
+        cols = [self.n_in, self.n, self.rec, self.w_off, self.wr_off, self.b_off, self.nrn_off,
+                self.in_off, self.fb_off, self.dw_off, self.dwr_off, self.db_off]
+        lay = np.column_stack([*(c[:, None] for c in cols), self.nu, self.tq, self.th,
+                               self.theta[:, None], self.hard[:, None], self.tid])
+        assert lay.shape[1] == K.N_COLS
+        return np.ascontiguousarray(lay, dtype=np.int64)
 
 
 class FixedEngine:
@@ -177,16 +211,19 @@ class FixedEngine:
         acc_bits = min(dev.accumulator_bits, 63)
         acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
 
+        self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=w_off, wr_off=wr_off, b_off=b_off,
+                             nrn_off=nrn_off, in_off=in_off, fb_off=fb_off, dw_off=dw_off,
+                             dwr_off=dwr_off, db_off=db_off, nu=nu, tq=tq, th=th, theta=theta,
+                             hard=hard, tid=tid)
         self.net = K.Net(
-            T=spec.time_steps, window=ln.window, L=L, C=spec.classes, n_in=n_in, n=n, rec=rec,
-            w_off=w_off, wr_off=wr_off, b_off=b_off, nrn_off=nrn_off, in_off=in_off,
-            fb_off=fb_off, dw_off=dw_off, dwr_off=dwr_off, db_off=db_off, nu=nu, tq=tq, th=th,
-            theta=theta, hard=hard, fmt=tuple(tuple(int(v) for v in row) for row in fmt),
+            T=spec.time_steps, window=ln.window, L=L, C=spec.classes, lay=self.layout.packed(),
+            fmt=tuple(tuple(int(v) for v in row) for row in fmt),
             psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
             exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
             alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
-            per_sample=int(per_sample), fb_mag=fb_mag, acc_lo=acc_lo, acc_hi=acc_hi, tid=tid,
-            tid_input=tid_input, t_bank=t_bank, t_epw=t_epw)
+            per_sample=int(per_sample), fb_mag=fb_mag, acc_lo=acc_lo, acc_hi=acc_hi,
+            sig_exact=int(self._signal_bound(fmt, spec.classes) <= acc_hi),
+            tid_input=tid_input, tens=np.stack([t_bank, t_epw]))
         self._check_bounds(alpha_post, alpha_pre)
 
         # ---- parameters
@@ -212,13 +249,14 @@ class FixedEngine:
         ntot, itot = int(n.sum()), int(n_in.sum())
         width = int(max(n.max(), n_in.max()))
         z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
+        epw_max = int(max(1, t_epw.max()))
         self.buf = K.Buffers(
-            u=z(ntot), i=z(ntot), s=z(ntot), s_prev=z(ntot), psi=z(ntot), h=z(ntot),
-            q_rec=z(ntot), g=z(ntot), a=z(ntot), c=z(ntot), gp=z(ntot),
-            act=np.zeros((2, ntot), dtype=np.int64), cnt=np.zeros((L + 1, 3), dtype=np.int64), q=z(itot), xb=z(itot),
-            act_in=z(width), wtab=np.zeros((4, 64), dtype=np.int64), tmp=z(width), dW=z(ndw), db=z(ndb), scores=z(spec.classes),
-            u_win=np.zeros((ln.window, spec.classes), dtype=np.int64), spikes=z(L),
-            ev=C.zeros(), sram_r=z(len(dev.banks)), sram_w=z(len(dev.banks)),
+            nrn=np.zeros((11, ntot), dtype=np.int64), act=np.zeros((2, ntot), dtype=np.int64),
+            cnt=np.zeros((L + 1, 3), dtype=np.int64), inp=np.zeros((2, itot), dtype=np.int64),
+            scr=np.zeros((2, width), dtype=np.int64),
+            wtab=np.zeros((4, epw_max), dtype=np.int64), dW=z(ndw), db=z(ndb),
+            scores=z(spec.classes), u_win=np.zeros((ln.window, spec.classes), dtype=np.int64),
+            spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(dev.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)))
         e2 = np.zeros((0, 0), dtype=np.int64)
         self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2)
@@ -226,13 +264,19 @@ class FixedEngine:
 
     # ------------------------------------------------------------------ checks
 
+    @staticmethod
+    def _signal_bound(fmt: np.ndarray, classes: int) -> int:
+        """Largest |partial sum| of ``sum_c e_c * W_out[m, c]`` (|e_c| <= 1)."""
+        w = max(-int(fmt[0, LO]), int(fmt[0, HI]))
+        return classes * (1 << int(fmt[5, FR])) * w
+
     def _check_bounds(self, alpha_post: int, alpha_pre: int) -> None:
         """Refuse formats whose intermediates could leave the int64 datapath (DeviceError).
 
         Every single product must stay within 2**62 (MAC sums then saturate in
         the accumulator, at most 63 bits), every other sum below 2**63.
         """
-        net, fmt = self.net, self._fmt
+        net, fmt, lo = self.net, self._fmt, self.layout
         mag = {k: max(-int(fmt[k, LO]), int(fmt[k, HI])) for k in range(7)}
         f = {k: int(fmt[k, FR]) for k in range(7)}
         W, B, U, I, T, S, UP = range(7)
@@ -249,14 +293,14 @@ class FixedEngine:
         dw_max = min(net.acc_hi, mag[S] * mag[T] + (mag[S] << f[T]))
         sums = {
             "synaptic accumulate": (mag[W] << (f[I] - f[W])) + mag[I],
-            "trace update": mag[T] * int(max(net.tq[:, 0].max(), net.th[:, 0].max(), 1))
-            + (mag[T] << int(max(net.tq[:, 1].max(), net.th[:, 1].max()))),
+            "trace update": mag[T] * int(max(lo.tq[:, 0].max(), lo.th[:, 0].max(), 1))
+            + (mag[T] << int(max(lo.tq[:, 1].max(), lo.th[:, 1].max()))),
             "softmax division": (1 << self.device.luts.exp_bits) * (2 << f[S])
             + net.C * (1 << self.device.luts.exp_bits),
             "update accumulate": (dw_max << max(0, f[UP] - f[S] - f[T])) + mag[UP],
         }
         for l in range(net.L + 1):
-            code, s1, s2, s3, rsh = (int(v) for v in net.nu[l])
+            code, s1, s2, s3, rsh = (int(v) for v in lo.nu[l])
             sums[f"layer {l} membrane update"] = ((mag[U] * code) << s1) + (mag[I] << s2) \
                 + (mag[B] << s3)
         for what, v in list(products.items()) + list(sums.items()):
@@ -325,8 +369,8 @@ class FixedEngine:
         banks = [b.name for b in self.device.banks]
         self.last_counters = C.Counters(
             events=events.copy(),
-            sram_reads={b: int(v) for b, v in zip(banks, buf.sram_r)},
-            sram_writes={b: int(v) for b, v in zip(banks, buf.sram_w)},
+            sram_reads={b: int(v) for b, v in zip(banks, buf.sram[0])},
+            sram_writes={b: int(v) for b, v in zip(banks, buf.sram[1])},
             saturations={name: int(v) for name, v in zip(self.tensor_names, buf.sats)
                          if name != "input"})
         return SampleResult(int(np.argmax(buf.scores)), scores, loss, buf.spikes.copy(), events)
@@ -346,7 +390,7 @@ class FixedEngine:
         """
         net = self.net
         T = net.T
-        ntot, itot = len(self.buf.u), len(self.buf.q)
+        ntot, itot = self.buf.nrn.shape[1], self.buf.inp.shape[1]
         z = lambda k: np.zeros((T, k), dtype=np.int64)  # noqa: E731
         rec = K.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
                        g=z(ntot), q=z(itot))
@@ -354,8 +398,8 @@ class FixedEngine:
         f = {k: float(1 << int(self._fmt[i, FR])) for i, k in enumerate(FORMAT_KINDS)}
         out: dict[str, np.ndarray] = {}
         for l in range(net.L + 1):
-            a, b = int(net.nrn_off[l]), int(net.nrn_off[l] + net.n[l])
-            qa, qb = int(net.in_off[l]), int(net.in_off[l] + net.n_in[l])
+            a, b = int(self.layout.nrn_off[l]), int(self.layout.nrn_off[l] + self.layout.n[l])
+            qa, qb = int(self.layout.in_off[l]), int(self.layout.in_off[l] + self.layout.n_in[l])
             if l < net.L:
                 p = f"L{l}"
                 out[f"{p}.v"] = rec.v[:, a:b] / f["membrane"]
@@ -364,7 +408,7 @@ class FixedEngine:
                 out[f"{p}.psi"] = rec.psi[:, a:b] / f["trace"]
                 out[f"{p}.q"] = rec.q[:, qa:qb] / f["trace"]
                 out[f"{p}.h"] = rec.h[:, a:b] / f["trace"]
-                if net.rec[l]:
+                if self.layout.rec[l]:
                     out[f"{p}.q_rec"] = rec.q_rec[:, a:b] / f["trace"]
                 out[f"{p}.g"] = rec.g[:, a:b] / f["signal"]
             else:
@@ -381,13 +425,13 @@ class FixedEngine:
         v: dict[str, tuple[np.ndarray, int, tuple[int, ...]]] = {}
         for l in range(net.L + 1):
             p = f"L{l}" if l < net.L else "out"
-            n, n_in = int(net.n[l]), int(net.n_in[l])
-            v[f"{p}.W"] = (self.st.W, int(net.w_off[l]), (n_in, n))
-            if net.rec[l]:
-                v[f"{p}.W_rec"] = (self.st.W, int(net.wr_off[l]), (n, n))
-            v[f"{p}.b"] = (self.st.b, int(net.b_off[l]), (n,))
+            n, n_in = int(self.layout.n[l]), int(self.layout.n_in[l])
+            v[f"{p}.W"] = (self.st.W, int(self.layout.w_off[l]), (n_in, n))
+            if self.layout.rec[l]:
+                v[f"{p}.W_rec"] = (self.st.W, int(self.layout.wr_off[l]), (n, n))
+            v[f"{p}.b"] = (self.st.b, int(self.layout.b_off[l]), (n,))
             if l < net.L and net.dfa and not net.regen:
-                v[f"{p}.B"] = (self.st.B, int(net.fb_off[l]), (spec.classes, n))
+                v[f"{p}.B"] = (self.st.B, int(self.layout.fb_off[l]), (spec.classes, n))
             if l < net.L and net.dfa and net.regen:
                 v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
         v["rng"] = (self.st.rng, 0, (1,))
@@ -426,7 +470,7 @@ class FixedEngine:
         if self.net.dfa:
             if self.net.regen:
                 from edgesnn.reference import dfa_matrix
-                B_fb = [dfa_matrix(self.seed, l, self.spec.classes, int(self.net.n[l]))
+                B_fb = [dfa_matrix(self.seed, l, self.spec.classes, int(self.layout.n[l]))
                         for l in range(L)]
             else:
                 B_fb = [st[f"L{l}.B"] / fw for l in range(L)]

@@ -43,37 +43,38 @@ LEAP128 = leap_table(128, outputs=False)
 
 # format kinds (rows of net.fmt)
 F_W, F_B, F_U, F_I, F_T, F_S, F_UP = range(7)
-# tensor kinds (columns of net.tid); -1 where a layer has no such tensor
+# tensor kinds (columns LC_TID + K_* of net.lay); -1 where a layer has no such tensor
 K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_DB, K_A, K_C = \
     range(17)
 N_KINDS = 17
 ONE_ALPHA = 1 << ALPHA_FRAC
 
 
+# columns of Net.lay, one row per layer (the readout last)
+(LC_NIN, LC_N, LC_REC, LC_WOFF, LC_WROFF, LC_BOFF, LC_NOFF, LC_IOFF, LC_FBOFF, LC_DWOFF,
+ LC_DWROFF, LC_DBOFF) = range(12)
+LC_NU = 12        # 5 columns: membrane decay code, shifts of u*code, i, b, and the rounding shift
+LC_TQ = 17        # 2 columns: presynaptic trace decay (code, k)
+LC_TH = 19        # 2 columns: postsynaptic trace decay (code, k)
+LC_THETA = 21     # threshold code (membrane format)
+LC_HARD = 22      # 1 for a hard reset
+LC_TID = 23       # N_KINDS columns: tensor ids (-1 where a layer has no such tensor)
+N_COLS = LC_TID + N_KINDS
+# rows of Buffers.nrn (one column per neuron, all layers, readout last), .inp and .scr
+R_U, R_I, R_S, R_SP, R_PSI, R_H, R_QR, R_G, R_A, R_C, R_GP = range(11)
+R_Q, R_XB = range(2)
+R_ACT, R_TMP = range(2)
+
+
 class Net(NamedTuple):
-    """Constants of one engine (int64 arrays and ints)."""
+    """Constants of one engine. Few arrays: numba reference-counts every array of a
+    tuple at each call, so per-layer constants share one table (``lay``)."""
 
     T: int
     window: int
     L: int                    # spiking layers; index L is the readout
     C: int
-    n_in: np.ndarray          # (L+1,) inputs of each layer
-    n: np.ndarray             # (L+1,) neurons of each layer
-    rec: np.ndarray           # (L+1,) 1 if recurrent
-    w_off: np.ndarray         # (L+1,) offset of W in st.W
-    wr_off: np.ndarray        # (L+1,) offset of W_rec in st.W, -1 if none
-    b_off: np.ndarray         # (L+1,) offset of b in st.b
-    nrn_off: np.ndarray       # (L+1,) offset in neuron buffers
-    in_off: np.ndarray        # (L+1,) offset in input buffers (q, xb)
-    fb_off: np.ndarray        # (L+1,) offset of the stored feedback in st.B
-    dw_off: np.ndarray        # (L+1,) offset of the dW accumulator in buf.dW, -1 if none
-    dwr_off: np.ndarray       # (L+1,) offset of dW_rec in buf.dW, -1 if none
-    db_off: np.ndarray        # (L+1,) offset of db in buf.db, -1 if none
-    nu: np.ndarray            # (L+1, 5) membrane: decay code, shifts of u*code, i, b, and of rounding
-    tq: np.ndarray            # (L+1, 2) presynaptic trace decay (code, k)
-    th: np.ndarray            # (L+1, 2) postsynaptic trace decay (code, k)
-    theta: np.ndarray         # (L+1,) threshold code (membrane format)
-    hard: np.ndarray          # (L+1,) 1 for hard reset
+    lay: np.ndarray           # (L+1, N_COLS) per-layer sizes, offsets, constants, tensor ids
     fmt: tuple                # 7 formats (rows F_*), each a tuple (FR, LO, HI, NB, SG, RM, OV)
     psi_lut: np.ndarray       # psi codes in the trace format
     psi_sh: int
@@ -90,10 +91,10 @@ class Net(NamedTuple):
     fb_mag: int               # DFA entry magnitude in weight codes
     acc_lo: int               # MAC accumulator range (device accumulator_bits)
     acc_hi: int
-    tid: np.ndarray           # (L+1, N_KINDS) tensor ids
+    sig_exact: int            # 1: no learning-signal sum can reach the accumulator's range
     tid_input: int
-    t_bank: np.ndarray        # (n_tensors,) bank index, -1 for registers
-    t_epw: np.ndarray         # (n_tensors,) elements per word (> 0) or -(words per element)
+    tens: np.ndarray          # (2, n_tensors): bank index (-1: a register), elements per
+                              # word (> 0) or -(words per element)
 
 
 class State(NamedTuple):
@@ -109,33 +110,20 @@ class State(NamedTuple):
 class Buffers(NamedTuple):
     """Per-sample work arrays and counters (allocated once per engine)."""
 
-    u: np.ndarray             # neuron buffers, (total neurons incl. readout,)
-    i: np.ndarray
-    s: np.ndarray
-    s_prev: np.ndarray
-    psi: np.ndarray
-    h: np.ndarray
-    q_rec: np.ndarray
-    g: np.ndarray             # learning signal; the readout's slots hold the error e
-    a: np.ndarray
-    c: np.ndarray
-    gp: np.ndarray            # g * psi (bias update, BP to the layer below)
+    nrn: np.ndarray           # (11, total neurons): rows R_U ... R_GP; the readout's R_G is e
     act: np.ndarray           # (2, total neurons): per layer, neurons with a or c != 0 (row 0)
                               # and with c != 0 (row 1)
     cnt: np.ndarray           # (L+1, 3): lengths of act[0], act[1], count of a != 0
-    q: np.ndarray             # input buffers, (total inputs incl. readout,)
-    xb: np.ndarray            # input spikes of the step
-    act_in: np.ndarray        # scratch index list (max layer width)
-    wtab: np.ndarray          # (4, 64) scratch: words per row offset (word_table)
-    tmp: np.ndarray           # scratch accumulators (max layer width)
+    inp: np.ndarray           # (2, total inputs): rows R_Q (trace), R_XB (spikes of the step)
+    scr: np.ndarray           # (2, max width) scratch: R_ACT index list, R_TMP accumulators
+    wtab: np.ndarray          # (4, max elements per word) scratch of word_table
     dW: np.ndarray            # per-sample update accumulators (empty if per-step)
     db: np.ndarray
     scores: np.ndarray        # (C,) readout potential summed over the window
     u_win: np.ndarray         # (window, C) readout potential at each window step
     spikes: np.ndarray        # (L,) spikes per layer
     ev: np.ndarray            # counters.NAMES-indexed events
-    sram_r: np.ndarray        # words read per bank
-    sram_w: np.ndarray        # words written per bank
+    sram: np.ndarray          # (2, banks) words read (row 0) and written (row 1)
     sats: np.ndarray          # overflow events per tensor id
 
 
@@ -156,7 +144,7 @@ class Record(NamedTuple):
 # Per-element helpers take scalars and small arrays only: passing the Net/State/
 # Buffers tuples to a function costs a reference-count update per array inside.
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def draw32(state):
     """One 32-bit LFSR draw: ``(bits, new_state)``, equal to ``fixed.lfsr_bits(state, 32)``."""
     s = np.int64(state)
@@ -165,7 +153,7 @@ def draw32(state):
     return (e >> 32) & 0xFFFFFFFF, e & 0xFFFFFFFF
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def stream(state):
     """The LFSR as a stream: the states of the next four draws (a 4-tuple).
 
@@ -180,7 +168,7 @@ def stream(state):
     return (s0, s1, s2, s3)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def draw(ls):
     """One 32-bit draw from the stream ``ls``: ``(bits, new stream)``."""
     s = ls[0]
@@ -191,7 +179,7 @@ def draw(ls):
     return (e >> 32) & 0xFFFFFFFF, (ls[1], ls[2], ls[3], n & 0xFFFFFFFF)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def rnd(v, shift, mode, s):
     """``v / 2**shift`` rounded by ``mode``: ``(value, LFSR stream, draws made)``.
 
@@ -223,7 +211,7 @@ def rnd(v, shift, mode, s):
     return shift_round(x, sh, STOCHASTIC, r >> (32 - sh)), s2, 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def into(v, f):
     """Bring ``v`` into format row ``f`` (no rounding): ``(code, overflow flag)``.
 
@@ -241,7 +229,7 @@ def into(v, f):
     return np.int64(v), np.int64(0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def to_fmt(v, shift, f, s):
     """Round ``v`` by ``shift`` bits into format row ``f``: ``(code, overflow, state, draws)``."""
     r, s, d = rnd(v, shift, f[RM], s)
@@ -267,7 +255,7 @@ def range_words(epw, start, count):
     return count * (-epw)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def word_shift(epw):
     """log2 of a power-of-two ``epw`` (elements per word), else -1 (divide instead)."""
     if epw <= 0 or epw & (epw - 1):
@@ -298,21 +286,21 @@ def list_words(epw, sh, start, lst, row, off, cnt):
 
 
 @njit(cache=True)
-def vec_access(net, buf, tid, count, reads, writes):
+def vec_access(tens, sram, tid, count, reads, writes):
     """Count ``reads`` and ``writes`` of a whole vector of ``count`` elements of tensor ``tid``."""
-    b = net.t_bank[tid]
+    b = tens[0, tid]
     if b >= 0:
-        w = vec_words(net.t_epw[tid], count)
-        buf.sram_r[b] += reads * w
-        buf.sram_w[b] += writes * w
+        w = vec_words(tens[1, tid], count)
+        sram[0, b] += reads * w
+        sram[1, b] += writes * w
 
 
 @njit(cache=True)
-def add_words(arr, t_bank, tid, words):
-    """``arr[bank of tid] += words`` (registers, bank -1, are not counted)."""
-    b = t_bank[tid]
+def add_words(sram, tens, rw, tid, words):
+    """``sram[rw, bank of tid] += words`` (rw 0 reads, 1 writes; registers are not counted)."""
+    b = tens[0, tid]
     if b >= 0:
-        arr[b] += words
+        sram[rw, b] += words
 
 
 # --------------------------------------------------------------------------- forward
@@ -320,13 +308,13 @@ def add_words(arr, t_bank, tid, words):
 @njit(cache=True)
 def gather_inputs(net, buf, x, t, l):
     """Copy layer ``l``'s input spikes of step ``t`` into ``xb``; list them in ``act_in``."""
-    n_in = net.n_in[l]
-    ioff = net.in_off[l]
-    xb = buf.xb
-    act = buf.act_in
+    n_in = net.lay[l, LC_NIN]
+    ioff = net.lay[l, LC_IOFF]
+    xb = buf.inp[R_XB]
+    act = buf.scr[R_ACT]
     cnt = 0
     if l == 0:
-        vec_access(net, buf, net.tid_input, n_in, 1, 1)   # the encoder writes, the core reads
+        vec_access(net.tens, buf.sram, net.tid_input, n_in, 1, 1)   # the encoder writes, the core reads
         for j in range(n_in):
             v = np.int64(1) if x[t, j] != 0 else np.int64(0)
             xb[ioff + j] = v
@@ -334,9 +322,9 @@ def gather_inputs(net, buf, x, t, l):
                 act[cnt] = j
                 cnt += 1
     else:
-        poff = net.nrn_off[l - 1]
-        s = buf.s
-        vec_access(net, buf, net.tid[l - 1, K_S], n_in, 1, 0)
+        poff = net.lay[l - 1, LC_NOFF]
+        s = buf.nrn[R_S]
+        vec_access(net.tens, buf.sram, net.lay[l - 1, LC_TID + K_S], n_in, 1, 0)
         for j in range(n_in):
             v = s[poff + j]
             xb[ioff + j] = v
@@ -353,17 +341,17 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
     ``i = overflow(i + (w << (f_current - f_weight)))`` per synapse, in the
     current format (exact shift; saturations counted on the layer's ``i``).
     """
-    n = net.n[l]
-    off = net.nrn_off[l]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
     fi = net.fmt[F_I]
     sh = fi[FR] - net.fmt[F_W][FR]
     lo = fi[LO]
     hi = fi[HI]
-    ti = net.tid[l, K_I]
-    cur = buf.i[off:off + n]
+    ti = net.lay[l, LC_TID + K_I]
+    cur = buf.nrn[R_I, off:off + n]
     W = st.W
-    rows = buf.act_in
-    epw_w = net.t_epw[tw]
+    rows = buf.scr[R_ACT]
+    epw_w = net.tens[1, tw]
     sat = 0
     words = 0
     saturate = fi[OV] == SATURATE
@@ -383,8 +371,8 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
                 r, f = into(cur[m] + (wrow[m] << sh), fi)
                 sat += f
                 cur[m] = r
-    add_words(buf.sram_r, net.t_bank, tw, words)
-    vec_access(net, buf, ti, n, cnt, cnt)                 # read-modify-write of i per event
+    add_words(buf.sram, net.tens, 0, tw, words)
+    vec_access(net.tens, buf.sram, ti, n, cnt, cnt)                 # read-modify-write of i per event
     buf.sats[ti] += sat
     buf.ev[SYNOPS] += cnt * n
 
@@ -392,11 +380,11 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
 @njit(cache=True)
 def layer_forward(net, st, buf, x, t, l, record, rec):
     """Phases 1-3 of layer ``l`` (readout when ``l == L``): events, neuron update, traces."""
-    n_in = net.n_in[l]
-    n = net.n[l]
-    off = net.nrn_off[l]
-    ioff = net.in_off[l]
-    tid = net.tid[l]
+    n_in = net.lay[l, LC_NIN]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
+    ioff = net.lay[l, LC_IOFF]
+    tid = net.lay[l, LC_TID:]
     spiking = l < net.L
     rs = stream(st.rng[0])
     draws = 0
@@ -404,38 +392,38 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
 
     # 1. input events (feed-forward, then recurrent s[t-1])
     cnt = gather_inputs(net, buf, x, t, l)
-    accumulate_rows(net, st, buf, l, net.w_off[l], cnt, tid[K_W])
-    if net.rec[l]:
-        vec_access(net, buf, tid[K_S], n, 1, 0)
+    accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W])
+    if net.lay[l, LC_REC]:
+        vec_access(net.tens, buf.sram, tid[K_S], n, 1, 0)
         c2 = 0
         for k in range(n):
-            if buf.s_prev[off + k] != 0:
-                buf.act_in[c2] = k
+            if buf.nrn[R_SP, off + k] != 0:
+                buf.scr[R_ACT, c2] = k
                 c2 += 1
-        accumulate_rows(net, st, buf, l, net.wr_off[l], c2, tid[K_WR])
+        accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR])
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
     fu = net.fmt[F_U]
-    dcode = net.nu[l, 0]
-    s1 = net.nu[l, 1]
-    s2 = net.nu[l, 2]
-    s3 = net.nu[l, 3]
-    rsh = net.nu[l, 4]
-    th = net.theta[l]
-    hard = net.hard[l]
-    boff = net.b_off[l]
+    dcode = net.lay[l, LC_NU + 0]
+    s1 = net.lay[l, LC_NU + 1]
+    s2 = net.lay[l, LC_NU + 2]
+    s3 = net.lay[l, LC_NU + 3]
+    rsh = net.lay[l, LC_NU + 4]
+    th = net.lay[l, LC_THETA]
+    hard = net.lay[l, LC_HARD]
+    boff = net.lay[l, LC_BOFF]
     lut = net.psi_lut
     psh = net.psi_sh
     phalf = net.psi_half
     e_last = len(lut) - 1
-    u_ = buf.u
-    i_ = buf.i
-    s_ = buf.s
-    psi_ = buf.psi
+    u_ = buf.nrn[R_U]
+    i_ = buf.nrn[R_I]
+    s_ = buf.nrn[R_S]
+    psi_ = buf.nrn[R_PSI]
     b_ = st.b
-    vec_access(net, buf, tid[K_U], n, 1, 1)
-    vec_access(net, buf, tid[K_I], n, 1, 1)               # read, then cleared
-    vec_access(net, buf, tid[K_B], n, 1, 0)
+    vec_access(net.tens, buf.sram, tid[K_U], n, 1, 1)
+    vec_access(net.tens, buf.sram, tid[K_I], n, 1, 1)               # read, then cleared
+    vec_access(net.tens, buf.sram, tid[K_B], n, 1, 0)
     sat = 0
     nsp = 0
     for m in range(n):
@@ -466,16 +454,16 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     if spiking:
         buf.spikes[l] += nsp
         ev[LUT_LOOKUPS] += n
-        vec_access(net, buf, tid[K_S], n, 0, 1)
-        vec_access(net, buf, tid[K_PSI], n, 0, 1)
+        vec_access(net.tens, buf.sram, tid[K_S], n, 0, 1)
+        vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
 
     # 3. presynaptic traces: q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
     ft = net.fmt[F_T]
-    qc = net.tq[l, 0]
-    qk = net.tq[l, 1]
+    qc = net.lay[l, LC_TQ + 0]
+    qk = net.lay[l, LC_TQ + 1]
     one = np.int64(1) << (ft[FR] + qk)
-    q_ = buf.q
-    xb = buf.xb
+    q_ = buf.inp[R_Q]
+    xb = buf.inp[R_XB]
     sat = 0
     for j in range(n_in):
         v, f, rs, d = to_fmt(q_[ioff + j] * qc + xb[ioff + j] * one, qk, ft, rs)
@@ -483,11 +471,11 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         q_[ioff + j] = v
         sat += f
     buf.sats[tid[K_Q]] += sat
-    vec_access(net, buf, tid[K_Q], n_in, 1, 1)
+    vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
     ev[TRACE_UPDATES] += n_in
-    if net.rec[l]:
-        qr = buf.q_rec
-        sp = buf.s_prev
+    if net.lay[l, LC_REC]:
+        qr = buf.nrn[R_QR]
+        sp = buf.nrn[R_SP]
         sat = 0
         for k in range(n):
             v, f, rs, d = to_fmt(qr[off + k] * qc + sp[off + k] * one, qk, ft, rs)
@@ -495,7 +483,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
             qr[off + k] = v
             sat += f
         buf.sats[tid[K_QR]] += sat
-        vec_access(net, buf, tid[K_QR], n, 1, 1)
+        vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
         ev[TRACE_UPDATES] += n
     st.rng[0] = rs[0]
     buf.ev[LFSR_DRAWS] += draws
@@ -508,22 +496,22 @@ def post_traces(net, st, buf):
     rs = stream(st.rng[0])
     draws = 0
     ev = buf.ev
-    h_ = buf.h
-    psi_ = buf.psi
+    h_ = buf.nrn[R_H]
+    psi_ = buf.nrn[R_PSI]
     for l in range(net.L):
-        n = net.n[l]
-        off = net.nrn_off[l]
-        hc = net.th[l, 0]
-        hk = net.th[l, 1]
+        n = net.lay[l, LC_N]
+        off = net.lay[l, LC_NOFF]
+        hc = net.lay[l, LC_TH + 0]
+        hk = net.lay[l, LC_TH + 1]
         sat = 0
         for m in range(n):
             v, f, rs, d = to_fmt(h_[off + m] * hc + (psi_[off + m] << hk), hk, ft, rs)
             draws += d
             h_[off + m] = v
             sat += f
-        buf.sats[net.tid[l, K_H]] += sat
-        vec_access(net, buf, net.tid[l, K_PSI], n, 1, 0)
-        vec_access(net, buf, net.tid[l, K_H], n, 1, 1)
+        buf.sats[net.lay[l, LC_TID + K_H]] += sat
+        vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_PSI], n, 1, 0)
+        vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_H], n, 1, 1)
         ev[TRACE_UPDATES] += n
     st.rng[0] = rs[0]
     buf.ev[LFSR_DRAWS] += draws
@@ -540,9 +528,9 @@ def readout_error(net, st, buf, label):
     """
     L = net.L
     C = net.C
-    off = net.nrn_off[L]
-    u_ = buf.u
-    p = buf.tmp
+    off = net.lay[L, LC_NOFF]
+    u_ = buf.nrn[R_U]
+    p = buf.scr[R_TMP]
     umax = u_[off]
     for c in range(1, C):
         if u_[off + c] > umax:
@@ -558,7 +546,7 @@ def readout_error(net, st, buf, label):
         total += p[c]
     buf.ev[LUT_LOOKUPS] += C
     fs = net.fmt[F_S]
-    te = net.tid[L, K_G]
+    te = net.lay[L, LC_TID + K_G]
     sat = 0
     for c in range(C):
         e = (p[c] * (np.int64(2) << fs[FR]) + total) // (2 * total)
@@ -566,9 +554,9 @@ def readout_error(net, st, buf, label):
             e -= np.int64(1) << fs[FR]
         e, f = into(e, fs)
         sat += f
-        buf.g[off + c] = e
+        buf.nrn[R_G, off + c] = e
     buf.sats[te] += sat
-    vec_access(net, buf, te, C, 0, 1)
+    vec_access(net.tens, buf.sram, te, C, 0, 1)
 
 
 @njit(cache=True)
@@ -583,11 +571,11 @@ def signal_from_error(net, st, buf, l):
     """
     L = net.L
     C = net.C
-    n = net.n[l]
-    off = net.nrn_off[l]
-    eoff = net.nrn_off[L]
-    g_ = buf.g
-    acc = buf.tmp
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
+    eoff = net.lay[L, LC_NOFF]
+    g_ = buf.nrn[R_G]
+    acc = buf.scr[R_TMP]
     alo = net.acc_lo
     ahi = net.acc_hi
     W = st.W
@@ -596,25 +584,29 @@ def signal_from_error(net, st, buf, l):
     for c in range(C):
         if g_[eoff + c] != 0:
             nnz += 1
-    tg = net.tid[l, K_G]
-    vec_access(net, buf, net.tid[L, K_G], C, 1, 0)
+    tg = net.lay[l, LC_TID + K_G]
+    vec_access(net.tens, buf.sram, net.lay[L, LC_TID + K_G], C, 1, 0)
     for m in range(n):
         acc[m] = 0
     sat = 0
     if net.dfa == 0:
-        wo = net.w_off[L]
+        wo = net.lay[L, LC_WOFF]
         e_ = g_[eoff:eoff + C]
         for m in range(n):
             wrow = W[wo + m * C:wo + m * C + C]
             a = np.int64(0)
-            for c in range(C):           # saturating accumulate, branch-free
-                r = a + e_[c] * wrow[c]
-                a = min(max(r, alo), ahi)
-                sat += np.int64(r != a)
+            if net.sig_exact:            # the sum provably stays inside the accumulator
+                for c in range(C):
+                    a += e_[c] * wrow[c]
+            else:
+                for c in range(C):       # saturating accumulate, branch-free
+                    r = a + e_[c] * wrow[c]
+                    a = min(max(r, alo), ahi)
+                    sat += np.int64(r != a)
             acc[m] = a
         if nnz > 0:
-            tw = net.tid[L, K_W]
-            add_words(buf.sram_r, net.t_bank, tw, range_words(net.t_epw[tw], 0, n * C))
+            tw = net.lay[L, LC_TID + K_W]
+            add_words(buf.sram, net.tens, 0, tw, range_words(net.tens[1, tw], 0, n * C))
     elif net.regen:
         s = st.fb_seed[l]
         mag = net.fb_mag
@@ -634,7 +626,7 @@ def signal_from_error(net, st, buf, l):
                     acc[m], f = clamp(acc[m] + (pr if bit else -pr), alo, ahi)
                     sat += f
     else:
-        fo = net.fb_off[l]
+        fo = net.lay[l, LC_FBOFF]
         B = st.B
         for c in range(C):
             e = g_[eoff + c]
@@ -644,8 +636,8 @@ def signal_from_error(net, st, buf, l):
                 acc[m], f = clamp(acc[m] + e * B[fo + c * n + m], alo, ahi)
                 sat += f
         if nnz > 0:
-            tb = net.tid[l, K_FB]
-            add_words(buf.sram_r, net.t_bank, tb, range_words(net.t_epw[tb], 0, C * n))
+            tb = net.lay[l, LC_TID + K_FB]
+            add_words(buf.sram, net.tens, 0, tb, range_words(net.tens[1, tb], 0, C * n))
     fs = net.fmt[F_S]
     fw = net.fmt[F_W][FR]
     rs = stream(st.rng[0])
@@ -658,29 +650,29 @@ def signal_from_error(net, st, buf, l):
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     ev[SIGNAL_MACS] += n * nnz
-    vec_access(net, buf, tg, n, 0, 1)
+    vec_access(net.tens, buf.sram, tg, n, 0, 1)
 
 
 @njit(cache=True)
 def signal_from_above(net, st, buf, l):
     """BP below the top: g_j = round(sum_k gp_k * W_{l+1}[j, k]) over the k with gp_k != 0."""
     up = l + 1
-    n = net.n[l]
-    off = net.nrn_off[l]
-    nu = net.n[up]
-    uoff = net.nrn_off[up]
-    wup = net.w_off[up]
-    tw = net.tid[up, K_W]
-    tg = net.tid[l, K_G]
-    gp = buf.gp
-    g_ = buf.g
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
+    nu = net.lay[up, LC_N]
+    uoff = net.lay[up, LC_NOFF]
+    wup = net.lay[up, LC_WOFF]
+    tw = net.lay[up, LC_TID + K_W]
+    tg = net.lay[l, LC_TID + K_G]
+    gp = buf.nrn[R_GP]
+    g_ = buf.nrn[R_G]
     W = st.W
-    act = buf.act_in
+    act = buf.scr[R_ACT]
     alo = net.acc_lo
     ahi = net.acc_hi
     fs = net.fmt[F_S]
     fw = net.fmt[F_W][FR]
-    epw = net.t_epw[tw]
+    epw = net.tens[1, tw]
     esh = word_shift(epw)
     act2 = act.reshape((1, act.size))
     rs = stream(st.rng[0])
@@ -704,12 +696,12 @@ def signal_from_above(net, st, buf, l):
         draws += d
         sat += f
         words += list_words(epw, esh, j * nu, act2, 0, 0, cnt)
-    add_words(buf.sram_r, net.t_bank, tw, words)
+    add_words(buf.sram, net.tens, 0, tw, words)
     st.rng[0] = rs[0]
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     buf.ev[SIGNAL_MACS] += n * cnt
-    vec_access(net, buf, tg, n, 0, 1)
+    vec_access(net.tens, buf.sram, tg, n, 0, 1)
 
 
 @njit(cache=True)
@@ -720,24 +712,24 @@ def factors(net, st, buf, l):
     MACs counted: one for ``a`` where ``g, h != 0``, two (``c`` and the bias
     term ``gp``) where ``g, psi != 0``.
     """
-    n = net.n[l]
-    off = net.nrn_off[l]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
     fs = net.fmt[F_S]
     ftr = net.fmt[F_T][FR]
     rs = stream(st.rng[0])
     draws = 0
     ev = buf.ev
-    g_ = buf.g
-    h_ = buf.h
-    psi_ = buf.psi
-    a_ = buf.a
-    c_ = buf.c
-    gp_ = buf.gp
+    g_ = buf.nrn[R_G]
+    h_ = buf.nrn[R_H]
+    psi_ = buf.nrn[R_PSI]
+    a_ = buf.nrn[R_A]
+    c_ = buf.nrn[R_C]
+    gp_ = buf.nrn[R_GP]
     act = buf.act
     apost = net.alpha_post
     apre = net.alpha_pre
     for kind in (K_G, K_PSI, K_H):
-        vec_access(net, buf, net.tid[l, kind], n, 1, 0)
+        vec_access(net.tens, buf.sram, net.lay[l, LC_TID + kind], n, 1, 0)
     ca = 0
     cc = 0
     na = 0
@@ -790,9 +782,9 @@ def factors(net, st, buf, l):
     buf.cnt[l, 2] = na
     ev[ROWS_SKIPPED] += n - ca
     ev[ELIGIBILITY_MACS] += macs
-    buf.sats[net.tid[l, K_A]] += sat_a
-    buf.sats[net.tid[l, K_C]] += sat_c
-    buf.sats[net.tid[l, K_G]] += sat_g
+    buf.sats[net.lay[l, LC_TID + K_A]] += sat_a
+    buf.sats[net.lay[l, LC_TID + K_C]] += sat_c
+    buf.sats[net.lay[l, LC_TID + K_G]] += sat_g
 
 
 # --------------------------------------------------------------------------- updates
@@ -817,7 +809,7 @@ def word_table(epw, lst, cnt, out):
 
 
 @njit(cache=True)
-def visit_rows(W, dW, n, q, x, c_, a_, lac, lc, wt, epw, ftr, alo, ahi, sh, mode, f,
+def visit_rows(W, dW, n, q, x, c_, a_, lists, ca, cc, wt, epw, ftr, alo, ahi, sh, mode, f,
                per_sample, rs):
     """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
 
@@ -825,11 +817,9 @@ def visit_rows(W, dW, n, q, x, c_, a_, lac, lc, wt, epw, ftr, alo, ahi, sh, mode
     ``dW[j*n + m] += round(dw / 2**sh)`` in format ``f`` (the update format).
     Returns ``(state, draws, macs, words read, words written, changed, overflows)``.
     """
-    ca = len(lac)
-    cc = len(lc)
     na = 0
     for kk in range(ca):
-        if a_[lac[kk]] != 0:
+        if a_[lists[0, kk]] != 0:
             na += 1
     draws = 0
     macs = 0
@@ -837,26 +827,31 @@ def visit_rows(W, dW, n, q, x, c_, a_, lac, lc, wt, epw, ftr, alo, ahi, sh, mode
     writes = 0
     changed = 0
     sat = 0
+    off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
+    step_w = n % epw if epw > 0 else 0
     for j in range(len(q)):
         qj = q[j]
-        if x[j] != 0:
-            lst = lac
-            macs += na + (cc if qj != 0 else 0)
+        if epw > 0:
+            off_w += step_w
+            if off_w >= epw:
+                off_w -= epw
+        if x[j] != 0:                    # list 0: a or c nonzero
             t = 0
-        elif qj != 0 and cc > 0:
-            lst = lc
-            macs += cc
+            cnt = ca
+            macs += na + (cc if qj != 0 else 0)
+        elif qj != 0 and cc > 0:         # list 1: c nonzero
             t = 1
+            cnt = cc
+            macs += cc
         else:
             continue
-        cnt = len(lst)
         if cnt == 0:
             continue
         base = j * n
-        reads += wt[t, base % epw] if epw > 0 else cnt * (-epw)
+        reads += wt[t, off_w] if epw > 0 else cnt * (-epw)
         last_w = -1
         for kk in range(cnt):
-            m = lst[kk]
+            m = lists[t, kk]
             p = c_[m] * qj
             if t == 0:
                 p += a_[m] << ftr
@@ -901,8 +896,8 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     ``w -= round(dw * 2**-lr)`` with the weight's rounding and overflow; per
     sample: ``dW += dw`` in the update format (rounded if it has fewer bits).
     """
-    n = net.n[l]
-    off = net.nrn_off[l]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
     ftr = net.fmt[F_T][FR]
     frac = net.fmt[F_S][FR] + ftr
     per_sample = net.per_sample
@@ -921,24 +916,25 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         sh = frac + net.lr - f[FR]
         dW = buf.dW
         tt = tw
-    epw = net.t_epw[tw]
+    epw = net.tens[1, tw]
     wt = buf.wtab
     if epw > 0:
         word_table(epw, lac, ca, wt[0])
         word_table(epw, lc, cc, wt[1])
     rs, draws, macs, reads, writes, changed, sat = visit_rows(
-        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.c[off:off + n],
-        buf.a[off:off + n], lac, lc, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f,
+        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.nrn[R_C, off:off + n],
+        buf.nrn[R_A, off:off + n], buf.act[:, off:off + n], ca, cc, wt, epw, ftr, net.acc_lo,
+        net.acc_hi, sh, f[RM], f,
         per_sample, stream(st.rng[0]))
     st.rng[0] = rs[0]
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
     buf.ev[WEIGHT_WRITES] += changed
-    add_words(buf.sram_r, net.t_bank, tw, reads)
-    add_words(buf.sram_w, net.t_bank, tw, writes)
+    add_words(buf.sram, net.tens, 0, tw, reads)
+    add_words(buf.sram, net.tens, 1, tw, writes)
     buf.sats[tt] += sat
     if per_sample:                       # read-modify-write of the accumulator words
-        epd = net.t_epw[tdw]
+        epd = net.tens[1, tdw]
         if epd > 0:
             word_table(epd, lac, ca, wt[0])
             word_table(epd, lc, cc, wt[1])
@@ -954,8 +950,8 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
                 continue
             if cnt:
                 words += wt[t, (j * n) % epd] if epd > 0 else cnt * (-epd)
-        add_words(buf.sram_r, net.t_bank, tdw, words)
-        add_words(buf.sram_w, net.t_bank, tdw, words)
+        add_words(buf.sram, net.tens, 0, tdw, words)
+        add_words(buf.sram, net.tens, 1, tdw, words)
 
 
 @njit(cache=True)
@@ -964,9 +960,9 @@ def update_bias(net, st, buf, l, vals, voff, frac):
 
     ``v = vals[voff + m]`` has ``frac`` fractional bits (gp, or the readout's e).
     """
-    n = net.n[l]
-    tb = net.tid[l, K_B]
-    boff = net.b_off[l]
+    n = net.lay[l, LC_N]
+    tb = net.lay[l, LC_TID + K_B]
+    boff = net.lay[l, LC_BOFF]
     fb = net.fmt[F_B]
     fup = net.fmt[F_UP]
     rs = stream(st.rng[0])
@@ -982,7 +978,7 @@ def update_bias(net, st, buf, l, vals, voff, frac):
             continue
         touched += 1
         if net.per_sample:
-            k = net.db_off[l] + m
+            k = net.lay[l, LC_DBOFF] + m
             r, rs, d = rnd(v, frac - fup[FR], fup[RM], rs)
             draws += d
             buf.db[k], f = into(buf.db[k] + r, fup)
@@ -1002,14 +998,14 @@ def update_bias(net, st, buf, l, vals, voff, frac):
     buf.ev[LFSR_DRAWS] += draws
     ev[WEIGHT_WRITES] += changed
     if net.per_sample:
-        tdb = net.tid[l, K_DB]
+        tdb = net.lay[l, LC_TID + K_DB]
         buf.sats[tdb] += sat
         if touched:
-            vec_access(net, buf, tdb, n, 1, 1)
+            vec_access(net.tens, buf.sram, tdb, n, 1, 1)
     else:
         buf.sats[tb] += sat
         if touched:
-            vec_access(net, buf, tb, n, 1, 1 if changed else 0)
+            vec_access(net.tens, buf.sram, tb, n, 1, 1 if changed else 0)
 
 
 @njit(cache=True)
@@ -1019,13 +1015,13 @@ def readout_factors(net, buf):
     Classes with ``e_c = 0`` are skipped rows; one bias MAC per other class.
     """
     L = net.L
-    off = net.nrn_off[L]
+    off = net.lay[L, LC_NOFF]
     cnt = 0
     for c in range(net.C):
-        e = buf.g[off + c]
-        buf.c[off + c] = e
-        buf.a[off + c] = 0
-        buf.gp[off + c] = e
+        e = buf.nrn[R_G, off + c]
+        buf.nrn[R_C, off + c] = e
+        buf.nrn[R_A, off + c] = 0
+        buf.nrn[R_GP, off + c] = e
         if e != 0:
             buf.act[0, off + cnt] = c
             buf.act[1, off + cnt] = c
@@ -1053,14 +1049,14 @@ def learn_step(net, st, buf, label):
     fs = net.fmt[F_S][FR]
     for l in range(L + 1):
         if buf.cnt[l, 0] > 0:
-            vec_access(net, buf, net.tid[l, K_Q], net.n_in[l], 1, 0)
-            update_rows(net, st, buf, l, net.w_off[l], net.dw_off[l], net.n_in[l], buf.q,
-                        buf.xb, net.in_off[l], net.tid[l, K_W], net.tid[l, K_DW])
-            if net.rec[l]:
-                vec_access(net, buf, net.tid[l, K_QR], net.n[l], 1, 0)
-                update_rows(net, st, buf, l, net.wr_off[l], net.dwr_off[l], net.n[l], buf.q_rec,
-                            buf.s_prev, net.nrn_off[l], net.tid[l, K_WR], net.tid[l, K_DWR])
-        update_bias(net, st, buf, l, buf.gp, net.nrn_off[l], fs)
+            vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_Q], net.lay[l, LC_NIN], 1, 0)
+            update_rows(net, st, buf, l, net.lay[l, LC_WOFF], net.lay[l, LC_DWOFF], net.lay[l, LC_NIN], buf.inp[R_Q],
+                        buf.inp[R_XB], net.lay[l, LC_IOFF], net.lay[l, LC_TID + K_W], net.lay[l, LC_TID + K_DW])
+            if net.lay[l, LC_REC]:
+                vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_QR], net.lay[l, LC_N], 1, 0)
+                update_rows(net, st, buf, l, net.lay[l, LC_WROFF], net.lay[l, LC_DWROFF], net.lay[l, LC_N], buf.nrn[R_QR],
+                            buf.nrn[R_SP], net.lay[l, LC_NOFF], net.lay[l, LC_TID + K_WR], net.lay[l, LC_TID + K_DWR])
+        update_bias(net, st, buf, l, buf.nrn[R_GP], net.lay[l, LC_NOFF], fs)
 
 
 @njit(cache=True)
@@ -1072,7 +1068,7 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     """
     f = net.fmt[fk]
     sh = net.fmt[F_UP][FR] + net.lr - f[FR]
-    epw = net.t_epw[tid]
+    epw = net.tens[1, tid]
     rs = stream(st.rng[0])
     draws = 0
     ev = buf.ev
@@ -1109,23 +1105,23 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     buf.ev[LFSR_DRAWS] += draws
     ev[WEIGHT_WRITES] += changed
     buf.sats[tid] += sat
-    add_words(buf.sram_r, net.t_bank, tid, reads)
-    add_words(buf.sram_w, net.t_bank, tid, writes)
-    vec_access(net, buf, tdw, size, 1, 1)
+    add_words(buf.sram, net.tens, 0, tid, reads)
+    add_words(buf.sram, net.tens, 1, tid, writes)
+    vec_access(net.tens, buf.sram, tdw, size, 1, 1)
 
 
 @njit(cache=True)
 def apply_sample(net, st, buf):
     """Per-sample mode: one rounded update of every parameter from its accumulator."""
     for l in range(net.L + 1):
-        n = net.n[l]
-        apply_accumulated(net, st, buf, st.W, net.w_off[l], buf.dW, net.dw_off[l],
-                          net.n_in[l] * n, F_W, net.tid[l, K_W], net.tid[l, K_DW])
-        if net.rec[l]:
-            apply_accumulated(net, st, buf, st.W, net.wr_off[l], buf.dW, net.dwr_off[l], n * n,
-                              F_W, net.tid[l, K_WR], net.tid[l, K_DWR])
-        apply_accumulated(net, st, buf, st.b, net.b_off[l], buf.db, net.db_off[l], n,
-                          F_B, net.tid[l, K_B], net.tid[l, K_DB])
+        n = net.lay[l, LC_N]
+        apply_accumulated(net, st, buf, st.W, net.lay[l, LC_WOFF], buf.dW, net.lay[l, LC_DWOFF],
+                          net.lay[l, LC_NIN] * n, F_W, net.lay[l, LC_TID + K_W], net.lay[l, LC_TID + K_DW])
+        if net.lay[l, LC_REC]:
+            apply_accumulated(net, st, buf, st.W, net.lay[l, LC_WROFF], buf.dW, net.lay[l, LC_DWROFF], n * n,
+                              F_W, net.lay[l, LC_TID + K_WR], net.lay[l, LC_TID + K_DWR])
+        apply_accumulated(net, st, buf, st.b, net.lay[l, LC_BOFF], buf.db, net.lay[l, LC_DBOFF], n,
+                          F_B, net.lay[l, LC_TID + K_B], net.lay[l, LC_TID + K_DB])
 
 
 # --------------------------------------------------------------------------- one sample
@@ -1142,31 +1138,36 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
     L = net.L
     C = net.C
     T = net.T
-    for arr in (buf.u, buf.i, buf.s, buf.s_prev, buf.psi, buf.h, buf.q_rec, buf.g, buf.a,
-                buf.c, buf.gp, buf.q, buf.xb, buf.scores, buf.spikes, buf.ev, buf.sram_r,
-                buf.sram_w, buf.sats, buf.dW, buf.db):
-        arr[:] = 0
+    buf.nrn[:, :] = 0
+    buf.inp[:, :] = 0
+    buf.sram[:, :] = 0
+    buf.scores[:] = 0
+    buf.spikes[:] = 0
+    buf.ev[:] = 0
+    buf.sats[:] = 0
+    buf.dW[:] = 0
+    buf.db[:] = 0
     t0 = T - net.window
-    eoff = net.nrn_off[L]
+    eoff = net.lay[L, LC_NOFF]
     for t in range(T):
-        buf.s_prev[:] = buf.s
+        buf.nrn[R_SP, :] = buf.nrn[R_S]
         for l in range(L + 1):
             layer_forward(net, st, buf, x, t, l, record, rec)
         if t >= t0:
             for c in range(C):
-                buf.scores[c] += buf.u[eoff + c]
-                buf.u_win[t - t0, c] = buf.u[eoff + c]
+                buf.scores[c] += buf.nrn[R_U, eoff + c]
+                buf.u_win[t - t0, c] = buf.nrn[R_U, eoff + c]
             if learn:
                 learn_step(net, st, buf, label)
         post_traces(net, st, buf)
         if record:
-            rec.u[t, :] = buf.u
-            rec.s[t, :] = buf.s
-            rec.psi[t, :] = buf.psi
-            rec.h[t, :] = buf.h
-            rec.q_rec[t, :] = buf.q_rec
-            rec.q[t, :] = buf.q
+            rec.u[t, :] = buf.nrn[R_U]
+            rec.s[t, :] = buf.nrn[R_S]
+            rec.psi[t, :] = buf.nrn[R_PSI]
+            rec.h[t, :] = buf.nrn[R_H]
+            rec.q_rec[t, :] = buf.nrn[R_QR]
+            rec.q[t, :] = buf.inp[R_Q]
             if learn and t >= t0:
-                rec.g[t, :] = buf.g
+                rec.g[t, :] = buf.nrn[R_G]
     if learn and net.per_sample:
         apply_sample(net, st, buf)
