@@ -45,13 +45,13 @@ word_bits = 64
 read_pj = 1.0
 write_pj = 1.0
 [formats]
-weight   = {{ signed = true,  int_bits = 1, frac_bits = 6,  rounding = "{wround}", overflow = "saturate" }}
-bias     = {{ signed = true,  int_bits = 3, frac_bits = 12, rounding = "{wround}", overflow = "saturate" }}
-membrane = {{ signed = true,  int_bits = 2, frac_bits = 9,  rounding = "{mround}", overflow = "saturate" }}
-current  = {{ signed = true,  int_bits = 3, frac_bits = 12, rounding = "nearest-even", overflow = "{covf}" }}
-trace    = {{ signed = false, int_bits = 5, frac_bits = 6,  rounding = "{tround}", overflow = "saturate" }}
-signal   = {{ signed = true,  int_bits = 2, frac_bits = 9,  rounding = "nearest-away", overflow = "saturate" }}
-update   = {{ signed = true,  int_bits = 3, frac_bits = 12, rounding = "{uround}", overflow = "saturate" }}
+weight   = {{ signed = true, int_bits = 1, frac_bits = 6, rounding = "{wround}" }}
+bias     = {{ signed = true, int_bits = 3, frac_bits = 12, rounding = "{wround}" }}
+membrane = {{ signed = true, int_bits = 2, frac_bits = 9, rounding = "{mround}" }}
+current  = {{ signed = true, int_bits = 3, frac_bits = 12, overflow = "{covf}" }}
+trace    = {{ signed = false, int_bits = 5, frac_bits = 6, rounding = "{tround}" }}
+signal   = {{ signed = true, int_bits = 2, frac_bits = 9, rounding = "nearest-away" }}
+update   = {{ signed = true, int_bits = 3, frac_bits = 12, rounding = "{uround}" }}
 [energy]
 lut_read_pj = 1.0
 lfsr_pj = 0.1

@@ -240,7 +240,8 @@ class FixedEngine:
         B = np.zeros(nfb, dtype=np.int64)
         if stored_fb:
             for l in range(L):
-                B[fb_off[l]:fb_off[l] + spec.classes * n[l]] = quantize(params.B_fb[l], wq)[0].ravel()
+                codes = quantize(params.B_fb[l], wq)[0].ravel()
+                B[fb_off[l]:fb_off[l] + codes.size] = codes
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
         rng = np.array([lfsr_seed(self.seed * 1000 + RNG_STREAM)], dtype=np.int64)
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)

@@ -12,9 +12,15 @@ Entry point: ``run_sample_kernel(net, st, buf, x, label, learn, record, rec)``.
 * ``rec`` (:class:`Record`): per-step state for ``trace``; written only when
   ``record`` is true (empty arrays otherwise).
 
-Layers are concatenated in flat int64 arrays with per-layer offsets; layer
-``L`` (= ``net.L``, the number of spiking layers) is the readout. Weights are
-input-major: element ``(j, m)`` of layer ``l`` is ``st.W[w_off[l] + j*n[l] + m]``.
+Layers are concatenated in flat int64 arrays; row ``l`` of ``net.lay`` holds
+layer ``l``'s sizes, offsets, constants and tensor ids (columns ``LC_*``),
+row ``L`` (= ``net.L``, the number of spiking layers) the readout's. Weights
+are input-major: element ``(j, m)`` of layer ``l`` is ``st.W[w_off + j*n + m]``
+with ``w_off = lay[l, LC_WOFF]``, ``n = lay[l, LC_N]``. Neuron state lives in
+the rows ``R_*`` of ``buf.nrn`` (all layers side by side, offset ``LC_NOFF``).
+
+Functions that run per element take scalars, tuples or a few arrays only:
+numba reference-counts every array of a tuple argument at each call.
 
 Arithmetic follows docs/fixed_point.md, operation by operation; every result
 stored into a format goes through ``fixed.shift_round`` / ``fixed.overflow``
@@ -314,7 +320,8 @@ def gather_inputs(net, buf, x, t, l):
     act = buf.scr[R_ACT]
     cnt = 0
     if l == 0:
-        vec_access(net.tens, buf.sram, net.tid_input, n_in, 1, 1)   # the encoder writes, the core reads
+        # the encoder writes the input spikes, the core reads them
+        vec_access(net.tens, buf.sram, net.tid_input, n_in, 1, 1)
         for j in range(n_in):
             v = np.int64(1) if x[t, j] != 0 else np.int64(0)
             xb[ioff + j] = v
@@ -372,7 +379,7 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
                 sat += f
                 cur[m] = r
     add_words(buf.sram, net.tens, 0, tw, words)
-    vec_access(net.tens, buf.sram, ti, n, cnt, cnt)                 # read-modify-write of i per event
+    vec_access(net.tens, buf.sram, ti, n, cnt, cnt)      # read-modify-write of i per event
     buf.sats[ti] += sat
     buf.ev[SYNOPS] += cnt * n
 
@@ -1048,14 +1055,15 @@ def learn_step(net, st, buf, label):
     # every update of a step uses the weights as they were at its start (signals are done)
     fs = net.fmt[F_S][FR]
     for l in range(L + 1):
+        ly = net.lay[l]
         if buf.cnt[l, 0] > 0:
-            vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_Q], net.lay[l, LC_NIN], 1, 0)
-            update_rows(net, st, buf, l, net.lay[l, LC_WOFF], net.lay[l, LC_DWOFF], net.lay[l, LC_NIN], buf.inp[R_Q],
-                        buf.inp[R_XB], net.lay[l, LC_IOFF], net.lay[l, LC_TID + K_W], net.lay[l, LC_TID + K_DW])
-            if net.lay[l, LC_REC]:
-                vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_QR], net.lay[l, LC_N], 1, 0)
-                update_rows(net, st, buf, l, net.lay[l, LC_WROFF], net.lay[l, LC_DWROFF], net.lay[l, LC_N], buf.nrn[R_QR],
-                            buf.nrn[R_SP], net.lay[l, LC_NOFF], net.lay[l, LC_TID + K_WR], net.lay[l, LC_TID + K_DWR])
+            vec_access(net.tens, buf.sram, ly[LC_TID + K_Q], ly[LC_NIN], 1, 0)
+            update_rows(net, st, buf, l, ly[LC_WOFF], ly[LC_DWOFF], ly[LC_NIN], buf.inp[R_Q],
+                        buf.inp[R_XB], ly[LC_IOFF], ly[LC_TID + K_W], ly[LC_TID + K_DW])
+            if ly[LC_REC]:
+                vec_access(net.tens, buf.sram, ly[LC_TID + K_QR], ly[LC_N], 1, 0)
+                update_rows(net, st, buf, l, ly[LC_WROFF], ly[LC_DWROFF], ly[LC_N], buf.nrn[R_QR],
+                            buf.nrn[R_SP], ly[LC_NOFF], ly[LC_TID + K_WR], ly[LC_TID + K_DWR])
         update_bias(net, st, buf, l, buf.nrn[R_GP], net.lay[l, LC_NOFF], fs)
 
 
@@ -1114,17 +1122,16 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
 def apply_sample(net, st, buf):
     """Per-sample mode: one rounded update of every parameter from its accumulator."""
     for l in range(net.L + 1):
-        n = net.lay[l, LC_N]
-        apply_accumulated(net, st, buf, st.W, net.lay[l, LC_WOFF], buf.dW, net.lay[l, LC_DWOFF],
-                          net.lay[l, LC_NIN] * n, F_W, net.lay[l, LC_TID + K_W], net.lay[l, LC_TID + K_DW])
-        if net.lay[l, LC_REC]:
-            apply_accumulated(net, st, buf, st.W, net.lay[l, LC_WROFF], buf.dW, net.lay[l, LC_DWROFF], n * n,
-                              F_W, net.lay[l, LC_TID + K_WR], net.lay[l, LC_TID + K_DWR])
-        apply_accumulated(net, st, buf, st.b, net.lay[l, LC_BOFF], buf.db, net.lay[l, LC_DBOFF], n,
-                          F_B, net.lay[l, LC_TID + K_B], net.lay[l, LC_TID + K_DB])
+        ly = net.lay[l]
+        n = ly[LC_N]
+        apply_accumulated(net, st, buf, st.W, ly[LC_WOFF], buf.dW, ly[LC_DWOFF], ly[LC_NIN] * n,
+                          F_W, ly[LC_TID + K_W], ly[LC_TID + K_DW])
+        if ly[LC_REC]:
+            apply_accumulated(net, st, buf, st.W, ly[LC_WROFF], buf.dW, ly[LC_DWROFF], n * n,
+                              F_W, ly[LC_TID + K_WR], ly[LC_TID + K_DWR])
+        apply_accumulated(net, st, buf, st.b, ly[LC_BOFF], buf.db, ly[LC_DBOFF], n,
+                          F_B, ly[LC_TID + K_B], ly[LC_TID + K_DB])
 
-
-# --------------------------------------------------------------------------- one sample
 
 @njit(cache=True)
 def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
