@@ -175,7 +175,7 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 @click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
               help="Device preset or .toml path: the plan (memory map) the run is placed on.")
 @click.option("--engine", type=click.Choice(["both", "fixed", "float", "paper"]),
-              default="float", show_default=True,
+              default="both", show_default=True,
               help="fixed: the numba integer core in the device's formats; float: numpy "
                    "reference in device mode (batch 1, SGD, 2^-k rate); both: fixed and float "
                    "on the same sample stream; paper: the authors' setting (weight "

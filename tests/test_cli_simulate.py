@@ -133,3 +133,48 @@ def test_event_data_without_files_is_one_line(runner, tmp_path):
     res = runner.invoke(main, ["simulate", "--data", "fsdd", "--quiet",
                                "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "give --data-dir" in res.stderr
+
+
+def test_simulate_both_engines_report_costs_and_trace(runner, tmp_path):
+    """Default engines: fixed and float on the same stream, each costed; a traced sample."""
+    out = tmp_path / "run"
+    args = [a for a in FAST if a not in ("--engine", "float")]
+    res = runner.invoke(main, ["simulate", *args, "--out", str(out), "--trace-sample", "3"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "report.json").read_text())
+    for name in ("fixed", "float"):
+        e = r[name]
+        assert 0.0 <= e["test_accuracy"] <= 1.0
+        assert e["cycles_per_sample"]["cycles"] > 0 and e["latency_us_per_sample"] > 0
+        assert e["energy_pj_per_sample"]["total"] > e["energy_pj_per_inference"]["total"] > 0
+        assert e["ops_per_inference"]["eligibility_macs"] == 0
+    assert r["gap_points"] == pytest.approx(100 * (r["float"]["test_accuracy"]
+                                                   - r["fixed"]["test_accuracy"]))
+    assert sum(r["fixed"]["sram_words_per_sample"].values()) > 0
+    assert r["fixed"]["costed_as"] == "device formats"
+    assert "gap" in res.stdout and "Fixed point costs" in (out / "report.md").read_text()
+    assert (out / "energy.png").read_bytes()[:4] == b"\x89PNG"
+    import numpy as np
+
+    with np.load(out / "trace.npz") as z:
+        keys = set(z.files)
+    fixed_keys = {k.split("/", 1)[1] for k in keys if k.startswith("fixed/")}
+    float_keys = {k.split("/", 1)[1] for k in keys if k.startswith("float/")}
+    assert fixed_keys and fixed_keys == float_keys and "x" in keys
+
+
+def test_tracing_does_not_change_the_run(runner, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = [x for x in FAST if x not in ("--engine", "float")]
+    assert runner.invoke(main, ["simulate", *args, "--out", str(a)]).exit_code == 0
+    assert runner.invoke(main, ["simulate", *args, "--out", str(b),
+                                "--trace-sample", "5"]).exit_code == 0
+    ra, rb = (json.loads((d / "report.json").read_text()) for d in (a, b))
+    assert ra["curve"] == rb["curve"]
+    assert ra["fixed"]["ops_per_sample"] == rb["fixed"]["ops_per_sample"]
+
+
+def test_trace_sample_outside_the_run(runner, tmp_path):
+    res = runner.invoke(main, ["simulate", *FAST, "--out", str(tmp_path / "r"),
+                               "--trace-sample", "40"])
+    assert res.exit_code == 2 and "not among the samples" in res.stderr
