@@ -20,6 +20,7 @@ from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import init_params
 from edgesnn.spec import parse_spec
+from conftest import ENERGY
 
 DEVICE = """
 [device]
@@ -48,21 +49,7 @@ current  = { signed = true,  int_bits = 7, frac_bits = 24 }
 trace    = { signed = false, int_bits = 7, frac_bits = 9 }
 signal   = { signed = true,  int_bits = 3, frac_bits = 12 }
 update   = { signed = true,  int_bits = 7, frac_bits = 24 }
-[energy]
-lut_read_pj = 1.0
-lfsr_pj = 0.1
-[energy.add]
-int8 = 0.03
-int16 = 0.05
-int32 = 0.1
-fp16 = 0.4
-fp32 = 0.9
-[energy.mul]
-int8 = 0.2
-int16 = 0.8
-int32 = 3.1
-fp16 = 1.1
-fp32 = 3.7
+""" + ENERGY + """
 [luts]
 psi_entries = 64
 psi_bits = 8

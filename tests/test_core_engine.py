@@ -18,7 +18,7 @@ from edgesnn.hw import load_device, parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import load_spec, parse_spec
-from conftest import EXAMPLES, ROOT
+from conftest import ENERGY, EXAMPLES, ROOT
 
 from test_core_reference import _samples, make_device, make_spec
 
@@ -43,21 +43,7 @@ current  = { signed = true, int_bits = 7, frac_bits = 24 }
 trace    = { signed = true, int_bits = 7, frac_bits = 24 }
 signal   = { signed = true, int_bits = 7, frac_bits = 24 }
 update   = { signed = true, int_bits = 7, frac_bits = 32 }
-[energy]
-lut_read_pj = 1.0
-lfsr_pj = 0.1
-[energy.add]
-int8 = 0.03
-int16 = 0.05
-int32 = 0.1
-fp16 = 0.4
-fp32 = 0.9
-[energy.mul]
-int8 = 0.2
-int16 = 0.8
-int32 = 3.1
-fp16 = 1.1
-fp32 = 3.7
+""" + ENERGY + """
 [luts]
 psi_entries = 65536
 psi_bits = 32
@@ -228,9 +214,9 @@ def test_dfa_stored_and_regenerated_share_the_matrix_but_not_the_costs():
 
 def test_saturation_is_counted_per_tensor():
     """A 4-bit membrane (range +-2) saturates under strong input; the counter says where."""
-    text = (ROOT / "tests" / "test_core_counters.py").read_text()
-    dev_text = text.split('DEVICE = """')[1].split('"""')[0]
-    dev_text = dev_text.replace("membrane = { signed = true,  int_bits = 3, frac_bits = 12 }",
+    from test_core_counters import DEVICE
+
+    dev_text = DEVICE.replace("membrane = { signed = true,  int_bits = 3, frac_bits = 12 }",
                                 "membrane = { signed = true,  int_bits = 1, frac_bits = 12 }")
     spec = parse_spec({"network": {"name": "sat", "inputs": 3, "time_steps": 4},
                        "layers": [{"kind": "dense", "size": 2, "beta": 0.9, "threshold": 1.5},

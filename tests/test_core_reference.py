@@ -20,6 +20,7 @@ from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import init_params
 from edgesnn.spec import parse_spec
+from conftest import ENERGY
 
 import tomllib
 
@@ -52,21 +53,6 @@ current  = {{ signed = true, int_bits = 3, frac_bits = 12, overflow = "{covf}" }
 trace    = {{ signed = false, int_bits = 5, frac_bits = 6, rounding = "{tround}" }}
 signal   = {{ signed = true, int_bits = 2, frac_bits = 9, rounding = "nearest-away" }}
 update   = {{ signed = true, int_bits = 3, frac_bits = 12, rounding = "{uround}" }}
-[energy]
-lut_read_pj = 1.0
-lfsr_pj = 0.1
-[energy.add]
-int8 = 0.03
-int16 = 0.05
-int32 = 0.1
-fp16 = 0.4
-fp32 = 0.9
-[energy.mul]
-int8 = 0.2
-int16 = 0.8
-int32 = 3.1
-fp16 = 1.1
-fp32 = 3.7
 [luts]
 psi_entries = 32
 psi_bits = 8
@@ -77,7 +63,7 @@ exp_bits = 12
 
 def make_device(decay="shift", wround="stochastic", mround="nearest-even", covf="saturate",
                 tround="nearest-even", uround="nearest-even", acc=32):
-    text = DEVICE.format(decay=decay, wround=wround, mround=mround, covf=covf, tround=tround,
+    text = ENERGY + DEVICE.format(decay=decay, wround=wround, mround=mround, covf=covf, tround=tround,
                          uround=uround, acc=acc)
     return parse_device(tomllib.loads(text))
 
