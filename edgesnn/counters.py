@@ -11,7 +11,9 @@ counted and analytic figures sit side by side:
   included);
 * ``signal_macs``: MACs computing learning signals;
 * ``weight_writes``: parameters written;
-* ``lut_lookups``, ``lfsr_draws``: table reads and LFSR draws (fixed engine);
+* ``lut_lookups``, ``lfsr_draws``: table reads and 32-bit LFSR draws (fixed
+  engine: one per stochastic rounding, and the feedback signs of a
+  regenerated DFA matrix);
 * ``rows_skipped``: neuron rows whose learning factors were both zero, so no
   synapse of the row was touched (the event-driven saving).
 
