@@ -177,3 +177,21 @@ def test_console_script_runs(tmp_path):
     assert res.returncode == 2
     assert res.stderr.startswith("edgesnn: error: unknown device 'nope'")
     assert "Traceback" not in res.stderr
+
+
+def test_readme_examples_run(runner, tmp_path):
+    """The profile examples the README shows, as written there."""
+    import re
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text().replace("\\\n", " ")
+    commands = re.findall(r"^edgesnn profile [^\n]*", readme, re.M)
+    assert len(commands) >= 3
+    for cmd in commands:
+        args = shlex.split(cmd.split("#")[0])[1:]
+        args = [str(EXAMPLES.parent / a) if a.startswith("examples/") else a for a in args]
+        if "--out" in args:
+            args[args.index("--out") + 1] = str(tmp_path / args[args.index("--out") + 1])
+        res = runner.invoke(main, args)
+        expect = 2 if "loihi-core" in args else 0
+        assert res.exit_code == expect, (cmd, res.output)
