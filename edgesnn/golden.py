@@ -133,6 +133,16 @@ class _Case:
     def has(self, key: str) -> bool:
         return self.cfg.get(key) is not None
 
+    def choice(self, key: str, default: str, allowed, note: str):
+        """Field ``key`` if present (Unsupported unless in ``allowed``), else ``default`` + a note."""
+        v = self.cfg.get(key)
+        if v is None:
+            self.notes.append(note)
+            return default
+        if v not in allowed:
+            raise Unsupported(f"{key} {v!r} (supported: {', '.join(allowed)})")
+        return v
+
     def size(self, key: str) -> int:
         v = self.cfg.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -214,12 +224,7 @@ def _beta(c: _Case, key: str = "beta", leak: str = "leak") -> float:
 
 
 def _lif(c: _Case, kind: str) -> LIFParams:
-    reset = c.cfg.get("reset")
-    if reset is None:
-        reset = "soft"
-        c.notes.append("no 'reset' field: soft reset assumed (S-TLLR default)")
-    if reset not in RESETS:
-        raise Unsupported(f"reset {reset!r} (supported: {', '.join(RESETS)})")
+    reset = c.choice("reset", "soft", RESETS, "no 'reset' field: soft reset assumed (S-TLLR default)")
     if c.has("PSI"):
         form, coef = parse_psi(c.cfg["PSI"])
     else:
@@ -383,12 +388,7 @@ def _kind_readout(c: _Case) -> dict:
 
 
 def _kind_net(c: _Case) -> dict:
-    mode = c.cfg.get("feedback_mode")
-    if mode is None:
-        mode = "BP"
-        c.notes.append("no 'feedback_mode' field: BP assumed")
-    if mode not in FEEDBACK_MODES:
-        raise Unsupported(f"feedback_mode {mode!r} (supported: {', '.join(FEEDBACK_MODES)})")
+    mode = c.choice("feedback_mode", "BP", FEEDBACK_MODES, "no 'feedback_mode' field: BP assumed")
     T, B, N_in, N_hid, C = (c.size(k) for k in ("T", "B", "N_in", "N_hid", "C"))
     lif, fac = _lif(c, "net"), _factors(c)
     beta_out = _beta(c, "beta_out", "leak_out")
