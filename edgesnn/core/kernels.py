@@ -244,6 +244,22 @@ def to_fmt(v, shift, f, s):
 
 
 @njit(cache=True)
+def decay_add(trace, src, off, count, qc, one, qk, ft, rs):
+    """``trace = decay(trace) + src * one`` over ``count`` elements from ``off``, into format ``ft``.
+
+    Returns ``(overflows, LFSR draws, LFSR state)``.
+    """
+    sat = 0
+    draws = 0
+    for j in range(count):
+        v, f, rs, d = to_fmt(trace[off + j] * qc + src[off + j] * one, qk, ft, rs)
+        draws += d
+        trace[off + j] = v
+        sat += f
+    return sat, draws, rs
+
+
+@njit(cache=True)
 def vec_words(epw, count):
     """Words of a word-aligned vector of ``count`` elements (``epw`` elements per word)."""
     if epw > 0:
@@ -469,26 +485,14 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     qc = net.lay[l, LC_TQ + 0]
     qk = net.lay[l, LC_TQ + 1]
     one = np.int64(1) << (ft[FR] + qk)
-    q_ = buf.inp[R_Q]
-    xb = buf.inp[R_XB]
-    sat = 0
-    for j in range(n_in):
-        v, f, rs, d = to_fmt(q_[ioff + j] * qc + xb[ioff + j] * one, qk, ft, rs)
-        draws += d
-        q_[ioff + j] = v
-        sat += f
+    sat, d, rs = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one, qk, ft, rs)
+    draws += d
     buf.sats[tid[K_Q]] += sat
     vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
     ev[TRACE_UPDATES] += n_in
     if net.lay[l, LC_REC]:
-        qr = buf.nrn[R_QR]
-        sp = buf.nrn[R_SP]
-        sat = 0
-        for k in range(n):
-            v, f, rs, d = to_fmt(qr[off + k] * qc + sp[off + k] * one, qk, ft, rs)
-            draws += d
-            qr[off + k] = v
-            sat += f
+        sat, d, rs = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one, qk, ft, rs)
+        draws += d
         buf.sats[tid[K_QR]] += sat
         vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
         ev[TRACE_UPDATES] += n
@@ -510,12 +514,8 @@ def post_traces(net, st, buf):
         off = net.lay[l, LC_NOFF]
         hc = net.lay[l, LC_TH + 0]
         hk = net.lay[l, LC_TH + 1]
-        sat = 0
-        for m in range(n):
-            v, f, rs, d = to_fmt(h_[off + m] * hc + (psi_[off + m] << hk), hk, ft, rs)
-            draws += d
-            h_[off + m] = v
-            sat += f
+        sat, d, rs = decay_add(h_, psi_, off, n, hc, np.int64(1) << hk, hk, ft, rs)
+        draws += d
         buf.sats[net.lay[l, LC_TID + K_H]] += sat
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_PSI], n, 1, 0)
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_H], n, 1, 1)
