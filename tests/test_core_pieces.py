@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgesnn.core import kernels as K
+from edgesnn.core import rng as R
 from edgesnn.core.constants import (decay_constant, exp_table, format_row, leap_table,
                                     make_table, psi_table, surrogate)
 from edgesnn.errors import DeviceError
@@ -18,61 +19,80 @@ from edgesnn.hw import NumberFormat
 RNG = np.random.default_rng(1234)
 
 
-# --------------------------------------------------------------------------- LFSR
+# --------------------------------------------------------------------------- random words
 
-def test_leap_tables_and_stream_reproduce_lfsr_bits():
+def test_leap_tables_reproduce_lfsr_bits():
+    """The DFA feedback LFSR: four byte-table lookups are 32 steps of fixed.lfsr_bits."""
     for state in [1, 0x80000000, lfsr_seed(3), *RNG.integers(1, 2 ** 32, 20).tolist()]:
-        want, s = [], int(state)
-        for _ in range(9):
-            v, s = lfsr_bits(s, 32)
-            want.append((int(v), int(s)))
-        v, s2 = K.draw32(state)
-        assert (int(v), int(s2)) == want[0]
-        ls = K.stream(state)
-        for k in range(9):
-            assert ls[0] == (state if k == 0 else want[k - 1][1])
-            v, ls = K.draw(ls)
-            assert int(v) == want[k][0]
+        v, s = lfsr_bits(int(state), 32)
+        assert tuple(int(a) for a in K.draw32(state)) == (int(v), int(s))
     t = leap_table(64, outputs=False)
     s = int(lfsr_seed(9))
     e = t[0, s & 255] ^ t[1, (s >> 8) & 255] ^ t[2, (s >> 16) & 255] ^ t[3, (s >> 24) & 255]
     assert int(e) == int(lfsr_bits(lfsr_bits(s, 32)[1], 32)[1])
 
 
+def test_xorshift32_is_marsaglias_and_has_no_short_cycle():
+    # Marsaglia (2003), "Xorshift RNGs": y ^= y << 13; y ^= y >> 17; y ^= y << 5
+    assert R.xorshift32(2463534242) == 723471715
+    seen, x = set(), 1
+    for _ in range(5000):
+        x = R.xorshift32(x)
+        assert 0 < x < 2 ** 32 and x not in seen
+        seen.add(x)
+
+
+def test_word_buffer_is_the_lane_sequence_across_refills():
+    rng = R.new_state(7, 100)
+    assert len(set(int(v) for v in rng[:R.LANES])) == R.LANES          # distinct seeds
+    want = R.reference_words(rng, 3 * (len(rng) - R.WORDS))
+    got, p = [], int(rng[R.POS])
+    for k in range(len(want)):
+        if k % 997 == 0:                          # refills at odd positions keep the order
+            p = int(R.ensure(rng, p, 300))
+        w, p = R.take(rng, p)
+        got.append(int(w))
+    assert got == want
+
+
 # --------------------------------------------------------------------------- rounding
 
 @pytest.mark.parametrize("mode", [FLOOR, NEAREST_EVEN, NEAREST_AWAY])
 def test_branch_free_rounding_equals_shift_round(mode):
-    ls = K.stream(1)
+    rng = R.new_state(1, 10)
     values = np.concatenate([RNG.integers(-2 ** 40, 2 ** 40, 3000), np.arange(-70, 70),
                              np.arange(-70, 70) * 8 + 4])
     for v in values:
         for sh in (-3, 0, 1, 2, 3, 7, 20, 33):
-            got, ls2, d = K.rnd(int(v), sh, mode, ls)
-            assert got == shift_round(int(v), sh, mode, 0), (v, sh)
-            assert d == 0 and ls2 == ls
+            want = shift_round(int(v), sh, mode, 0)
+            got, p, d = K.rnd(int(v), sh, mode, rng, 5)
+            assert got == want and K.rnd_det(int(v), sh, mode) == want, (v, sh)
+            assert d == 0 and p == 5
 
 
-def test_stochastic_rounding_draws_only_for_inexact_values():
-    state = int(lfsr_seed(5))
-    ls = K.stream(state)
-    for v, sh in [(5 << 9, 9), (-(3 << 9), 9), (0, 4)]:
-        got, ls2, d = K.rnd(v, sh, STOCHASTIC, ls)
-        assert (got, d, ls2) == (v >> sh, 0, ls)
-    for v, sh in [(1234567, 9), (-1234567, 9), (-1, 40), (123456789012, 40), (7, 3)]:
-        r, s2 = lfsr_bits(ls[0], 32)
+def test_stochastic_rounding_takes_one_word_per_rounding():
+    rng = R.new_state(5, 10)
+    words = R.reference_words(rng, 10)
+    p = int(rng[R.POS])
+    cases = [(5 << 9, 9), (-(3 << 9), 9), (0, 4), (1234567, 9), (-1234567, 9), (-1, 40),
+             (123456789012, 40), (7, 3)]
+    for i, (v, sh) in enumerate(cases):
         x, k = (v >> (sh - 32), 32) if sh > 32 else (v, sh)
-        want = shift_round(x, k, STOCHASTIC, int(r) >> (32 - k))
-        got, ls, d = K.rnd(v, sh, STOCHASTIC, ls)
-        assert (got, d, ls[0]) == (want, 1, s2)
+        want = shift_round(x, k, STOCHASTIC, words[i] >> (32 - k))
+        got, p, d = K.rnd(v, sh, STOCHASTIC, rng, p)
+        assert (got, d, p) == (want, 1, i + 1)
+        if v % (1 << sh) == 0:
+            assert got == v >> sh                  # an exact value stays exact
+    assert K.rnd(12345, 0, STOCHASTIC, rng, p)[1:] == (p, 0)    # no shift: no word
 
 
 def test_stochastic_rounding_is_unbiased():
-    ls = K.stream(lfsr_seed(8))
+    rng = R.new_state(8, 10)
+    p = int(rng[R.POS])
     total = 0
     n = 4000
     for _ in range(n):
-        got, ls, _ = K.rnd(3 << 8, 10, STOCHASTIC, ls)       # 0.75 of an LSB
+        got, p, _ = K.rnd(3 << 8, 10, STOCHASTIC, rng, p)       # 0.75 of an LSB
         total += int(got)
     assert abs(total / n - 0.75) < 0.03
 

@@ -3,8 +3,8 @@
 ``naive_run`` re-implements docs/fixed_point.md with Python ints and dense
 loops (no skipped rows, no word tables, no LFSR leap tables): only
 ``fixed.shift_round`` / ``fixed.overflow`` round and saturate, and
-``fixed.lfsr_bits`` draws. The kernel must produce the same weights, biases,
-LFSR state, scores and spike counts on small networks, for every update mode,
+``rng.xorshift32`` lanes give the rounding words. The kernel must produce the same weights, biases,
+rounding words, scores and spike counts on small networks, for every update mode,
 signal, feedback, reset, overflow and rounding mode.
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgesnn.core import FixedEngine
+from edgesnn.core import rng as R
 from edgesnn.core.constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG
 from edgesnn.fixed import STOCHASTIC, lfsr_bits, overflow, shift_round
 from edgesnn.hw import parse_device
@@ -103,7 +104,9 @@ class Naive:
         self.b = [st[f"{p}.b"].astype(object).tolist() for p in pre]
         self.B = [st[f"L{l}.B"].astype(object).tolist() if f"L{l}.B" in st else None
                   for l in range(self.L)]
-        self.rng = [int(st["rng"][0])]
+        # the rounding words: what the kernel has buffered, then rounds of the lanes
+        self.words = R.reference_words(st["rng"], int(st["rng"][R.FILL] - st["rng"][R.POS]))
+        self.lanes = [int(v) for v in st["rng"][:R.LANES]]
         self.fmt = [tuple(int(v) for v in row) for row in net.fmt]
 
     # -- arithmetic ------------------------------------------------------
@@ -113,14 +116,18 @@ class Naive:
             return v << -sh
         if mode != STOCHASTIC:
             return int(shift_round(v, sh, mode, 0))
-        if v % (1 << sh) == 0:
-            return v >> sh
         x, s = v, sh
         if sh > 32:
             x, s = v >> (sh - 32), 32
-        r, state = lfsr_bits(self.rng[0], 32)
-        self.rng[0] = int(state)
-        return int(shift_round(x, s, STOCHASTIC, int(r) >> (32 - s)))
+        return int(shift_round(x, s, STOCHASTIC, self.word() >> (32 - s)))
+
+    def word(self):
+        """The next rounding word (one per stochastic rounding, exact value or not)."""
+        if not self.words:
+            for r in range(R.LANES):
+                self.lanes[r] = R.xorshift32(self.lanes[r])
+            self.words = list(self.lanes)
+        return self.words.pop(0)
 
     def into(self, v, k):
         f = self.fmt[k]
@@ -289,14 +296,18 @@ class Naive:
             for Wm, acc, qq, xx in mats:
                 for j in range(len(Wm)):
                     for m in range(sizes[l]):
-                        dw = self.acc(cfac[l][m] * qq[j] + ((a[l][m] << ftr) if xx[j] else 0))
-                        if dw == 0:
+                        # every visited synapse is rounded (a word each), dw = 0 included
+                        if not ((xx[j] and (a[l][m] or cfac[l][m])) or (qq[j] and cfac[l][m])):
                             continue
+                        dw = self.acc(cfac[l][m] * qq[j] + ((a[l][m] << ftr) if xx[j] else 0))
                         if net.per_sample:
                             acc[j][m] = self.into(acc[j][m] + self.rnd(dw, frac - fmt[F_UP][FR],
                                                                        fmt[F_UP][RM]), F_UP)
                         else:
-                            self.apply(Wm[j], m, dw, frac, F_W)
+                            delta = self.rnd(dw, frac + int(net.lr) - fmt[F_W][FR],
+                                             fmt[F_W][RM])
+                            if delta:
+                                Wm[j][m] = self.into(Wm[j][m] - delta, F_W)
             for m in range(sizes[l]):
                 if gp[l][m] == 0:
                     continue
@@ -322,7 +333,7 @@ def _compare(eng: FixedEngine, naive: Naive, samples):
         assert st[f"{p}.b"].tolist() == naive.b[l], p
         if naive.Wr[l] is not None:
             assert st[f"{p}.W_rec"].tolist() == naive.Wr[l], p
-    assert int(st["rng"][0]) == naive.rng[0]
+    assert R.reference_words(st["rng"], 100) == [naive.word() for _ in range(100)]
 
 
 def _samples(spec, n, seed, rate=0.35):
@@ -366,7 +377,7 @@ def test_kernel_equals_naive_reference(name):
 
 
 def test_reference_cases_exercise_learning_and_stochastic_rounding():
-    """Guard against a vacuous comparison: weights move and the LFSR is drawn from."""
+    """Guard against a vacuous comparison: weights move and rounding words are drawn."""
     spec = make_spec(layers=[("recurrent", 6, "soft")])
     eng = FixedEngine(make_plan(spec, make_device()), init_params(spec, 4), seed=4)
     before = eng.state()
@@ -375,4 +386,4 @@ def test_reference_cases_exercise_learning_and_stochastic_rounding():
     after = eng.state()
     assert not np.array_equal(before["L0.W"], after["L0.W"])
     assert not np.array_equal(before["out.W"], after["out.W"])
-    assert before["rng"][0] != after["rng"][0]
+    assert R.reference_words(before["rng"], 5) != R.reference_words(after["rng"], 5)

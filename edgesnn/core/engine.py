@@ -21,13 +21,15 @@ from edgesnn.plan import Plan
 from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
 
 from . import kernels as K
+from .rng import new_state as new_rng_state
 from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
                         psi_table, quantize_const)
 
 #: format kinds in the order of the kernel's format table rows
 FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
-#: the rounding LFSR starts at lfsr_seed(seed * 1000 + RNG_STREAM); layer l's DFA
-#: feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix draws it
+#: the rounding LFSR lanes are seeded from stream seed * 1000 + RNG_STREAM (core.rng);
+#: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix
+#: draws it
 RNG_STREAM = 999
 _INT64_LIMIT = 1 << 63
 
@@ -243,19 +245,20 @@ class FixedEngine:
                 codes = quantize(params.B_fb[l], wq)[0].ravel()
                 B[fb_off[l]:fb_off[l] + codes.size] = codes
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
-        rng = np.array([lfsr_seed(self.seed * 1000 + RNG_STREAM)], dtype=np.int64)
+        ntot, itot = int(n.sum()), int(n_in.sum())
+        width = int(max(n.max(), n_in.max()))
+        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, width)
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
         # ---- work buffers (once per engine)
-        ntot, itot = int(n.sum()), int(n_in.sum())
-        width = int(max(n.max(), n_in.max()))
         z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
         epw_max = int(max(1, t_epw.max()))
         self.buf = K.Buffers(
             nrn=np.zeros((11, ntot), dtype=np.int64), act=np.zeros((2, ntot), dtype=np.int64),
             cnt=np.zeros((L + 1, 3), dtype=np.int64), inp=np.zeros((2, itot), dtype=np.int64),
             scr=np.zeros((2, width), dtype=np.int64),
-            wtab=np.zeros((4, epw_max), dtype=np.int64), dW=z(ndw), db=z(ndb),
+            wtab=np.zeros((4, epw_max), dtype=np.int64),
+            cmp=np.zeros((K.CMP_DELTA + 1, width), dtype=np.int64), dW=z(ndw), db=z(ndb),
             scores=z(spec.classes), u_win=np.zeros((ln.window, spec.classes), dtype=np.int64),
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(dev.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)))
@@ -435,7 +438,7 @@ class FixedEngine:
                 v[f"{p}.B"] = (self.st.B, int(self.layout.fb_off[l]), (spec.classes, n))
             if l < net.L and net.dfa and net.regen:
                 v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
-        v["rng"] = (self.st.rng, 0, (1,))
+        v["rng"] = (self.st.rng, 0, self.st.rng.shape)
         return v
 
     def state(self) -> dict[str, np.ndarray]:

@@ -41,11 +41,11 @@ from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHAST
                            shift_round, wrap)
 
 from .constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG, leap_table
+from .rng import POS, WORDS, ensure, take
 
-#: 32-step LFSR leap tables (output bits and state), and 128-step state leap tables:
-#: compile-time constants of every kernel (no argument passing)
+#: 32-step LFSR leap tables (output bits and state) for the DFA feedback LFSR:
+#: a compile-time constant of every kernel (no argument passing)
 LEAP = leap_table(32)
-LEAP128 = leap_table(128, outputs=False)
 
 # format kinds (rows of net.fmt)
 F_W, F_B, F_U, F_I, F_T, F_S, F_UP = range(7)
@@ -54,6 +54,8 @@ K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_
     range(17)
 N_KINDS = 17
 ONE_ALPHA = 1 << ALPHA_FRAC
+#: offset that makes a floor shift a logical one (|values| < BIAS; a multiple of 2**32)
+BIAS = np.int64(1) << 61
 
 
 # columns of Net.lay, one row per layer (the readout last)
@@ -70,6 +72,8 @@ N_COLS = LC_TID + N_KINDS
 R_U, R_I, R_S, R_SP, R_PSI, R_H, R_QR, R_G, R_A, R_C, R_GP = range(11)
 R_Q, R_XB = range(2)
 R_ACT, R_TMP = range(2)
+# rows of Buffers.cmp: list 0's c and a, list 1's c and a (= 0), rounded updates
+CMP_DELTA = 4
 
 
 class Net(NamedTuple):
@@ -123,6 +127,7 @@ class Buffers(NamedTuple):
     inp: np.ndarray           # (2, total inputs): rows R_Q (trace), R_XB (spikes of the step)
     scr: np.ndarray           # (2, max width) scratch: R_ACT index list, R_TMP accumulators
     wtab: np.ndarray          # (4, max elements per word) scratch of word_table
+    cmp: np.ndarray           # (5, max width): factors of the row lists, compacted (CMP_*)
     dW: np.ndarray            # per-sample update accumulators (empty if per-step)
     db: np.ndarray
     scores: np.ndarray        # (C,) readout potential summed over the window
@@ -160,61 +165,34 @@ def draw32(state):
 
 
 @njit(cache=True, inline='always')
-def stream(state):
-    """The LFSR as a stream: the states of the next four draws (a 4-tuple).
-
-    ``draw(ls)`` takes the bits of ``ls[0]`` and advances ``ls[0]`` by 128
-    steps into the last slot, so consecutive draws do not wait on each other
-    (the same sequence as chained ``draw32``); ``ls[0]`` is the LFSR state.
-    """
-    s0 = np.int64(state)
-    _, s1 = draw32(s0)
-    _, s2 = draw32(s1)
-    _, s3 = draw32(s2)
-    return (s0, s1, s2, s3)
-
-
-@njit(cache=True, inline='always')
-def draw(ls):
-    """One 32-bit draw from the stream ``ls``: ``(bits, new stream)``."""
-    s = ls[0]
-    e = (LEAP[0, s & 255] ^ LEAP[1, (s >> 8) & 255] ^ LEAP[2, (s >> 16) & 255]
-         ^ LEAP[3, (s >> 24) & 255])
-    n = (LEAP128[0, s & 255] ^ LEAP128[1, (s >> 8) & 255] ^ LEAP128[2, (s >> 16) & 255]
-         ^ LEAP128[3, (s >> 24) & 255])
-    return (e >> 32) & 0xFFFFFFFF, (ls[1], ls[2], ls[3], n & 0xFFFFFFFF)
-
-
-@njit(cache=True, inline='always')
-def rnd(v, shift, mode, s):
-    """``v / 2**shift`` rounded by ``mode``: ``(value, LFSR stream, draws made)``.
+def rnd(v, shift, mode, rng, p):
+    """``v / 2**shift`` rounded by ``mode``: ``(value, read position, draws made)``.
 
     Deterministic modes are ``fixed.shift_round`` written branch-free (tested
     equal): floor ``x >> k``; nearest-even ``(x + 2**(k-1) - 1 + ((x >> k) & 1)) >> k``;
-    nearest-away ``(x + 2**(k-1) - [x < 0]) >> k``. Stochastic rounding draws 32
-    LFSR bits from state ``s``, and only when the discarded bits are not all
-    zero; with ``shift > 32`` the bits below the top 32 discarded ones are
-    floored first. ``shift <= 0`` is an exact left shift. The caller keeps the
-    stream (see ``stream``) in a local and counts the draws.
+    nearest-away ``(x + 2**(k-1) - [x < 0]) >> k``. Stochastic rounding takes
+    one 32-bit word (``rng.take``) at read position ``p``, exact value or not:
+    ``floor((x + r) / 2**k)`` with ``r`` the word's top ``k`` bits; with
+    ``shift > 32`` the bits below the top 32 discarded ones are floored first.
+    ``shift <= 0`` is an exact left shift (no word). The caller keeps ``p`` in
+    a local, stores it in ``rng[POS]`` when done and counts the draws.
     """
     x = np.int64(v)
     if shift <= 0:
-        return x << (-shift), s, 0
+        return x << (-shift), p, 0
     if mode == FLOOR:
-        return x >> shift, s, 0
+        return x >> shift, p, 0
     half = np.int64(1) << (shift - 1)
     if mode == NEAREST_EVEN:
-        return (x + (half - 1) + ((x >> shift) & 1)) >> shift, s, 0
+        return (x + (half - 1) + ((x >> shift) & 1)) >> shift, p, 0
     if mode == NEAREST_AWAY:
-        return (x + half - (x >> 63 & 1)) >> shift, s, 0
-    if x & ((np.int64(1) << shift) - 1) == 0:
-        return x >> shift, s, 0
+        return (x + half - (x >> 63 & 1)) >> shift, p, 0
     sh = shift
     if sh > 32:
         x = x >> (sh - 32)
         sh = 32
-    r, s2 = draw(s)
-    return shift_round(x, sh, STOCHASTIC, r >> (32 - sh)), s2, 1
+    r, p = take(rng, p)
+    return (x + (r >> (32 - sh))) >> sh, p, 1
 
 
 @njit(cache=True, inline='always')
@@ -236,27 +214,65 @@ def into(v, f):
 
 
 @njit(cache=True, inline='always')
-def to_fmt(v, shift, f, s):
-    """Round ``v`` by ``shift`` bits into format row ``f``: ``(code, overflow, state, draws)``."""
-    r, s, d = rnd(v, shift, f[RM], s)
+def to_fmt(v, shift, f, rng, p):
+    """Round ``v`` by ``shift`` bits into format row ``f``: ``(code, overflow, position, draws)``."""
+    r, p, d = rnd(v, shift, f[RM], rng, p)
     c, fl = into(r, f)
-    return c, fl, s, d
+    return c, fl, p, d
+
+
+@njit(cache=True, inline='always')
+def rnd_det(x, shift, mode):
+    """``rnd`` for the deterministic modes (no words): the same integer logic."""
+    if shift <= 0:
+        return x << (-shift)
+    if mode == FLOOR:
+        return x >> shift
+    half = np.int64(1) << (shift - 1)
+    if mode == NEAREST_EVEN:
+        return (x + (half - 1) + ((x >> shift) & 1)) >> shift
+    return (x + half - (x >> 63 & 1)) >> shift
 
 
 @njit(cache=True)
-def decay_add(trace, src, off, count, qc, one, qk, ft, rs):
+def decay_add(trace, src, off, count, qc, one, qk, ft, rng, p):
     """``trace = decay(trace) + src * one`` over ``count`` elements from ``off``, into format ``ft``.
 
-    Returns ``(overflows, LFSR draws, LFSR state)``.
+    Returns ``(overflows, words drawn, read position)``. With saturation the
+    loops are branch-free (SIMD); a stochastic format takes ``count``
+    consecutive words.
     """
+    tr = trace[off:off + count]
+    sr = src[off:off + count]
     sat = 0
-    draws = 0
+    mode = ft[RM]
+    if ft[OV] != SATURATE:
+        draws = 0
+        for j in range(count):
+            v, f, p, d = to_fmt(tr[j] * qc + sr[j] * one, qk, ft, rng, p)
+            draws += d
+            tr[j] = v
+            sat += f
+        return sat, draws, p
+    lo = ft[LO]
+    hi = ft[HI]
+    if mode == STOCHASTIC and qk > 0:
+        p = ensure(rng, p, count)
+        w = rng[WORDS + p:WORDS + p + count]
+        pre = max(qk - 32, 0)
+        k = min(qk, 32)
+        for j in range(count):
+            r = (((tr[j] * qc + sr[j] * one) >> pre) + (w[j] >> (32 - k))) >> k
+            c = min(max(r, lo), hi)
+            sat += np.int64(r != c)
+            tr[j] = c
+        return sat, count, p + count
     for j in range(count):
-        v, f, rs, d = to_fmt(trace[off + j] * qc + src[off + j] * one, qk, ft, rs)
-        draws += d
-        trace[off + j] = v
-        sat += f
-    return sat, draws, rs
+        r = rnd_det(tr[j] * qc + sr[j] * one, qk, mode)
+        c = min(max(r, lo), hi)
+        sat += np.int64(r != c)
+        tr[j] = c
+    return sat, 0, p
 
 
 @njit(cache=True)
@@ -409,7 +425,8 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     ioff = net.lay[l, LC_IOFF]
     tid = net.lay[l, LC_TID:]
     spiking = l < net.L
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     ev = buf.ev
 
@@ -451,7 +468,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     nsp = 0
     for m in range(n):
         vw = ((u_[off + m] * dcode) << s1) + (i_[off + m] << s2) + (b_[boff + m] << s3)
-        v, f, rs, d = to_fmt(vw, rsh, fu, rs)
+        v, f, p_r, d = to_fmt(vw, rsh, fu, rng, p_r)
         draws += d
         sat += f
         i_[off + m] = 0
@@ -485,18 +502,18 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     qc = net.lay[l, LC_TQ + 0]
     qk = net.lay[l, LC_TQ + 1]
     one = np.int64(1) << (ft[FR] + qk)
-    sat, d, rs = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one, qk, ft, rs)
+    sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one, qk, ft, rng, p_r)
     draws += d
     buf.sats[tid[K_Q]] += sat
     vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
     ev[TRACE_UPDATES] += n_in
     if net.lay[l, LC_REC]:
-        sat, d, rs = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one, qk, ft, rs)
+        sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one, qk, ft, rng, p_r)
         draws += d
         buf.sats[tid[K_QR]] += sat
         vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
         ev[TRACE_UPDATES] += n
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
 
 
@@ -504,7 +521,8 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
 def post_traces(net, st, buf):
     """h = decay(h) + psi for every spiking layer (after learning: h[t-1] was its h_prev)."""
     ft = net.fmt[F_T]
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     ev = buf.ev
     h_ = buf.nrn[R_H]
@@ -514,13 +532,13 @@ def post_traces(net, st, buf):
         off = net.lay[l, LC_NOFF]
         hc = net.lay[l, LC_TH + 0]
         hk = net.lay[l, LC_TH + 1]
-        sat, d, rs = decay_add(h_, psi_, off, n, hc, np.int64(1) << hk, hk, ft, rs)
+        sat, d, p_r = decay_add(h_, psi_, off, n, hc, np.int64(1) << hk, hk, ft, rng, p_r)
         draws += d
         buf.sats[net.lay[l, LC_TID + K_H]] += sat
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_PSI], n, 1, 0)
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_H], n, 1, 1)
         ev[TRACE_UPDATES] += n
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
 
 
@@ -598,16 +616,23 @@ def signal_from_error(net, st, buf, l):
     sat = 0
     if net.dfa == 0:
         wo = net.lay[L, LC_WOFF]
-        e_ = g_[eoff:eoff + C]
+        cls = buf.scr[R_ACT]             # the classes with e != 0 (adding 0 changes nothing)
+        k = 0
+        for c in range(C):
+            if g_[eoff + c] != 0:
+                cls[k] = c
+                k += 1
         for m in range(n):
-            wrow = W[wo + m * C:wo + m * C + C]
+            base = wo + m * C
             a = np.int64(0)
             if net.sig_exact:            # the sum provably stays inside the accumulator
-                for c in range(C):
-                    a += e_[c] * wrow[c]
+                for kk in range(k):
+                    c = cls[kk]
+                    a += g_[eoff + c] * W[base + c]
             else:
-                for c in range(C):       # saturating accumulate, branch-free
-                    r = a + e_[c] * wrow[c]
+                for kk in range(k):      # saturating accumulate, branch-free
+                    c = cls[kk]
+                    r = a + g_[eoff + c] * W[base + c]
                     a = min(max(r, alo), ahi)
                     sat += np.int64(r != a)
             acc[m] = a
@@ -647,13 +672,14 @@ def signal_from_error(net, st, buf, l):
             add_words(buf.sram, net.tens, 0, tb, range_words(net.tens[1, tb], 0, C * n))
     fs = net.fmt[F_S]
     fw = net.fmt[F_W][FR]
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     for m in range(n):
-        g_[off + m], f, rs, d = to_fmt(acc[m], fw, fs, rs)
+        g_[off + m], f, p_r, d = to_fmt(acc[m], fw, fs, rng, p_r)
         draws += d
         sat += f
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     ev[SIGNAL_MACS] += n * nnz
@@ -682,7 +708,8 @@ def signal_from_above(net, st, buf, l):
     epw = net.tens[1, tw]
     esh = word_shift(epw)
     act2 = act.reshape((1, act.size))
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     cnt = 0
     for k in range(nu):
@@ -699,12 +726,12 @@ def signal_from_above(net, st, buf, l):
             r = a + gp[uoff + k] * wrow[k]
             a = min(max(r, alo), ahi)
             sat += np.int64(r != a)
-        g_[off + j], f, rs, d = to_fmt(a, fw, fs, rs)
+        g_[off + j], f, p_r, d = to_fmt(a, fw, fs, rng, p_r)
         draws += d
         sat += f
         words += list_words(epw, esh, j * nu, act2, 0, 0, cnt)
     add_words(buf.sram, net.tens, 0, tw, words)
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     buf.ev[SIGNAL_MACS] += n * cnt
@@ -723,7 +750,8 @@ def factors(net, st, buf, l):
     off = net.lay[l, LC_NOFF]
     fs = net.fmt[F_S]
     ftr = net.fmt[F_T][FR]
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     ev = buf.ev
     g_ = buf.nrn[R_G]
@@ -752,22 +780,22 @@ def factors(net, st, buf, l):
         if g != 0:
             h = h_[off + m]
             if h != 0:
-                a, rs, d = rnd(g * h, ftr, fs[RM], rs)
+                a, p_r, d = rnd(g * h, ftr, fs[RM], rng, p_r)
                 draws += d
                 if apost != ONE_ALPHA:
-                    a, rs, d = rnd(a * apost, ALPHA_FRAC, fs[RM], rs)
+                    a, p_r, d = rnd(a * apost, ALPHA_FRAC, fs[RM], rng, p_r)
                     draws += d
                 a, f = into(a, fs)
                 sat_a += f
                 macs += 1
             p = psi_[off + m]
             if p != 0:
-                gp, f, rs, d = to_fmt(g * p, ftr, fs, rs)
+                gp, f, p_r, d = to_fmt(g * p, ftr, fs, rng, p_r)
                 draws += d
                 sat_g += f
                 c = gp
                 if apre != ONE_ALPHA:
-                    c, f, rs, d = to_fmt(gp * apre, ALPHA_FRAC, fs, rs)
+                    c, f, p_r, d = to_fmt(gp * apre, ALPHA_FRAC, fs, rng, p_r)
                     draws += d
                     sat_c += f
                 macs += 2
@@ -782,7 +810,7 @@ def factors(net, st, buf, l):
                 cc += 1
             if a != 0:
                 na += 1
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.cnt[l, 0] = ca
     buf.cnt[l, 1] = cc
@@ -816,24 +844,32 @@ def word_table(epw, lst, cnt, out):
 
 
 @njit(cache=True)
-def visit_rows(W, dW, n, q, x, c_, a_, lists, ca, cc, wt, epw, ftr, alo, ahi, sh, mode, f,
-               per_sample, rs):
+def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, bound, wt, epw, ftr, alo, ahi, sh, mode,
+               f, per_sample, rng, p):
     """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
 
-    Per step, ``W[j*n + m] -= round(dw / 2**sh)`` in format ``f``; per sample,
-    ``dW[j*n + m] += round(dw / 2**sh)`` in format ``f`` (the update format).
-    Returns ``(state, draws, macs, words read, words written, changed, overflows)``.
+    Row ``j`` visits list ``t`` (0 where ``x_j = 1``, 1 where only ``q_j != 0``)
+    in two passes: ``dw = c*q_j + a<<ftr`` and its rounding by ``sh`` bits for
+    every listed neuron (branch-free, SIMD; a stochastic format takes one word
+    per visited synapse), then, only if some rounded value is nonzero, per
+    step ``W[j*n + m] -= delta`` in format ``f`` or per sample
+    ``dW[j*n + m] += delta`` in format ``f`` (the update format).
+    ``cmp`` rows ``2t``, ``2t+1`` hold list ``t``'s ``c`` and ``a`` values;
+    ``bound`` bounds ``|dw|``: below the accumulator's range, the clamps go.
+    Returns ``(position, draws, macs, words read, words written, changed, overflows)``.
     """
-    na = 0
-    for kk in range(ca):
-        if a_[lists[0, kk]] != 0:
-            na += 1
     draws = 0
     macs = 0
     reads = 0
     writes = 0
     changed = 0
     sat = 0
+    stoch = mode == STOCHASTIC and sh > 0
+    pre = max(sh - 32, 0)
+    k = min(sh, 32)
+    rk = 32 - k
+    fast = stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS
+    bias_k = BIAS >> k
     off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
     for j in range(len(q)):
@@ -854,42 +890,71 @@ def visit_rows(W, dW, n, q, x, c_, a_, lists, ca, cc, wt, epw, ftr, alo, ahi, sh
             continue
         if cnt == 0:
             continue
-        base = j * n
         reads += wt[t, off_w] if epw > 0 else cnt * (-epw)
+        # no array views inside this loop: each costs an atomic reference count
+        ci = 2 * t
+        nz = np.int64(0)
+        wp = 0
+        if fast:                         # no clamp, no store: only "is any update nonzero"
+            p = ensure(rng, p, cnt)
+            wp = WORDS + p
+            for kk in range(cnt):        # floor as a biased logical shift (SIMD)
+                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr) + (rng[wp + kk] >> rk) + BIAS
+                nz |= np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+            p += cnt
+            draws += cnt
+        elif stoch:
+            p = ensure(rng, p, cnt)
+            wp = WORDS + p
+            for kk in range(cnt):
+                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr)
+                dw = min(max(pv, alo), ahi)
+                sat += np.int64(pv != dw)
+                dv = ((dw >> pre) + (rng[wp + kk] >> (32 - k))) >> k
+                cmp[CMP_DELTA, kk] = dv
+                nz |= dv
+            p += cnt
+            draws += cnt
+        else:
+            for kk in range(cnt):
+                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr)
+                dw = min(max(pv, alo), ahi)
+                sat += np.int64(pv != dw)
+                dv = rnd_det(dw, sh, mode)
+                cmp[CMP_DELTA, kk] = dv
+                nz |= dv
+        if nz == 0:
+            continue
+        base = j * n
         last_w = -1
         for kk in range(cnt):
-            m = lists[t, kk]
-            p = c_[m] * qj
-            if t == 0:
-                p += a_[m] << ftr
-            dw = min(max(p, alo), ahi)
-            sat += np.int64(p != dw)
-            if dw == 0:
+            if fast:                     # recomputed: rare (a nonzero update in the row)
+                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr) + (rng[wp + kk] >> rk) + BIAS
+                dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+            else:
+                dv = cmp[CMP_DELTA, kk]
+            if dv == 0:
                 continue
-            k = base + m
-            delta, rs, d = rnd(dw, sh, mode, rs)
-            draws += d
+            e = base + lists[t, kk]
             if per_sample:
-                dW[k], fl = into(dW[k] + delta, f)
+                dW[e], fl = into(dW[e] + dv, f)
                 sat += fl
                 continue
-            if delta == 0:
-                continue
-            old = W[k]
-            new, fl = into(old - delta, f)
+            old = np.int64(W[e])
+            new, fl = into(old - dv, f)
             sat += fl
             if new == old:
                 continue
-            W[k] = new
+            W[e] = new
             changed += 1
             if epw > 0:
-                wd = k // epw
+                wd = e // epw
                 if wd != last_w:
                     writes += 1
                     last_w = wd
             else:
                 writes += -epw
-    return rs, draws, macs, reads, writes, changed, sat
+    return p, draws, macs, reads, writes, changed, sat
 
 
 @njit(cache=True)
@@ -928,12 +993,30 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     if epw > 0:
         word_table(epw, lac, ca, wt[0])
         word_table(epw, lc, cc, wt[1])
-    rs, draws, macs, reads, writes, changed, sat = visit_rows(
-        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.nrn[R_C, off:off + n],
-        buf.nrn[R_A, off:off + n], buf.act[:, off:off + n], ca, cc, wt, epw, ftr, net.acc_lo,
-        net.acc_hi, sh, f[RM], f,
-        per_sample, stream(st.rng[0]))
-    st.rng[0] = rs[0]
+    cmp = buf.cmp
+    c_ = buf.nrn[R_C, off:off + n]
+    a_ = buf.nrn[R_A, off:off + n]
+    na = 0
+    cmax = 0
+    amax = 0
+    for kk in range(ca):
+        m = lac[kk]
+        cmp[0, kk] = c_[m]
+        cmp[1, kk] = a_[m]
+        na += np.int64(a_[m] != 0)
+        cmax = max(cmax, abs(c_[m]))
+        amax = max(amax, abs(a_[m]))
+    for kk in range(cc):
+        cmp[2, kk] = c_[lc[kk]]
+        cmp[3, kk] = 0
+    ft = net.fmt[F_T]
+    bound = cmax * max(ft[HI], -ft[LO]) + (amax << ftr)
+    rng = st.rng
+    p_r, draws, macs, reads, writes, changed, sat = visit_rows(
+        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.act[:, off:off + n], cmp,
+        ca, cc, na, bound, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f, per_sample, rng,
+        rng[POS])
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
     buf.ev[WEIGHT_WRITES] += changed
@@ -972,7 +1055,8 @@ def update_bias(net, st, buf, l, vals, voff, frac):
     boff = net.lay[l, LC_BOFF]
     fb = net.fmt[F_B]
     fup = net.fmt[F_UP]
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     ev = buf.ev
     b_ = st.b
@@ -986,12 +1070,12 @@ def update_bias(net, st, buf, l, vals, voff, frac):
         touched += 1
         if net.per_sample:
             k = net.lay[l, LC_DBOFF] + m
-            r, rs, d = rnd(v, frac - fup[FR], fup[RM], rs)
+            r, p_r, d = rnd(v, frac - fup[FR], fup[RM], rng, p_r)
             draws += d
             buf.db[k], f = into(buf.db[k] + r, fup)
             sat += f
             continue
-        delta, rs, d = rnd(v, frac + net.lr - fb[FR], fb[RM], rs)
+        delta, p_r, d = rnd(v, frac + net.lr - fb[FR], fb[RM], rng, p_r)
         draws += d
         if delta == 0:
             continue
@@ -1001,7 +1085,7 @@ def update_bias(net, st, buf, l, vals, voff, frac):
         if new != old:
             b_[boff + m] = new
             changed += 1
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     ev[WEIGHT_WRITES] += changed
     if net.per_sample:
@@ -1077,7 +1161,8 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     f = net.fmt[fk]
     sh = net.fmt[F_UP][FR] + net.lr - f[FR]
     epw = net.tens[1, tid]
-    rs = stream(st.rng[0])
+    rng = st.rng
+    p_r = rng[POS]
     draws = 0
     ev = buf.ev
     last_r = -1
@@ -1095,7 +1180,7 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
         if wd != last_r:
             reads += 1 if epw > 0 else -epw
             last_r = wd
-        delta, rs, d = rnd(v, sh, f[RM], rs)
+        delta, p_r, d = rnd(v, sh, f[RM], rng, p_r)
         draws += d
         if delta == 0:
             continue
@@ -1109,7 +1194,7 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
         if wd != last_w:
             writes += 1 if epw > 0 else -epw
             last_w = wd
-    st.rng[0] = rs[0]
+    rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     ev[WEIGHT_WRITES] += changed
     buf.sats[tid] += sat
