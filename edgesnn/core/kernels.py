@@ -844,8 +844,8 @@ def word_table(epw, lst, cnt, out):
 
 
 @njit(cache=True)
-def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, bound, wt, epw, ftr, alo, ahi, sh, mode,
-               f, per_sample, rng, p):
+def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, epw, ftr, alo,
+               ahi, sh, mode, f, per_sample, rng, p):
     """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
 
     Row ``j`` visits list ``t`` (0 where ``x_j = 1``, 1 where only ``q_j != 0``)
@@ -855,7 +855,8 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, bound, wt, epw, ftr, alo,
     step ``W[j*n + m] -= delta`` in format ``f`` or per sample
     ``dW[j*n + m] += delta`` in format ``f`` (the update format).
     ``cmp`` rows ``2t``, ``2t+1`` hold list ``t``'s ``c`` and ``a`` values;
-    ``bound`` bounds ``|dw|``: below the accumulator's range, the clamps go.
+    ``cmax``, ``qmax`` bound ``|c|``, ``|q|`` and ``bound`` bounds ``|dw|``: below
+    the accumulator's range the clamps go, below 2**31 the multiplies are 32-bit.
     Returns ``(position, draws, macs, words read, words written, changed, overflows)``.
     """
     draws = 0
@@ -868,7 +869,8 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, bound, wt, epw, ftr, alo,
     pre = max(sh - 32, 0)
     k = min(sh, 32)
     rk = 32 - k
-    fast = stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS
+    fast = (stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS
+            and cmax < (1 << 31) and qmax < (1 << 31))
     bias_k = BIAS >> k
     off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
@@ -898,8 +900,11 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, bound, wt, epw, ftr, alo,
         if fast:                         # no clamp, no store: only "is any update nonzero"
             p = ensure(rng, p, cnt)
             wp = WORDS + p
-            for kk in range(cnt):        # floor as a biased logical shift (SIMD)
-                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr) + (rng[wp + kk] >> rk) + BIAS
+            q32 = np.int64(np.int32(qj))
+            for kk in range(cnt):        # floor as a biased logical shift (SIMD); the
+                # factors fit 32 bits (``fast``): a 32x32->64 multiply, one AVX2 instruction
+                pv = (np.int64(np.int32(cmp[ci, kk])) * q32 + (cmp[ci + 1, kk] << ftr)
+                      + (rng[wp + kk] >> rk) + BIAS)
                 nz |= np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
             p += cnt
             draws += cnt
@@ -1010,11 +1015,12 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         cmp[2, kk] = c_[lc[kk]]
         cmp[3, kk] = 0
     ft = net.fmt[F_T]
-    bound = cmax * max(ft[HI], -ft[LO]) + (amax << ftr)
+    qmax = max(ft[HI], -ft[LO])
+    bound = cmax * qmax + (amax << ftr)
     rng = st.rng
     p_r, draws, macs, reads, writes, changed, sat = visit_rows(
         W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.act[:, off:off + n], cmp,
-        ca, cc, na, bound, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f, per_sample, rng,
+        ca, cc, na, cmax, qmax, bound, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f, per_sample, rng,
         rng[POS])
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
