@@ -401,13 +401,13 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
         wrow = W[base:base + n]          # a row view: lets LLVM vectorise the loop
         if saturate:                     # branch-free clamp; same result as into()
             for m in range(n):
-                r = cur[m] + (wrow[m] << sh)
+                r = cur[m] + (np.int64(wrow[m]) << sh)
                 c = min(max(r, lo), hi)
                 sat += np.int64(r != c)
                 cur[m] = c
         else:
             for m in range(n):
-                r, f = into(cur[m] + (wrow[m] << sh), fi)
+                r, f = into(cur[m] + (np.int64(wrow[m]) << sh), fi)
                 sat += f
                 cur[m] = r
     add_words(buf.sram, net.tens, 0, tw, words)
