@@ -872,6 +872,12 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
     fast = (stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS
             and cmax < (1 << 31) and qmax < (1 << 31))
     bias_k = BIAS >> k
+    # views made once: a view inside the row loop costs an atomic reference count
+    c0 = cmp[0]
+    a0 = cmp[1]
+    c1 = cmp[2]
+    dl = cmp[CMP_DELTA]
+    rw = rng[WORDS:]
     off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
     for j in range(len(q)):
@@ -893,19 +899,24 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
         if cnt == 0:
             continue
         reads += wt[t, off_w] if epw > 0 else cnt * (-epw)
-        # no array views inside this loop: each costs an atomic reference count
         ci = 2 * t
         nz = np.int64(0)
-        wp = 0
-        if fast:                         # no clamp, no store: only "is any update nonzero"
+        if fast:                         # no clamp; floor as a biased logical shift (SIMD)
             p = ensure(rng, p, cnt)
-            wp = WORDS + p
-            q32 = np.int64(np.int32(qj))
-            for kk in range(cnt):        # floor as a biased logical shift (SIMD); the
-                # factors fit 32 bits (``fast``): a 32x32->64 multiply, one AVX2 instruction
-                pv = (np.int64(np.int32(cmp[ci, kk])) * q32 + (cmp[ci + 1, kk] << ftr)
-                      + (rng[wp + kk] >> rk) + BIAS)
-                nz |= np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+            q32 = np.int64(np.int32(qj))     # the factors fit 32 bits: 32x32->64 multiplies
+            if t == 0:
+                for kk in range(cnt):
+                    pv = (np.int64(np.int32(c0[kk])) * q32 + (a0[kk] << ftr)
+                          + (rw[p + kk] >> rk) + BIAS)
+                    dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+                    dl[kk] = dv
+                    nz |= dv
+            else:
+                for kk in range(cnt):
+                    pv = np.int64(np.int32(c1[kk])) * q32 + (rw[p + kk] >> rk) + BIAS
+                    dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+                    dl[kk] = dv
+                    nz |= dv
             p += cnt
             draws += cnt
         elif stoch:
@@ -933,11 +944,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
         base = j * n
         last_w = -1
         for kk in range(cnt):
-            if fast:                     # recomputed: rare (a nonzero update in the row)
-                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr) + (rng[wp + kk] >> rk) + BIAS
-                dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
-            else:
-                dv = cmp[CMP_DELTA, kk]
+            dv = dl[kk]
             if dv == 0:
                 continue
             e = base + lists[t, kk]
