@@ -3,7 +3,9 @@
 
 Measures, in one run and on the same random input samples:
 
-* samples/s of the fixed engine and of the float engine (device mode),
+* samples/s of the fixed engine and of the float engine (device mode), by the
+  wall clock and per second of process CPU time (on a shared or throttled
+  machine the wall clock also counts time the process did not run),
 * synaptic operations per second of the fixed engine,
 * peak resident memory of a fresh process learning at T=100 and at T=1000
   (the fixed engine's state must not grow with T),
@@ -73,12 +75,13 @@ def time_engine(name: str, spec, n: int) -> dict:
     warm = next(samples(spec, 1, seed=99))
     eng.run_sample(*warm)                     # compile / warm caches, not timed
     synops = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for x, y in samples(spec, n):
         r = eng.run_sample(x, y)
         synops += int(r.events[0])
-    dt = time.perf_counter() - t0
-    return {"samples": n, "seconds": dt, "samples_per_s": n / dt, "synops_per_s": synops / dt}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"samples": n, "seconds": dt, "samples_per_s": n / dt, "synops_per_s": synops / dt,
+            "samples_per_cpu_s": n / cpu}
 
 
 def peak_rss_mb(engine: str, T: int, n: int) -> float:
@@ -108,12 +111,13 @@ def main(argv=None) -> int:
     if "fixed" in engines:
         f = time_engine("fixed", spec, n_fixed)
         res.update(fixed_samples_per_s=f["samples_per_s"], synops_per_s=f["synops_per_s"],
-                   fixed_samples=n_fixed)
+                   fixed_samples_per_cpu_s=f["samples_per_cpu_s"], fixed_samples=n_fixed)
         res["peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3)
         res["peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3)
     if "float" in engines:
         g = time_engine("float", spec, n_float)
-        res.update(float_samples_per_s=g["samples_per_s"], float_samples=n_float)
+        res.update(float_samples_per_s=g["samples_per_s"],
+                   float_samples_per_cpu_s=g["samples_per_cpu_s"], float_samples=n_float)
         res.setdefault("synops_per_s", g["synops_per_s"])
     if "fixed_samples_per_s" in res and "float_samples_per_s" in res:
         res["speedup"] = res["fixed_samples_per_s"] / res["float_samples_per_s"]
@@ -123,7 +127,9 @@ def main(argv=None) -> int:
         return 0
     print(f"edgesnn bench: {res['network']}, device {DEVICE}, input rate {INPUT_RATE}")
     rows = [("fixed engine samples/s", res.get("fixed_samples_per_s")),
+            ("  per CPU second", res.get("fixed_samples_per_cpu_s")),
             ("float engine samples/s", res.get("float_samples_per_s")),
+            ("  per CPU second", res.get("float_samples_per_cpu_s")),
             ("fixed / float", res.get("speedup")),
             ("synaptic ops/s (fixed)", res.get("synops_per_s")),
             ("peak RSS, T=100 (MB)", res.get("peak_rss_mb_t100")),
