@@ -25,7 +25,7 @@ sample: a small optimistic bias, at most one cycle per phase and step.
 The energy model multiplies every counter by the device's energy of that
 operation at the width of the format it works in (Horowitz-style table),
 plus LUT reads, LFSR draws (32 random bits each, one per cycle from a
-parallel leap-ahead LFSR unit) and SRAM words per bank.
+xorshift32 register each, edgesnn/core/rng.py) and SRAM words per bank.
 
 The float reference is costed on the same event counts with float32
 operations and 32-bit element accesses on the same banks

@@ -131,10 +131,16 @@ def _bits(name: str, kind: str, shape: tuple[int, ...], bits: int, role: str,
     return Tensor(name, kind, shape, bits, role, description)
 
 
-def _uses_lfsr(spec: NetworkSpec, device: Device) -> bool:
-    stochastic = any(not f.is_float and f.rounding == "stochastic" for f in device.formats.values())
-    regenerated = spec.learning.signal == "dfa" and spec.learning.feedback == "regenerated"
-    return stochastic or regenerated
+#: xorshift32 lane registers of the rounding random source (edgesnn.core.rng.LANES)
+RNG_LANES = 32
+
+
+def _stochastic(device: Device) -> bool:
+    return any(not f.is_float and f.rounding == "stochastic" for f in device.formats.values())
+
+
+def _regenerated(spec: NetworkSpec) -> bool:
+    return spec.learning.signal == "dfa" and spec.learning.feedback == "regenerated"
 
 
 def layer_state_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
@@ -203,9 +209,16 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
     if luts.exp_entries:
         out.append(_bits("lut.exp", "lut", (luts.exp_entries,), luts.exp_bits, BUFFER,
                          "softmax exp lookup table"))
-    if _uses_lfsr(spec, device):
-        out.append(_bits("rng", "rng", (1,), 32, STATE,
-                         "LFSR state (stochastic rounding, regenerated DFA feedback)"))
+    if _stochastic(device):
+        out.append(_bits("rng", "rng", (RNG_LANES,), 32, STATE,
+                         "xorshift32 lane registers of stochastic rounding"))
+    if _regenerated(spec):
+        for l, layer in enumerate(spec.layers):
+            if layer.spiking:
+                out.append(_bits(f"L{l}.B_seed", "rng", (1,), 32, STATE,
+                                 f"layer {l} DFA feedback seed (the matrix is regenerated)"))
+        out.append(_bits("fb_lfsr", "rng", (1,), 32, BUFFER,
+                         "Galois LFSR that regenerates DFA feedback signs"))
     return out
 
 
