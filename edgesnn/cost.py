@@ -24,8 +24,8 @@ sample: a small optimistic bias, at most one cycle per phase and step.
 
 The energy model multiplies every counter by the device's energy of that
 operation at the width of the format it works in (Horowitz-style table),
-plus LUT reads, LFSR draws (32 random bits each, one per cycle from a
-xorshift32 register each, edgesnn/core/rng.py) and SRAM words per bank.
+plus LUT reads, LFSR draws (32 random bits each: one step of an xorshift32
+register, edgesnn/core/rng.py) and SRAM words per bank.
 
 The float reference is costed on the same event counts with float32
 operations and 32-bit element accesses on the same banks
