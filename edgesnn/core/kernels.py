@@ -466,12 +466,46 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     vec_access(net.tens, buf.sram, tid[K_B], n, 1, 0)
     sat = 0
     nsp = 0
+    # pass 1 (SIMD where the format saturates): v = round(u*beta + i + b) into scratch
+    uu = u_[off:off + n]
+    ii = i_[off:off + n]
+    bb = b_[boff:boff + n]
+    vv = buf.scr[R_TMP, :n]
+    mode = fu[RM]
+    if fu[OV] != SATURATE:
+        for m in range(n):
+            v, f, p_r, d = to_fmt(((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3),
+                                  rsh, fu, rng, p_r)
+            draws += d
+            sat += f
+            vv[m] = v
+    elif mode == STOCHASTIC and rsh > 0:
+        p_r = ensure(rng, p_r, n)
+        wp = WORDS + p_r
+        pre = max(rsh - 32, 0)
+        k = min(rsh, 32)
+        lo = fu[LO]
+        hi = fu[HI]
+        for m in range(n):
+            vw = ((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3)
+            r = ((vw >> pre) + (rng[wp + m] >> (32 - k))) >> k
+            c = min(max(r, lo), hi)
+            sat += np.int64(r != c)
+            vv[m] = c
+        p_r += n
+        draws += n
+    else:
+        lo = fu[LO]
+        hi = fu[HI]
+        for m in range(n):
+            r = rnd_det(((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3), rsh, mode)
+            c = min(max(r, lo), hi)
+            sat += np.int64(r != c)
+            vv[m] = c
+    ii[:] = 0
+    # pass 2: spike, psi, reset
     for m in range(n):
-        vw = ((u_[off + m] * dcode) << s1) + (i_[off + m] << s2) + (b_[boff + m] << s3)
-        v, f, p_r, d = to_fmt(vw, rsh, fu, rng, p_r)
-        draws += d
-        sat += f
-        i_[off + m] = 0
+        v = vv[m]
         u = v
         if spiking:
             d = v - th
