@@ -11,7 +11,10 @@ Why a bank of xorshift lanes and not one leap-forward Galois LFSR: the
 simulator generates a round of independent lanes in a few SIMD instructions
 (0.35 ns per word on the development machine, against 2.4 ns for a table
 leap of one serial LFSR), and the hardware needs three XOR stages per lane
-instead of a 32-step leap network. The DFA feedback signs keep the Galois
+instead of a 32-step leap network. Learning chips do the same: ReckOn's e-prop
+update logic rounds 16 weights a cycle, each with its own 32-bit word of a
+512-bit unfolded LFSR (ChFrenkel/ReckOn, src/srnn.v; hw_models/audio-edge.toml).
+The DFA feedback signs keep the Galois
 LFSR of ``edgesnn.fixed`` (they must equal ``reference.dfa_matrix``).
 
 State (``State.rng``, int64, part of checkpoints), laid out as
