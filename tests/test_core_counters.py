@@ -6,7 +6,8 @@ the spikes are known: an input spike lifts both membranes by 1.0.
 
 Device: weights in a 32-bit bank (8-bit weights, 4 per word), everything else
 in a 64-bit bank (16-bit state 4 per word, 32-bit currents 2 per word, spikes
-64 per word). Deterministic rounding, so the counts do not depend on the LFSR.
+64 per word). Deterministic rounding, so the counts do not depend on the random
+words (one test makes the weights stochastic and counts the words).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tomllib
 import numpy as np
 
 from edgesnn.core import FixedEngine
+from edgesnn.core import rng as R
 from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import init_params
@@ -58,14 +60,14 @@ exp_bits = 16
 """
 
 
-def _engine(T: int) -> FixedEngine:
+def _engine(T: int, device: str = DEVICE) -> FixedEngine:
     spec = parse_spec({
         "network": {"name": "hand", "inputs": 3, "time_steps": T},
         "layers": [{"kind": "dense", "size": 2, "beta": 0.9, "threshold": 0.5},
                    {"kind": "readout", "size": 2, "beta": 0.9, "trace_decay": 0.9}],
         "learning": {"window": 1, "lambda_pre": 1.0, "lambda_post": 0.5,
                      "learning_rate": 1.0, "surrogate": "triangle", "update": "per-step"}})
-    eng = FixedEngine(make_plan(spec, parse_device(tomllib.loads(DEVICE))),
+    eng = FixedEngine(make_plan(spec, parse_device(tomllib.loads(device))),
                       init_params(spec, 0), seed=0)
     st = eng.state()
     st["L0.W"][:] = 64                                     # 1.0 everywhere
@@ -123,6 +125,22 @@ def test_counts_of_a_three_step_sample_by_hand():
     assert rows_changed == 4
     assert c.sram_writes == {"wts": rows_changed, "state": 3 * 10 + 7 + 3}
     assert all(v == 0 for v in c.saturations.values())
+
+
+def test_a_stochastic_weight_format_takes_one_word_per_visited_synapse():
+    """The sample of the test above with stochastically rounded weights: the 4 hidden
+    synapses of rows 0, 1 and the 4 readout synapses of the window step each take one
+    32-bit word (rounded by 15 bits); the biases round by 0 bits (exact, no word)."""
+    weight = "weight   = { signed = true,  int_bits = 1, frac_bits = 6 }"
+    eng = _engine(3, DEVICE.replace(weight, weight[:-2] + ', rounding = "stochastic" }'))
+    assert eng.fmt["weight"].rounding == "stochastic"
+    x = np.zeros((3, 3), dtype=np.uint8)
+    x[0, 0] = 1
+    x[2, [0, 1]] = 1
+    words = eng.state()["rng"]
+    eng.run_sample(x, label=0)
+    assert eng.last_counters["lfsr_draws"] == 4 + 4
+    assert R.reference_words(eng.state()["rng"], 1) == R.reference_words(words, 9)[8:]
 
 
 def test_rows_with_zero_factors_are_skipped_and_not_counted():
