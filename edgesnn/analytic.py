@@ -266,13 +266,14 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     q_acc = _mean_access(traces, plan, bits) if traces else u_acc
     add = lambda k: e.op_pj("add", f[k])  # noqa: E731
     mul = lambda k: e.op_pj("mul", f[k])  # noqa: E731
-    decay = add("membrane") if dev.decay == "shift" and not float32 else mul("membrane")
+    shift = dev.decay == "shift" and not float32       # x - (x >> k): an add, not a multiply
+    decay = {k: add(k) if shift else mul(k) for k in ("membrane", "trace")}
     lut = e.lut_read_pj if dev.luts.psi_entries and not float32 else 0.0
     parts = {
         "synaptic": ops.synops * (add("current") + w_acc.read_pj),
-        "neuron": ops.neuron_updates * (decay + 3 * add("membrane") + lut
+        "neuron": ops.neuron_updates * (decay["membrane"] + 3 * add("membrane") + lut
                                         + u_acc.read_pj + u_acc.write_pj),
-        "trace": ops.trace_updates * (mul("trace") + add("trace") + q_acc.read_pj
+        "trace": ops.trace_updates * (decay["trace"] + add("trace") + q_acc.read_pj
                                       + q_acc.write_pj),
         "learning": ops.eligibility_macs * (mul("update") + add("update"))
         + ops.signal_macs * (mul("signal") + add("signal") + w_acc.read_pj),

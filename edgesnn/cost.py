@@ -112,11 +112,13 @@ def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
     fmt = (lambda kind: f32) if float_reference else (lambda kind: dev.formats[kind])  # noqa: E731
     add = lambda k: e.op_pj("add", fmt(k))  # noqa: E731
     mul = lambda k: e.op_pj("mul", fmt(k))  # noqa: E731
-    decay = add("membrane") if dev.decay == "shift" and not float_reference else mul("membrane")
+    # a shift leak is x - (x >> k): an add at the state's width; a multiply otherwise
+    shift = dev.decay == "shift" and not float_reference
+    decay = {k: add(k) if shift else mul(k) for k in ("membrane", "trace")}
     parts = {
         "synaptic": c["synops"] * add("current"),
-        "neuron": c["neuron_updates"] * (decay + 3 * add("membrane")),
-        "trace": c["trace_updates"] * (mul("trace") + add("trace")),
+        "neuron": c["neuron_updates"] * (decay["membrane"] + 3 * add("membrane")),
+        "trace": c["trace_updates"] * (decay["trace"] + add("trace")),
         "learning": c["eligibility_macs"] * (mul("update") + add("update"))
         + c["signal_macs"] * (mul("signal") + add("signal")),
         "weight_update": c["weight_writes"] * add("weight"),

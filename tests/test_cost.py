@@ -15,6 +15,10 @@ from edgesnn.spec import parse_spec
 from conftest import TINY_DEVICE, TINY_SPEC
 
 
+def cost_of(plan, op: str, kind: str) -> float:
+    return plan.device.energy.op_pj(op, plan.device.formats[kind])
+
+
 def _counters(**events) -> Counters:
     c = Counters()
     for k, v in events.items():
@@ -50,15 +54,28 @@ def test_memory_bound_when_a_bank_is_busier(plan):
 
 
 def test_energy_by_hand(plan):
-    c = _counters(synops=100, neuron_updates=10, lut_lookups=10, lfsr_draws=4)
+    c = _counters(synops=100, neuron_updates=10, trace_updates=7, lut_lookups=10,
+                  lfsr_draws=4)
     c.sram_reads["main"], c.sram_writes["main"] = 20, 5
     e = cost.energy_pj(c, plan)
     assert e["synaptic"] == pytest.approx(100 * 0.1)              # int32 current add
     # shift decay (an int16 add) + 3 int16 adds at the 16-bit membrane
     assert e["neuron"] == pytest.approx(10 * 4 * 0.05)
+    # a trace update: shift decay and the add of x, both at the trace's width
+    assert e["trace"] == pytest.approx(7 * 2 * cost_of(plan, "add", "trace"))
     assert e["lut"] == pytest.approx(10 * 1.0) and e["lfsr"] == pytest.approx(0.4)
     assert e["sram"] == pytest.approx(20 * 10.0 + 5 * 12.0)
     assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
+
+
+def test_a_multiplying_leak_charges_multiplies():
+    dev = parse_device(tomllib.loads(TINY_DEVICE.replace('decay = "shift"', 'decay = "multiply"')))
+    plan = make_plan(parse_spec(tomllib.loads(TINY_SPEC)), dev)
+    e = cost.energy_pj(_counters(neuron_updates=10, trace_updates=7), plan)
+    assert e["neuron"] == pytest.approx(10 * (cost_of(plan, "mul", "membrane")
+                                              + 3 * cost_of(plan, "add", "membrane")))
+    assert e["trace"] == pytest.approx(7 * (cost_of(plan, "mul", "trace")
+                                            + cost_of(plan, "add", "trace")))
 
 
 def test_float_reference_costs_fp32_ops_and_32_bit_accesses(plan):
