@@ -15,7 +15,7 @@ from conftest import EXAMPLES, TINY_DEVICE, TINY_SPEC, write
 SHD = str(EXAMPLES / "shd.toml")
 #: Which presets hold the 700-450-20 SHD learner on one core (see the presets' sources).
 SHD_FITS = {"cortex-m7": True, "fp32-reference": True, "loihi-core": False,
-            "spinnaker2-pe": False, "xylo-audio": False}
+            "spinnaker2-pe": False, "xylo-audio": False, "audio-edge": False}
 
 
 @pytest.mark.parametrize("name", sorted(SHD_FITS))

@@ -178,3 +178,26 @@ def test_trace_sample_outside_the_run(runner, tmp_path):
     res = runner.invoke(main, ["simulate", *FAST, "--out", str(tmp_path / "r"),
                                "--trace-sample", "40"])
     assert res.exit_code == 2 and "not among the samples" in res.stderr
+
+
+def test_fsdd_example_learns_on_the_audio_edge_preset(runner, tmp_path, monkeypatch):
+    """examples/fsdd.toml on audio-edge, both engines, from WAV files in the FSDD layout."""
+    from test_audio import _fsdd_folder
+
+    monkeypatch.setenv("EDGESNN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    res = runner.invoke(main, ["simulate", str(EXAMPLES / "fsdd.toml"), "--hw", "audio-edge",
+                               "--data", "fsdd", "--data-dir", str(_fsdd_folder(tmp_path)),
+                               "--samples", "6", "--eval-every", "3", "--eval-samples", "3",
+                               "--set", "network.time_steps=30", "--set", "learning.window=10",
+                               "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "report.json").read_text())
+    assert r["device"]["name"] == "audio-edge"
+    assert r["data"] == {"name": "fsdd", "encoding": "iaf", "train": 3, "validation": 3,
+                         "test": 3}
+    for name in ("fixed", "float"):
+        e = r[name]
+        assert e["energy_pj_per_sample"]["total"] > e["energy_pj_per_inference"]["total"] > 0
+        assert len(e["hidden_spike_rate"]) == 1
+    assert "gap_points" in r

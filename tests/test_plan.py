@@ -80,6 +80,26 @@ def test_shd_fits_the_mcu_with_8_bit_weights_and_not_a_single_128k_core():
     assert not small.fits and "does not fit loihi-core" in small.problems[0]
 
 
+def test_fsdd_fits_the_audio_edge_preset_and_not_xylo_audio():
+    """The FSDD learner (16-128-10, per-sample updates) on the ReckOn-sized preset."""
+    spec = load_spec(EXAMPLES / "fsdd.toml")
+    dev = load_device("audio-edge")
+    assert dev.formats["weight"].bits == 8 and dev.formats["weight"].rounding == "stochastic"
+    for kind in ("membrane", "current", "signal", "update"):
+        assert dev.formats[kind].bits == 16
+    plan = make_plan(spec, dev).check()
+    banks = {p.tensor.name: p.bank for p in plan.placements}
+    assert banks["L0.W_rec"].endswith("-sram") and banks["L0.dW_rec"] == "update-sram"
+    assert banks["L0.u"] == "neuron-sram" and banks["L0.q"] == "neuron-sram"
+    assert all(u.used_bytes <= u.bank.size_bytes for u in plan.banks)
+    small = make_plan(spec, load_device("xylo-audio"))
+    assert not small.fits and "8 output neurons" in small.problems[0]
+    # the update SRAM holds per-sample accumulators for 128 neurons, not for ReckOn's 256
+    wide = make_plan(replace(spec, layers=(replace(spec.layers[0], size=256), spec.layers[1])),
+                     dev)
+    assert not wide.fits and "update-sram" in wide.problems[0]
+
+
 def test_structural_limits_are_reported_by_name():
     spec = load_spec(EXAMPLES / "shd.toml")
     plan = make_plan(spec, load_device("xylo-audio"))

@@ -9,8 +9,11 @@ Measures, in one run and on the same random input samples:
 * synaptic operations per second of the fixed engine,
 * peak resident memory of a fresh process learning at T=100 and at T=1000
   (the fixed engine's state must not grow with T),
-* (``--fsdd DIR``, when the audio issue has landed) encoding and learning
-  samples/s on spoken digits.
+* (``--fsdd DIR``) spoken digits: samples/s of the audio front end
+  (``AudioEncoder.spikes`` on waveforms already read from the WAV files, no
+  disk cache) and of the fixed engine learning examples/fsdd.toml (16 mel
+  bands, 128 recurrent LIF, 10 classes, T=100, per-sample updates) on the
+  audio-edge preset, on the same recordings.
 
 Network: examples/shd.toml (700 inputs, 450 recurrent LIF, 20 classes,
 T=100, window 90, per-step updates) on the cortex-m7 preset; inputs are
@@ -20,6 +23,7 @@ sample of each engine is run once before timing (numba compiles it).
     python tools/bench.py            # table
     python tools/bench.py --json     # one JSON object
     python tools/bench.py --quick    # fewer samples, under a minute
+    python tools/bench.py --fsdd ../shared/data/fsdd   # adds the FSDD row
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from edgesnn.spec import load_spec  # noqa: E402
 SPEC = ROOT / "examples" / "shd.toml"
 DEVICE = "cortex-m7"
 INPUT_RATE = 0.02
+FSDD_SPEC = ROOT / "examples" / "fsdd.toml"
+FSDD_DEVICE = "audio-edge"
 
 
 def shd_spec(T: int = 100):
@@ -95,12 +101,44 @@ def peak_rss_mb(engine: str, T: int, n: int) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
 
 
+def bench_fsdd(data_dir: str, n: int) -> dict:
+    """Encoding and fixed-engine learning samples/s on ``n`` FSDD recordings.
+
+    The recordings are spread over the sorted file list (every digit and
+    speaker); reading the WAV files is not timed, encoding and learning are.
+    """
+    from edgesnn.audio import AudioEncoder
+    from edgesnn.core import FixedEngine
+    from edgesnn.datasets.fsdd import NAME, find_files, read_wav
+
+    spec = load_spec(FSDD_SPEC)
+    enc = AudioEncoder(steps=spec.time_steps, bands=spec.inputs)
+    files = find_files(data_dir)
+    files = files[::max(1, len(files) // n)][:n]
+    waves = [read_wav(p, enc.sample_rate) for p in files]
+    labels = [int(NAME.match(p.name).group(1)) for p in files]
+    enc.spikes(waves[0])                      # warm caches, not timed
+    t0 = time.perf_counter()
+    spikes = [enc.spikes(w) for w in waves]
+    t_enc = time.perf_counter() - t0
+    eng = FixedEngine(make_plan(spec, load_device(FSDD_DEVICE)), init_params(spec, 0), 0)
+    eng.run_sample(spikes[0], labels[0])      # compile, not timed
+    t0 = time.perf_counter()
+    for x, y in zip(spikes, labels):
+        eng.run_sample(x, y)
+    t_fix = time.perf_counter() - t0
+    return {"fsdd_samples": len(files), "fsdd_encode_samples_per_s": len(files) / t_enc,
+            "fsdd_fixed_samples_per_s": len(files) / t_fix}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
     ap.add_argument("--engines", default="fixed,float", help="comma-separated: fixed,float")
+    ap.add_argument("--fsdd", metavar="DIR", default=None,
+                    help="FSDD recordings folder: add encoding and fixed-engine learning samples/s")
     args = ap.parse_args(argv)
     n_fixed = args.samples or (40 if args.quick else 400)
     n_float = max(3, n_fixed // (20 if args.quick else 10))
@@ -121,6 +159,10 @@ def main(argv=None) -> int:
         res.setdefault("synops_per_s", g["synops_per_s"])
     if "fixed_samples_per_s" in res and "float_samples_per_s" in res:
         res["speedup"] = res["fixed_samples_per_s"] / res["float_samples_per_s"]
+    if args.fsdd:
+        res.update(bench_fsdd(args.fsdd, 60 if args.quick else 600))
+        res["fsdd_network"] = "examples/fsdd.toml 16-128rec-10, T=100, window 50, per-sample"
+        res["fsdd_device"] = FSDD_DEVICE
     res["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if args.json:
         print(json.dumps(res, indent=2))
@@ -136,6 +178,11 @@ def main(argv=None) -> int:
             ("peak RSS, T=1000 (MB)", res.get("peak_rss_mb_t1000"))]
     for label, value in rows:
         print(f"  {label:26s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
+    if args.fsdd:
+        print(f"FSDD: {res['fsdd_network']}, device {FSDD_DEVICE}, {res['fsdd_samples']} recordings")
+        for label, value in [("encoding samples/s", res["fsdd_encode_samples_per_s"]),
+                             ("fixed engine samples/s", res["fsdd_fixed_samples_per_s"])]:
+            print(f"  {label:26s} {value:>14,.1f}")
     return 0
 
 
