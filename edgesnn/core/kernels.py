@@ -235,44 +235,56 @@ def rnd_det(x, shift, mode):
 
 
 @njit(cache=True)
-def decay_add(trace, src, off, count, qc, one, qk, ft, rng, p):
-    """``trace = decay(trace) + src * one`` over ``count`` elements from ``off``, into format ``ft``.
+def round_vector(v, off, count, shift, f, rng, p):
+    """``v[off+j] = into(round(v[off+j] / 2**shift), f)`` for ``j < count``, in place.
 
     Returns ``(overflows, words drawn, read position)``. With saturation the
     loops are branch-free (SIMD); a stochastic format takes ``count``
-    consecutive words.
+    consecutive words (``rnd``'s rule, written out).
+    """
+    vr = v[off:off + count]
+    sat = 0
+    mode = f[RM]
+    if f[OV] != SATURATE:
+        draws = 0
+        for j in range(count):
+            c, fl, p, d = to_fmt(vr[j], shift, f, rng, p)
+            draws += d
+            vr[j] = c
+            sat += fl
+        return sat, draws, p
+    lo = f[LO]
+    hi = f[HI]
+    if mode == STOCHASTIC and shift > 0:
+        p = ensure(rng, p, count)
+        w = rng[WORDS + p:WORDS + p + count]
+        pre = max(shift - 32, 0)
+        k = min(shift, 32)
+        for j in range(count):
+            r = ((vr[j] >> pre) + (w[j] >> (32 - k))) >> k
+            c = min(max(r, lo), hi)
+            sat += np.int64(r != c)
+            vr[j] = c
+        return sat, count, p + count
+    for j in range(count):
+        r = rnd_det(vr[j], shift, mode)
+        c = min(max(r, lo), hi)
+        sat += np.int64(r != c)
+        vr[j] = c
+    return sat, 0, p
+
+
+@njit(cache=True)
+def decay_add(trace, src, off, count, qc, one, qk, ft, rng, p):
+    """``trace = decay(trace) + src * one`` over ``count`` elements from ``off``, into format ``ft``.
+
+    Returns ``(overflows, words drawn, read position)``.
     """
     tr = trace[off:off + count]
     sr = src[off:off + count]
-    sat = 0
-    mode = ft[RM]
-    if ft[OV] != SATURATE:
-        draws = 0
-        for j in range(count):
-            v, f, p, d = to_fmt(tr[j] * qc + sr[j] * one, qk, ft, rng, p)
-            draws += d
-            tr[j] = v
-            sat += f
-        return sat, draws, p
-    lo = ft[LO]
-    hi = ft[HI]
-    if mode == STOCHASTIC and qk > 0:
-        p = ensure(rng, p, count)
-        w = rng[WORDS + p:WORDS + p + count]
-        pre = max(qk - 32, 0)
-        k = min(qk, 32)
-        for j in range(count):
-            r = (((tr[j] * qc + sr[j] * one) >> pre) + (w[j] >> (32 - k))) >> k
-            c = min(max(r, lo), hi)
-            sat += np.int64(r != c)
-            tr[j] = c
-        return sat, count, p + count
     for j in range(count):
-        r = rnd_det(tr[j] * qc + sr[j] * one, qk, mode)
-        c = min(max(r, lo), hi)
-        sat += np.int64(r != c)
-        tr[j] = c
-    return sat, 0, p
+        tr[j] = tr[j] * qc + sr[j] * one
+    return round_vector(trace, off, count, qk, ft, rng, p)
 
 
 @njit(cache=True)
@@ -464,44 +476,16 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     vec_access(net.tens, buf.sram, tid[K_U], n, 1, 1)
     vec_access(net.tens, buf.sram, tid[K_I], n, 1, 1)               # read, then cleared
     vec_access(net.tens, buf.sram, tid[K_B], n, 1, 0)
-    sat = 0
     nsp = 0
-    # pass 1 (SIMD where the format saturates): v = round(u*beta + i + b) into scratch
+    # pass 1 (SIMD): v = round(u*beta + i + b) into scratch, rounded as one vector
     uu = u_[off:off + n]
     ii = i_[off:off + n]
     bb = b_[boff:boff + n]
     vv = buf.scr[R_TMP, :n]
-    mode = fu[RM]
-    if fu[OV] != SATURATE:
-        for m in range(n):
-            v, f, p_r, d = to_fmt(((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3),
-                                  rsh, fu, rng, p_r)
-            draws += d
-            sat += f
-            vv[m] = v
-    elif mode == STOCHASTIC and rsh > 0:
-        p_r = ensure(rng, p_r, n)
-        wp = WORDS + p_r
-        pre = max(rsh - 32, 0)
-        k = min(rsh, 32)
-        lo = fu[LO]
-        hi = fu[HI]
-        for m in range(n):
-            vw = ((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3)
-            r = ((vw >> pre) + (rng[wp + m] >> (32 - k))) >> k
-            c = min(max(r, lo), hi)
-            sat += np.int64(r != c)
-            vv[m] = c
-        p_r += n
-        draws += n
-    else:
-        lo = fu[LO]
-        hi = fu[HI]
-        for m in range(n):
-            r = rnd_det(((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3), rsh, mode)
-            c = min(max(r, lo), hi)
-            sat += np.int64(r != c)
-            vv[m] = c
+    for m in range(n):
+        vv[m] = ((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3)
+    sat, d, p_r = round_vector(vv, 0, n, rsh, fu, rng, p_r)
+    draws += d
     ii[:] = 0
     # pass 2: spike, psi, reset
     for m in range(n):
@@ -709,10 +693,10 @@ def signal_from_error(net, st, buf, l):
     rng = st.rng
     p_r = rng[POS]
     draws = 0
-    for m in range(n):
-        g_[off + m], f, p_r, d = to_fmt(acc[m], fw, fs, rng, p_r)
-        draws += d
-        sat += f
+    g_[off:off + n] = acc[:n]
+    f, d, p_r = round_vector(g_, off, n, fw, fs, rng, p_r)
+    draws += d
+    sat += f
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
@@ -961,7 +945,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
                 dw = min(max(pv, alo), ahi)
                 sat += np.int64(pv != dw)
                 dv = ((dw >> pre) + (rng[wp + kk] >> (32 - k))) >> k
-                cmp[CMP_DELTA, kk] = dv
+                dl[kk] = dv
                 nz |= dv
             p += cnt
             draws += cnt
@@ -971,7 +955,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
                 dw = min(max(pv, alo), ahi)
                 sat += np.int64(pv != dw)
                 dv = rnd_det(dw, sh, mode)
-                cmp[CMP_DELTA, kk] = dv
+                dl[kk] = dv
                 nz |= dv
         if nz == 0:
             continue
