@@ -152,17 +152,11 @@ class FixedEngine:
                 nw += n[l] * n[l]
             b_off[l] = nb
             nb += n[l]
-            if per_sample:
-                dw_off[l] = ndw
-                ndw += n_in[l] * n[l]
-                if rec[l]:
-                    dwr_off[l] = ndw
-                    ndw += n[l] * n[l]
-                db_off[l] = ndb
-                ndb += n[l]
             if l < L and stored_fb:
                 fb_off[l] = nfb
                 nfb += spec.classes * n[l]
+        if per_sample:          # the update accumulators mirror the parameters' layout
+            dw_off, dwr_off, db_off, ndw, ndb = w_off.copy(), wr_off.copy(), b_off.copy(), nw, nb
 
         # ---- constants
         f_w, f_b, f_u, f_i, f_t, f_s, f_up = (int(fmt[k, FR]) for k in range(7))
