@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgesnn.core import kernels as K
 from edgesnn.core import rng as R
@@ -188,3 +190,58 @@ def test_table_step_minimises_the_worst_error():
         idx = np.minimum((d + ((1 << sh) >> 1)) >> sh, 31)
         err = np.max(np.abs(codes[idx] / 2 ** 15 - f(d / 1024.0)))
         assert best.error <= err + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 40), n=st.integers(1, 24),
+       x_rate=st.sampled_from([0.0, 0.1, 0.5]), q_zero=st.sampled_from([0.0, 0.3, 0.9]),
+       k=st.integers(1, 14), per_sample=st.booleans(), epw=st.sampled_from([8, 4, -1]))
+def test_int32_visit_equals_visit_rows(seed, rows, n, x_rate, q_zero, k, per_sample, epw):
+    """visit_rows32 (int32 lanes, rows four at a time) gives visit_rows' bits and counts.
+
+    Random runs of list-1 rows broken by list-0 rows (x = 1), skipped rows
+    (q = 0), a run ending at the last row, empty lists; per step and per sample.
+    """
+    rs = np.random.default_rng(seed)
+    ca = int(rs.integers(0, n + 1))
+    lst0 = np.sort(rs.choice(n, ca, replace=False)) if ca else np.zeros(0, np.int64)
+    c_all = rs.integers(-40, 41, ca) * (rs.random(ca) < 0.7)
+    a_all = rs.integers(-40, 41, ca)
+    in1 = c_all != 0                         # list 1: the neurons of list 0 with c != 0
+    lists = np.zeros((2, n), np.int64)
+    lists[0, :ca] = lst0
+    cc = int(in1.sum())
+    lists[1, :cc] = lst0[in1]
+    cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
+    cmp[0, :ca], cmp[1, :ca], cmp[2, :cc] = c_all, a_all, c_all[in1]
+    c32 = np.zeros((4, n), np.int32)
+    ftr = 3
+    c32[0], c32[1], c32[2] = cmp[0], cmp[1] << ftr, cmp[2]
+    q = rs.integers(1, 200, rows) * (rs.random(rows) >= q_zero)
+    x = (rs.random(rows) < x_rate).astype(np.int64)
+    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
+                                                       rounding="stochastic")))  # saturates often
+    W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
+    dW0 = rs.integers(-50, 50, rows * n) if per_sample else np.zeros(0, np.int64)
+    wt = np.zeros((2, max(epw, 1)), np.int64)
+    if epw > 0:
+        K.word_table(epw, lists[0], ca, wt[0])
+        K.word_table(epw, lists[1], cc, wt[1])
+    na = int((a_all != 0).sum())
+    bound = 40 * 200 + (40 << ftr)
+    rng0 = R.new_state(seed % 1000, 4 * n)
+    outs = []
+    for path in ("int32", "int64", "generic"):   # generic: the clamped stochastic loop
+        W, dW, rng = W0.copy(), dW0.copy(), rng0.copy()
+        if path == "int32":
+            res = K.visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, fw,
+                                 per_sample, rng, 0)
+        else:
+            res = K.visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, True,
+                               bound if path == "int64" else 1 << 62, wt, epw, ftr,
+                               -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, 0)
+        outs.append((res, W, dW, rng))
+    for res, W, dW, rng in outs[1:]:
+        assert res == outs[0][0]
+        assert np.array_equal(W, outs[0][1]) and np.array_equal(dW, outs[0][2])
+        assert np.array_equal(rng, outs[0][3])

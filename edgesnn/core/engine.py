@@ -243,7 +243,7 @@ class FixedEngine:
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
         ntot, itot = int(n.sum()), int(n_in.sum())
         width = int(max(n.max(), n_in.max()))
-        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, width)
+        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, 4 * width)   # visit_rows32 takes 4 rows of words
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
         # ---- work buffers (once per engine)
@@ -254,7 +254,9 @@ class FixedEngine:
             cnt=np.zeros((L + 1, 3), dtype=np.int64), inp=np.zeros((2, itot), dtype=np.int64),
             scr=np.zeros((2, width), dtype=np.int64),
             wtab=np.zeros((4, epw_max), dtype=np.int64),
-            cmp=np.zeros((K.CMP_DELTA + 1, width), dtype=np.int64), dW=z(ndw), db=z(ndb),
+            cmp=np.zeros((K.CMP_DELTA + 1, width), dtype=np.int64),
+            c32=np.zeros((4, width), dtype=np.int32), acc32=np.zeros(width, dtype=np.int32),
+            dW=z(ndw), db=z(ndb),
             scores=z(spec.classes), u_win=np.zeros((ln.window, spec.classes), dtype=np.int64),
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(dev.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)))

@@ -128,6 +128,8 @@ class Buffers(NamedTuple):
     scr: np.ndarray           # (2, max width) scratch: R_ACT index list, R_TMP accumulators
     wtab: np.ndarray          # (4, max elements per word) scratch of word_table
     cmp: np.ndarray           # (5, max width): factors of the row lists, compacted (CMP_*)
+    c32: np.ndarray           # (4, max width) int32: c, a << f_trace, list 1's c, updates
+    acc32: np.ndarray         # (max width,) int32 zeros: unclamped sums of weight rows
     dW: np.ndarray            # per-sample update accumulators (empty if per-step)
     db: np.ndarray
     scores: np.ndarray        # (C,) readout potential summed over the window
@@ -386,16 +388,21 @@ def gather_inputs(net, buf, x, t, l):
 
 
 @njit(cache=True)
-def accumulate_rows(net, st, buf, l, woff, cnt, tw):
+def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
     """Synaptic accumulates: add the weight rows listed in ``act_in[:cnt]`` into the currents.
 
     ``i = overflow(i + (w << (f_current - f_weight)))`` per synapse, in the
     current format (exact shift; saturations counted on the layer's ``i``).
+    The currents start each step at 0 and ``prior`` rows were added before
+    these: when ``prior + cnt`` rows of the largest weight cannot leave the
+    current's range, no partial sum saturates and the rows are summed without
+    clamps in int32 lanes (``Buffers.acc32``), then added to the currents.
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
     fi = net.fmt[F_I]
-    sh = fi[FR] - net.fmt[F_W][FR]
+    fw = net.fmt[F_W]
+    sh = fi[FR] - fw[FR]
     lo = fi[LO]
     hi = fi[HI]
     ti = net.lay[l, LC_TID + K_I]
@@ -406,7 +413,24 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw):
     sat = 0
     words = 0
     saturate = fi[OV] == SATURATE
-    for k in range(cnt):
+    wabs = max(fw[HI], -fw[LO]) << sh
+    if (prior + cnt) * wabs <= min(hi, -lo) and cnt * wabs < (1 << 31):
+        acc = buf.acc32[:n]
+        sh32 = np.int32(sh)
+        for k in range(cnt):
+            j = rows[k]
+            base = woff + j * n
+            words += range_words(epw_w, j * n, n)
+            wrow = W[base:base + n]
+            for m in range(n):
+                acc[m] += np.int32(np.int32(wrow[m]) << sh32)
+        for m in range(n):
+            cur[m] += acc[m]
+            acc[m] = 0
+        cnt_done = cnt
+    else:
+        cnt_done = 0
+    for k in range(cnt_done, cnt):
         j = rows[k]
         base = woff + j * n
         words += range_words(epw_w, j * n, n)
@@ -444,7 +468,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
 
     # 1. input events (feed-forward, then recurrent s[t-1])
     cnt = gather_inputs(net, buf, x, t, l)
-    accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W])
+    accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W], 0)
     if net.lay[l, LC_REC]:
         vec_access(net.tens, buf.sram, tid[K_S], n, 1, 0)
         c2 = 0
@@ -452,7 +476,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
             if buf.nrn[R_SP, off + k] != 0:
                 buf.scr[R_ACT, c2] = k
                 c2 += 1
-        accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR])
+        accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], cnt)
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
     fu = net.fmt[F_U]
@@ -862,7 +886,7 @@ def word_table(epw, lst, cnt, out):
 
 
 @njit(cache=True)
-def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, epw, ftr, alo,
+def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, ftr, alo,
                ahi, sh, mode, f, per_sample, rng, p):
     """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
 
@@ -873,8 +897,10 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
     step ``W[j*n + m] -= delta`` in format ``f`` or per sample
     ``dW[j*n + m] += delta`` in format ``f`` (the update format).
     ``cmp`` rows ``2t``, ``2t+1`` hold list ``t``'s ``c`` and ``a`` values;
-    ``cmax``, ``qmax`` bound ``|c|``, ``|q|`` and ``bound`` bounds ``|dw|``: below
-    the accumulator's range the clamps go, below 2**31 the multiplies are 32-bit.
+    ``bound`` bounds ``|dw|`` (``|c|*|q| + |a| << ftr``): below the accumulator's
+    range the clamps go, and with ``narrow`` (``|c|``, ``|q|`` below 2**31) the
+    multiplies are 32x32->64 and floor is a biased logical shift (SIMD).
+    ``visit_rows32`` does the same when ``dw`` and a word's bits fit 31 bits.
     Returns ``(position, draws, macs, words read, words written, changed, overflows)``.
     """
     draws = 0
@@ -887,8 +913,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
     pre = max(sh - 32, 0)
     k = min(sh, 32)
     rk = 32 - k
-    fast = (stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS
-            and cmax < (1 << 31) and qmax < (1 << 31))
+    fast = stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS and narrow
     bias_k = BIAS >> k
     # views made once: a view inside the row loop costs an atomic reference count
     c0 = cmp[0]
@@ -959,31 +984,177 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, cmax, qmax, bound, wt, ep
                 nz |= dv
         if nz == 0:
             continue
-        base = j * n
-        last_w = -1
-        for kk in range(cnt):
-            dv = dl[kk]
-            if dv == 0:
-                continue
-            e = base + lists[t, kk]
-            if per_sample:
-                dW[e], fl = into(dW[e] + dv, f)
-                sat += fl
-                continue
-            old = np.int64(W[e])
-            new, fl = into(old - dv, f)
+        ch, wr, fl = write_row(W, dW, dl, j * n, lists[t], cnt, f, per_sample, epw)
+        changed += ch
+        writes += wr
+        sat += fl
+    return p, draws, macs, reads, writes, changed, sat
+
+
+@njit(cache=True, inline='always')
+def write_row(W, dW, dl, base, lst, cnt, f, per_sample, epw):
+    """Apply row updates ``dl[:cnt]`` at ``base + lst[:cnt]``: per step ``W -= dl`` in
+    format ``f``, per sample ``dW += dl``. Returns ``(changed, words written, overflows)``."""
+    changed = 0
+    writes = 0
+    sat = 0
+    last_w = -1
+    for kk in range(cnt):
+        dv = np.int64(dl[kk])
+        if dv == 0:
+            continue
+        e = base + lst[kk]
+        if per_sample:
+            dW[e], fl = into(dW[e] + dv, f)
             sat += fl
-            if new == old:
+            continue
+        old = np.int64(W[e])
+        new, fl = into(old - dv, f)
+        sat += fl
+        if new == old:
+            continue
+        W[e] = new
+        changed += 1
+        if epw > 0:
+            wd = e // epw
+            if wd != last_w:
+                writes += 1
+                last_w = wd
+        else:
+            writes += -epw
+    return changed, writes, sat
+
+
+@njit(cache=True)
+def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p):
+    """``visit_rows`` in int32 lanes, for ``|dw| + 2**k < 2**31`` (no clamp, ``k <= 30``).
+
+    Stochastic rounding ``dv = (dw + (word >> (32 - k))) >> k``: an int32 floor
+    shift, four lanes to an SSE register. Runs of rows that use list 1 (``x_j = 0``,
+    ``q_j != 0``; their words are consecutive) go four at a time through one loop
+    over the list (a loop's setup costs about as much as a row of 30 synapses);
+    a row of list 0 ends a run. ``c32`` rows: list 0's ``c`` and ``a << f_trace``,
+    list 1's ``c``, then rounded updates. Same bits and counts as ``visit_rows``.
+    """
+    draws = 0
+    macs = 0
+    reads = 0
+    writes = 0
+    changed = 0
+    sat = 0
+    k32 = np.int32(k)
+    rk32 = np.uint32(32 - k)
+    c0 = c32[0]
+    a0 = c32[1]
+    c1 = c32[2]
+    d0 = c32[3]
+    l0 = lists[0]
+    l1 = lists[1]
+    rw = rng[WORDS:]
+    off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
+    step_w = n % epw if epw > 0 else 0
+    run = 0                                  # pending list-1 rows (at most 3) ...
+    r0 = 0                                   # ... and their indices
+    r1 = 0
+    r2 = 0
+    last = len(q) - 1
+    for j in range(len(q)):
+        qj = q[j]
+        if epw > 0:
+            off_w += step_w
+            if off_w >= epw:
+                off_w -= epw
+        one = x[j] != 0
+        if not one and (qj == 0 or cc == 0):
+            if j != last or run == 0:
                 continue
-            W[e] = new
-            changed += 1
-            if epw > 0:
-                wd = e // epw
-                if wd != last_w:
-                    writes += 1
-                    last_w = wd
-            else:
-                writes += -epw
+        elif not one:                        # a list-1 row joins the run
+            macs += cc
+            draws += cc
+            reads += wt[1, off_w] if epw > 0 else cc * (-epw)
+            if run < 3:
+                if run == 0:
+                    r0 = j
+                elif run == 1:
+                    r1 = j
+                else:
+                    r2 = j
+                run += 1
+                if j != last:
+                    continue
+            else:                            # four rows: one loop over list 1
+                p = ensure(rng, p, 4 * cc)
+                qa = np.int32(q[r0])
+                qb = np.int32(q[r1])
+                qc = np.int32(q[r2])
+                qd = np.int32(qj)
+                za = np.int32(0)             # which of the four rows has a nonzero update:
+                zb = np.int32(0)             # no stores here (most rows have none) ...
+                zc = np.int32(0)
+                zd = np.int32(0)
+                for kk in range(cc):
+                    ck = c1[kk]
+                    za |= np.int32(np.int32(ck * qa) + np.int32(np.uint32(rw[p + kk]) >> rk32)) >> k32
+                    zb |= (np.int32(np.int32(ck * qb) + np.int32(np.uint32(rw[p + cc + kk]) >> rk32))
+                           >> k32)
+                    zc |= (np.int32(np.int32(ck * qc)
+                                    + np.int32(np.uint32(rw[p + 2 * cc + kk]) >> rk32)) >> k32)
+                    zd |= (np.int32(np.int32(ck * qd)
+                                    + np.int32(np.uint32(rw[p + 3 * cc + kk]) >> rk32)) >> k32)
+                if (za | zb | zc | zd) != 0:     # ... which are computed again where needed
+                    for g in range(4):
+                        zg = za if g == 0 else (zb if g == 1 else (zc if g == 2 else zd))
+                        if zg == 0:
+                            continue
+                        rj = r0 if g == 0 else (r1 if g == 1 else (r2 if g == 2 else j))
+                        qg = np.int32(q[rj])
+                        pg = p + g * cc
+                        for kk in range(cc):
+                            d0[kk] = (np.int32(np.int32(c1[kk] * qg)
+                                               + np.int32(np.uint32(rw[pg + kk]) >> rk32)) >> k32)
+                        ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
+                        changed += ch
+                        writes += wr
+                        sat += fl
+                p += 4 * cc
+                run = 0
+                continue
+        # flush the run row by row (before a list-0 row, or at the last row)
+        for g in range(run):
+            rj = r0 if g == 0 else (r1 if g == 1 else r2)
+            p = ensure(rng, p, cc)
+            qg = np.int32(q[rj])
+            nz = np.int32(0)
+            for kk in range(cc):
+                v = np.int32(np.int32(c1[kk] * qg) + np.int32(np.uint32(rw[p + kk]) >> rk32)) >> k32
+                d0[kk] = v
+                nz |= v
+            p += cc
+            if nz != 0:
+                ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
+                changed += ch
+                writes += wr
+                sat += fl
+        run = 0
+        if not one or ca == 0:
+            continue
+        macs += na + (cc if qj != 0 else 0)
+        draws += ca
+        reads += wt[0, off_w] if epw > 0 else ca * (-epw)
+        p = ensure(rng, p, ca)
+        qs = np.int32(qj)
+        nz = np.int32(0)
+        for kk in range(ca):
+            v = (np.int32(np.int32(c0[kk] * qs) + a0[kk] + np.int32(np.uint32(rw[p + kk]) >> rk32))
+                 >> k32)
+            d0[kk] = v
+            nz |= v
+        p += ca
+        if nz != 0:
+            ch, wr, fl = write_row(W, dW, d0, j * n, l0, ca, f, per_sample, epw)
+            changed += ch
+            writes += wr
+            sat += fl
     return p, draws, macs, reads, writes, changed, sat
 
 
@@ -1039,14 +1210,29 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     for kk in range(cc):
         cmp[2, kk] = c_[lc[kk]]
         cmp[3, kk] = 0
-    ft = net.fmt[F_T]
-    qmax = max(ft[HI], -ft[LO])
+    qv = q[xoff:xoff + rows]
+    qmax = 0
+    for j in range(rows):
+        qmax = max(qmax, abs(qv[j]))
     bound = cmax * qmax + (amax << ftr)
+    c32 = buf.c32
+    if bound < (1 << 31):                # int32 copies for visit_rows' 32-bit lanes
+        for kk in range(ca):
+            c32[0, kk] = cmp[0, kk]
+            c32[1, kk] = cmp[1, kk] << ftr
+        for kk in range(cc):
+            c32[2, kk] = cmp[2, kk]
     rng = st.rng
-    p_r, draws, macs, reads, writes, changed, sat = visit_rows(
-        W, dW, n, q[xoff:xoff + rows], x[xoff:xoff + rows], buf.act[:, off:off + n], cmp,
-        ca, cc, na, cmax, qmax, bound, wt, epw, ftr, net.acc_lo, net.acc_hi, sh, f[RM], f, per_sample, rng,
-        rng[POS])
+    if (f[RM] == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) < (1 << 31)
+            and bound <= min(net.acc_hi, -net.acc_lo)):
+        p_r, draws, macs, reads, writes, changed, sat = visit_rows32(
+            W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], c32, ca, cc, na, wt, epw,
+            sh, f, per_sample, rng, rng[POS])
+    else:
+        p_r, draws, macs, reads, writes, changed, sat = visit_rows(
+            W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], cmp, ca, cc, na,
+            cmax < (1 << 31) and qmax < (1 << 31), bound, wt, epw, ftr, net.acc_lo, net.acc_hi,
+            sh, f[RM], f, per_sample, rng, rng[POS])
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
