@@ -874,11 +874,13 @@ def word_table(epw, lst, cnt, out):
     words for the (ascending) neuron list ``lst``: one table per list and
     step replaces a per-row count.
     """
+    sh = word_shift(epw)                 # a 64-bit division costs ~40 cycles; a shift, one
     for r in range(epw):
         words = 0
         last = -1
         for k in range(cnt):
-            w = (r + lst[k]) // epw
+            e = r + lst[k]
+            w = e >> sh if sh >= 0 else e // epw
             if w != last:
                 words += 1
                 last = w
