@@ -1111,10 +1111,19 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
                         rj = r0 if g == 0 else (r1 if g == 1 else (r2 if g == 2 else j))
                         qg = np.int32(q[rj])
                         pg = p + g * cc
+                        nzc = 0                  # nonzero updates, and the last one + 1:
+                        lastk = 0                # usually there is one (no scan for it)
                         for kk in range(cc):
-                            d0[kk] = (np.int32(np.int32(c1[kk] * qg)
-                                               + np.int32(np.uint32(rw[pg + kk]) >> rk32)) >> k32)
-                        ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
+                            v = (np.int32(np.int32(c1[kk] * qg)
+                                          + np.int32(np.uint32(rw[pg + kk]) >> rk32)) >> k32)
+                            d0[kk] = v
+                            nzc += np.int64(v != 0)
+                            lastk = max(lastk, (kk + 1) * np.int64(v != 0))
+                        if nzc == 1:
+                            ch, wr, fl = write_row(W, dW, d0[lastk - 1:], rj * n, l1[lastk - 1:], 1,
+                                                   f, per_sample, epw)
+                        else:
+                            ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
                         changed += ch
                         writes += wr
                         sat += fl
