@@ -64,7 +64,8 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
         "layers": [{"kind": layer.kind, "size": layer.size} for layer in spec.layers],
         "rule": ln.rule, "signal": ln.signal,
         "feedback": ln.feedback if ln.signal == "dfa" else None,
-        "update": ln.update, "learning_rate": 2.0 ** -ln.learning_rate_shift,
+        "update": ln.update, "residual": ln.residual if ln.per_sample else None,
+        "learning_rate": 2.0 ** -ln.learning_rate_shift,
     }
 
 

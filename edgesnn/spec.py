@@ -34,6 +34,9 @@ A spec is a TOML file::
     lr_halving_every = 0    # halve the rate every N learned samples (a shift counter); 0: never
     init_scale = 1.0        # initial feed-forward weights uniform, variance init_scale^2 / fan-in
     update = "per-step"     # apply each step, or accumulate "per-sample"
+    residual = "clear"      # per-sample only: what the fixed engine's accumulator keeps after
+                            # the rounded update is applied: "clear" (nothing) or "carry"
+                            # (the rounding remainder, into the next sample's accumulation)
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
 
 Kinds that later issues build (LLIF/SLIF neurons, TESS, learned delays,
@@ -53,6 +56,7 @@ LAYER_KINDS = ("dense", "recurrent", "readout")
 NEURONS = ("lif",)
 RULES = ("stllr",)
 SIGNALS = ("bp", "dfa")
+RESIDUALS = ("clear", "carry")
 NOT_BUILT = {
     "layer kind": {"conv": "convolutional layers come with the float reference engine issue",
                    "delay": "learned delays come with the delay-learning issue"},
@@ -107,6 +111,7 @@ class LearningSpec:
     surrogate: str = "rational"
     init_scale: float = 1.0
     lr_halving_every: int = 0
+    residual: str = "clear"
 
     @property
     def learning_rate_shift(self) -> int:
@@ -121,6 +126,12 @@ class LearningSpec:
     @property
     def per_sample(self) -> bool:
         return self.update == "per-sample"
+
+    @property
+    def carry(self) -> bool:
+        """Per-sample updates keep the rounding remainder in the accumulator (fixed engine;
+        the float engine applies every update exactly, so it has no remainder to keep)."""
+        return self.residual == "carry"
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,10 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
         surrogate=t.choice("surrogate", ("rational", "triangle"), "rational"),
         init_scale=t.number("init_scale", 1.0, lo=0.0, lo_open=True, hi=100.0),
         lr_halving_every=t.integer("lr_halving_every", 0, lo=0),
+        residual=t.choice("residual", RESIDUALS, "clear"),
     )
+    if learning.carry and not learning.per_sample:
+        t.fail('"carry" needs update = "per-sample" (per-step updates have no accumulator to '
+               'carry a remainder in)', "residual")
     t.reject_unknown()
     return learning

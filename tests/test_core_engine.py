@@ -118,8 +118,8 @@ def _digest(eng, samples):
     return h.hexdigest()
 
 
-def _small_engine(seed=2):
-    spec = make_spec(layers=[("recurrent", 5, "soft")], signal="dfa", T=8, window=4)
+def _small_engine(seed=2, **kw):
+    spec = make_spec(layers=[("recurrent", 5, "soft")], signal="dfa", T=8, window=4, **kw)
     return spec, FixedEngine(make_plan(spec, make_device()), init_params(spec, seed), seed)
 
 
@@ -135,16 +135,18 @@ import sys
 sys.path[:0] = {paths!r}
 from test_core_engine import _small_engine, _digest
 from test_core_reference import _samples
-spec, eng = _small_engine()
+spec, eng = _small_engine(**{kw!r})
 print(_digest(eng, _samples(spec, 3, seed=1)))
 """
 
 
-def test_jit_and_pure_python_give_the_same_bits():
-    spec, eng = _small_engine()
+@pytest.mark.parametrize("kw", [{}, {"update": "per-sample", "residual": "carry"}],
+                         ids=["per-step", "per-sample carry"])
+def test_jit_and_pure_python_give_the_same_bits(kw):
+    spec, eng = _small_engine(**kw)
     want = _digest(eng, _samples(spec, 3, seed=1))
     tests = str(Path(__file__).parent)
-    script = JIT_SCRIPT.format(paths=[tests, str(ROOT)])
+    script = JIT_SCRIPT.format(paths=[tests, str(ROOT)], kw=kw)
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=300, cwd=ROOT)

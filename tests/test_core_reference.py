@@ -71,7 +71,7 @@ def make_device(decay="shift", wround="stochastic", mround="nearest-even", covf=
 
 def make_spec(layers, signal="bp", feedback="regenerated", update="per-step", surrogate="triangle",
               T=12, window=5, inputs=5, classes=3, alpha_post=1.0, alpha_pre=1.0, lr=2.0 ** -4,
-              init_scale=2.0):
+              init_scale=2.0, residual="clear"):
     data = {"network": {"name": "ref", "inputs": inputs, "time_steps": T},
             "layers": [dict(kind=k, size=n, beta=0.9, threshold=0.4, reset=r)
                        for k, n, r in layers]
@@ -79,7 +79,7 @@ def make_spec(layers, signal="bp", feedback="regenerated", update="per-step", su
             "learning": {"signal": signal, "feedback": feedback, "window": window,
                          "update": update, "surrogate": surrogate, "lambda_pre": 0.8,
                          "lambda_post": 0.5, "alpha_post": alpha_post, "alpha_pre": alpha_pre,
-                         "learning_rate": lr, "init_scale": init_scale}}
+                         "learning_rate": lr, "init_scale": init_scale, "residual": residual}}
     return parse_spec(data)
 
 
@@ -108,6 +108,9 @@ class Naive:
         self.words = R.reference_words(st["rng"], int(st["rng"][R.FILL] - st["rng"][R.POS]))
         self.lanes = [int(v) for v in st["rng"][:R.LANES]]
         self.fmt = [tuple(int(v) for v in row) for row in net.fmt]
+        # residual carry: the accumulators persist across samples (cleared per sample otherwise)
+        self.carry = bool(eng.spec.learning.carry)
+        self.dW = self.dWr = self.db = None
 
     # -- arithmetic ------------------------------------------------------
     def rnd(self, v, sh, mode):
@@ -152,9 +155,11 @@ class Naive:
         h = [[0] * n for n in sizes]
         qr = [[0] * n for n in sizes]
         q = [[0] * n for n in self.n_in]
-        dW = [[[0] * sizes[l] for _ in range(self.n_in[l])] for l in range(L + 1)]
-        dWr = [[[0] * sizes[l] for _ in range(sizes[l])] for l in range(L + 1)]
-        db = [[0] * n for n in sizes]
+        if self.dW is None or not self.carry:
+            self.dW = [[[0] * sizes[l] for _ in range(self.n_in[l])] for l in range(L + 1)]
+            self.dWr = [[[0] * sizes[l] for _ in range(sizes[l])] for l in range(L + 1)]
+            self.db = [[0] * n for n in sizes]
+        dW, dWr, db = self.dW, self.dWr, self.db
         scores = [0] * C
         spikes = [0] * L
         ftr, fs = fmt[F_T][FR], fmt[F_S][FR]
@@ -213,18 +218,24 @@ class Naive:
                 for Wm, acc in mats:
                     for j in range(len(Wm)):
                         for m in range(sizes[l]):
-                            self.apply(Wm[j], m, acc[j][m], fmt[F_UP][FR], F_W)
+                            acc[j][m] = self.apply(Wm[j], m, acc[j][m], fmt[F_UP][FR], F_W)
                 for m in range(sizes[l]):
-                    self.apply(self.b[l], m, db[l][m], fmt[F_UP][FR], F_B)
+                    db[l][m] = self.apply(self.b[l], m, db[l][m], fmt[F_UP][FR], F_B)
         return scores, spikes
 
     def apply(self, arr, m, v, frac, k):
-        """arr[m] -= round(v * 2**-lr) in format k (nothing for v == 0)."""
+        """arr[m] -= round(v * 2**-lr) in format k (nothing for v == 0); returns what the
+        accumulator keeps: 0, or with carry the remainder v - delta * 2**shift in the update
+        format (the part the weight's saturation cuts off is not carried)."""
         if v == 0:
-            return
-        delta = self.rnd(v, frac + int(self.net.lr) - self.fmt[k][FR], self.fmt[k][RM])
+            return 0
+        sh = frac + int(self.net.lr) - self.fmt[k][FR]
+        delta = self.rnd(v, sh, self.fmt[k][RM])
         if delta:
             arr[m] = self.into(arr[m] - delta, k)
+        if not self.carry or sh <= 0:
+            return 0
+        return self.into(v - delta * 2 ** sh, F_UP)
 
     def learn(self, label, u, psi, h, q, qr, xin, s_prev, dW, dWr, db):
         net, L, C, fmt = self.net, self.L, self.C, self.fmt
@@ -318,9 +329,13 @@ class Naive:
                     self.apply(self.b[l], m, gp[l][m], fs, F_B)
 
 
-def _compare(eng: FixedEngine, naive: Naive, samples):
+def _compare(eng: FixedEngine, naive: Naive, samples) -> dict[str, int]:
+    """Run both on ``samples``, compare; return the kernel's overflow events per tensor."""
+    sats: dict[str, int] = {}
     for x, label, learn in samples:
         r = eng.run_sample(x, label, learn)
+        for k, v in eng.last_counters.saturations.items():
+            sats[k] = sats.get(k, 0) + v
         scores, spikes = naive.run(x, label, learn)
         scale = 2.0 ** naive.fmt[F_U][FR]
         assert np.array_equal(r.scores * scale, np.array(scores, dtype=float))
@@ -333,7 +348,13 @@ def _compare(eng: FixedEngine, naive: Naive, samples):
         assert st[f"{p}.b"].tolist() == naive.b[l], p
         if naive.Wr[l] is not None:
             assert st[f"{p}.W_rec"].tolist() == naive.Wr[l], p
+        if naive.carry:                      # the carried remainders
+            assert st[f"{p}.dW"].tolist() == naive.dW[l], p
+            assert st[f"{p}.db"].tolist() == naive.db[l], p
+            if naive.Wr[l] is not None:
+                assert st[f"{p}.dW_rec"].tolist() == naive.dWr[l], p
     assert R.reference_words(st["rng"], 100) == [naive.word() for _ in range(100)]
+    return sats
 
 
 def _samples(spec, n, seed, rate=0.35):
@@ -361,6 +382,15 @@ CASES = {
         dict(layers=[("dense", 4, "soft")], signal="dfa", feedback="stored",
              update="per-sample"),
         dict(covf="wrap", mround="floor", tround="stochastic")),
+    "two layers bp per-sample with residual carry, stochastic accumulators": (
+        dict(layers=[("dense", 6, "hard"), ("recurrent", 4, "soft")], update="per-sample",
+             residual="carry", lr=2.0 ** -6), dict(uround="stochastic")),
+    "dfa regenerated per-sample carry, nearest weights saturating": (
+        dict(layers=[("recurrent", 5, "soft")], signal="dfa", update="per-sample",
+             residual="carry", lr=0.5, init_scale=6.0), dict(wround="nearest-even")),
+    "bp per-sample carry, remainders beyond the update format's range": (
+        dict(layers=[("recurrent", 4, "soft")], update="per-sample", residual="carry",
+             lr=2.0 ** -10), dict()),
 }
 
 
@@ -371,9 +401,16 @@ def test_kernel_equals_naive_reference(name):
     eng = FixedEngine(make_plan(spec, make_device(**dev_kw)), init_params(spec, 4), seed=4)
     naive = Naive(eng)
     naive.fb_seed = [int(v) for v in eng.st.fb_seed]
-    _compare(eng, naive, _samples(spec, 4, seed=9))
+    sats = _compare(eng, naive, _samples(spec, 4, seed=9))
     if dev_kw.get("acc") == 16:              # the clamped accumulator path is exercised
         assert not eng.net.sig_exact
+    # the carry cases exercise what their names say
+    if naive.carry:
+        assert any(any(row) for acc in naive.dW for row in acc), "no remainder carried"
+    if "saturating" in name:
+        assert sum(v for k, v in sats.items() if k.endswith((".W", ".W_rec"))) > 0
+    if "beyond" in name:
+        assert sum(v for k, v in sats.items() if ".d" in k) > 0
 
 
 def test_reference_cases_exercise_learning_and_stochastic_rounding():

@@ -13,6 +13,8 @@ engine skips rows whose factors are zero, so its counts are at most those.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -56,7 +58,10 @@ def test_counted_forward_work_equals_the_formulas_at_measured_rates(spec, kind):
     assert counted["trace_updates"] == formula.trace_updates
 
 
-def test_fixed_learning_work_is_at_most_the_dense_formula(spec):
+@pytest.mark.parametrize("update,residual", [("per-step", "clear"), ("per-sample", "clear"),
+                                             ("per-sample", "carry")])
+def test_fixed_learning_work_is_at_most_the_dense_formula(spec, update, residual):
+    spec = replace(spec, learning=replace(spec.learning, update=update, residual=residual))
     eng = _engine("fixed", spec)
     dense = analytic.stllr_ops(spec, 0.0, 0.0)
     rng = np.random.default_rng(4)

@@ -43,3 +43,26 @@ def test_unbuilt_kinds_are_refused_with_a_reason(section, key, value, message):
     table[key] = value
     with pytest.raises(SpecError, match=message):
         parse_spec(data, source="x.toml")
+
+
+def test_residual_defaults_to_clear_and_carry_needs_per_sample_updates():
+    data = tomllib.loads(TINY_SPEC)
+    assert parse_spec(data).learning.residual == "clear"
+    assert not parse_spec(data).learning.carry
+    data["learning"].update(update="per-sample", residual="carry")
+    assert parse_spec(data).learning.carry
+    data["learning"]["update"] = "per-step"
+    with pytest.raises(SpecError, match=r"^x\.toml: key 'learning\.residual': \"carry\" needs "
+                                        r"update = \"per-sample\""):
+        parse_spec(data, source="x.toml")
+
+
+@pytest.mark.parametrize("value", ["keep", 1, True])
+def test_residual_refuses_other_values_in_one_line(value):
+    data = tomllib.loads(TINY_SPEC)
+    data["learning"].update(update="per-sample", residual=value)
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="x.toml")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("x.toml: key 'learning.residual': must be one of clear, carry")

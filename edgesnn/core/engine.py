@@ -217,7 +217,8 @@ class FixedEngine:
             psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
             exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
             alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
-            per_sample=int(per_sample), fb_mag=fb_mag, acc_lo=acc_lo, acc_hi=acc_hi,
+            per_sample=(K.CARRY if ln.carry else 1) if per_sample else 0, fb_mag=fb_mag,
+            acc_lo=acc_lo, acc_hi=acc_hi,
             sig_exact=int(self._signal_bound(fmt, spec.classes) <= acc_hi),
             tid_input=tid_input, tens=np.stack([t_bank, t_epw]))
         self._check_bounds(alpha_post, alpha_pre)
@@ -436,11 +437,18 @@ class FixedEngine:
                 v[f"{p}.B"] = (self.st.B, int(self.layout.fb_off[l]), (spec.classes, n))
             if l < net.L and net.dfa and net.regen:
                 v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
+            if net.per_sample == K.CARRY:       # the carried remainders persist across samples
+                v[f"{p}.dW"] = (self.buf.dW, int(self.layout.dw_off[l]), (n_in, n))
+                if self.layout.rec[l]:
+                    v[f"{p}.dW_rec"] = (self.buf.dW, int(self.layout.dwr_off[l]), (n, n))
+                v[f"{p}.db"] = (self.buf.db, int(self.layout.db_off[l]), (n,))
         v["rng"] = (self.st.rng, 0, self.st.rng.shape)
         return v
 
     def state(self) -> dict[str, np.ndarray]:
-        """Integer arrays by plan tensor name (weights input-major), plus ``rng``."""
+        """Integer arrays by plan tensor name (weights input-major), plus ``rng``; with
+        residual carry also the update accumulators (``L0.dW`` ..., input-major), which
+        hold the remainders carried into the next sample."""
         return {name: arr[off:off + math.prod(shape)].reshape(shape).copy()
                 for name, (arr, off, shape) in self._views().items()}
 

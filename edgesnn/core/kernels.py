@@ -97,7 +97,7 @@ class Net(NamedTuple):
     lr: int                   # learning rate 2**-lr
     dfa: int
     regen: int
-    per_sample: int
+    per_sample: int           # 0 per-step; per-sample: 1 (accumulators cleared) or CARRY
     fb_mag: int               # DFA entry magnitude in weight codes
     acc_lo: int               # MAC accumulator range (device accumulator_bits)
     acc_hi: int
@@ -1379,15 +1379,27 @@ def learn_step(net, st, buf, label):
         update_bias(net, st, buf, l, buf.nrn[R_GP], net.lay[l, LC_NOFF], fs)
 
 
+#: ``Net.per_sample`` of per-sample updates with residual carry (spec ``residual = "carry"``)
+CARRY = 2
+
+
 @njit(cache=True)
 def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
-    """Per-sample end: ``arr -= round(acc * 2**-lr)`` over one accumulator, then clear it.
+    """Per-sample end: ``arr -= round(acc * 2**-lr)`` over one accumulator, then clear it or
+    (``net.per_sample == CARRY``) leave the rounding remainder in it.
 
-    Reads every word of the accumulator and writes it back cleared; reads the
-    parameter words with a nonzero update, writes those that changed.
+    Remainder ``acc - (delta << shift)`` of the rounded ``delta`` (0 for a shift <= 0),
+    brought into the update format (saturation counted on the accumulator). It is the
+    rounding remainder only: what the weight format's saturation cuts off ``delta`` is
+    dropped, as when clearing (carrying it would wind the accumulator up behind a weight
+    held at its limit). Reads every word of the accumulator and writes it back (cleared,
+    or holding remainders); reads the parameter words with a nonzero accumulator, writes
+    those that changed.
     """
     f = net.fmt[fk]
-    sh = net.fmt[F_UP][FR] + net.lr - f[FR]
+    fup = net.fmt[F_UP]
+    sh = fup[FR] + net.lr - f[FR]
+    carry = net.per_sample == CARRY
     epw = net.tens[1, tid]
     rng = st.rng
     p_r = rng[POS]
@@ -1398,18 +1410,23 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     reads = 0
     writes = 0
     sat = 0
+    sat_acc = 0
     changed = 0
     for e in range(size):
         v = acc[doff + e]
         if v == 0:
             continue
-        acc[doff + e] = 0
         wd = e // epw if epw > 0 else e
         if wd != last_r:
             reads += 1 if epw > 0 else -epw
             last_r = wd
         delta, p_r, d = rnd(v, sh, f[RM], rng, p_r)
         draws += d
+        if carry:
+            acc[doff + e], fl = into(v - (delta << sh) if sh > 0 else np.int64(0), fup)
+            sat_acc += fl
+        else:
+            acc[doff + e] = 0
         if delta == 0:
             continue
         old = arr[aoff + e]
@@ -1426,6 +1443,7 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     buf.ev[LFSR_DRAWS] += draws
     ev[WEIGHT_WRITES] += changed
     buf.sats[tid] += sat
+    buf.sats[tdw] += sat_acc
     add_words(buf.sram, net.tens, 0, tid, reads)
     add_words(buf.sram, net.tens, 1, tid, writes)
     vec_access(net.tens, buf.sram, tdw, size, 1, 1)
@@ -1465,8 +1483,9 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
     buf.spikes[:] = 0
     buf.ev[:] = 0
     buf.sats[:] = 0
-    buf.dW[:] = 0
-    buf.db[:] = 0
+    if net.per_sample != CARRY:          # with carry the accumulators persist across samples
+        buf.dW[:] = 0
+        buf.db[:] = 0
     t0 = T - net.window
     eoff = net.lay[L, LC_NOFF]
     for t in range(T):
