@@ -324,13 +324,31 @@ def fx_mul(a, b, shift, mode, rand, lo, hi, total_bits, signed, ovf_mode):
     """Fixed-point product of codes ``a`` (Qx.fa) and ``b`` (Qy.fb) into the output format.
 
     ``shift = fa + fb - f_out``.  Exact int64 product, then
-    ``shift_round(a*b, shift, mode, rand)``, then ``overflow(...)``; returns
+    ``shift_round(a*b, shift, mode, rand)`` (a left shift that leaves int64
+    saturates or wraps as the format says), then ``overflow(...)``; returns
     ``(code, flag)``.  Precondition: ``|a*b| < 2**63`` (true for any two
     formats of <= 32 bits except unsigned 32 x unsigned 32).
     """
     p = np.int64(a) * np.int64(b)
+    if shift < 0:
+        return _shift_left(p, -shift, lo, hi, total_bits, signed, ovf_mode)
     r = shift_round(p, shift, mode, rand)
     return overflow(r, lo, hi, total_bits, signed, ovf_mode)
+
+
+@njit(cache=True)
+def _shift_left(v, s, lo, hi, total_bits, signed, ovf_mode):
+    """``overflow(v * 2**s)`` for ``0 < s <= 62`` when ``v * 2**s`` may leave int64.
+
+    Then the value is out of every format of <= 32 bits: saturation clamps it
+    by its sign; wrapping keeps its low bits, which the wrapped int64 shift has.
+    """
+    r = np.int64(v) << np.int64(s)
+    if (r >> np.int64(s)) == v:
+        return overflow(r, lo, hi, total_bits, signed, ovf_mode)
+    if ovf_mode == WRAP:
+        return overflow(r, lo, hi, total_bits, signed, ovf_mode)[0], np.int64(1)
+    return (np.int64(hi) if v > 0 else np.int64(lo)), np.int64(1)
 
 
 @njit(cache=True)
@@ -341,7 +359,10 @@ def requantize(v, from_frac, to_frac, mode, rand, lo, hi, total_bits, signed, ov
     STOCHASTIC takes that many rand bits), shifts left exactly when adding
     them, then applies ``overflow``.
     """
-    r = shift_round(v, np.int64(from_frac) - np.int64(to_frac), mode, rand)
+    s = np.int64(from_frac) - np.int64(to_frac)
+    if s < 0:
+        return _shift_left(v, -s, lo, hi, total_bits, signed, ovf_mode)
+    r = shift_round(v, s, mode, rand)
     return overflow(r, lo, hi, total_bits, signed, ovf_mode)
 
 

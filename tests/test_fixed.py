@@ -546,3 +546,16 @@ def test_jit_and_pure_python_give_same_bits():
     for i, (a, b) in enumerate(zip(res["0"]["r"], res["1"]["r"])):
         assert a == b, f"item {i}: jit {a} != pure {b}"
     assert len(res["0"]["r"]) == len(res["1"]["r"])
+
+
+@pytest.mark.parametrize("omode", [SATURATE, WRAP])
+def test_fx_mul_left_shift_out_of_int64(omode):
+    """The hypothesis counterexample: 4151 * 2069366 * 2**30 leaves int64 (was 0)."""
+    fo = QFormat(True, 15, 16)
+    real_code = 4151 * 2069366 << 30
+    got = fx_mul(4151, 2069366, -30, NEAREST_EVEN, 0, *fo.overflow_args, omode)
+    assert got == _overflow_exact(real_code, fo.min_int, fo.max_int, fo.total_bits, fo.signed,
+                                  omode)
+    got = fx_mul(-4151, 2069366, -30, NEAREST_EVEN, 0, *fo.overflow_args, omode)
+    assert got == _overflow_exact(-real_code, fo.min_int, fo.max_int, fo.total_bits, fo.signed,
+                                  omode)
