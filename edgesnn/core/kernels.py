@@ -1134,18 +1134,12 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
         for g in range(run):
             rj = r0 if g == 0 else (r1 if g == 1 else r2)
             p = ensure(rng, p, cc)
-            qg = np.int32(q[rj])
-            nz = np.int32(0)
-            for kk in range(cc):
-                v = np.int32(np.int32(c1[kk] * qg) + np.int32(np.uint32(rw[p + kk]) >> rk32)) >> k32
-                d0[kk] = v
-                nz |= v
+            ch, wr, fl = row32(W, dW, d0, c1, a0, False, q[rj], rw, p, cc, rk32, k32, rj * n, l1,
+                               f, per_sample, epw)
             p += cc
-            if nz != 0:
-                ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
-                changed += ch
-                writes += wr
-                sat += fl
+            changed += ch
+            writes += wr
+            sat += fl
         run = 0
         if not one or ca == 0:
             continue
@@ -1153,20 +1147,31 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
         draws += ca
         reads += wt[0, off_w] if epw > 0 else ca * (-epw)
         p = ensure(rng, p, ca)
-        qs = np.int32(qj)
-        nz = np.int32(0)
-        for kk in range(ca):
-            v = (np.int32(np.int32(c0[kk] * qs) + a0[kk] + np.int32(np.uint32(rw[p + kk]) >> rk32))
-                 >> k32)
-            d0[kk] = v
-            nz |= v
+        ch, wr, fl = row32(W, dW, d0, c0, a0, True, qj, rw, p, ca, rk32, k32, j * n, l0,
+                           f, per_sample, epw)
         p += ca
-        if nz != 0:
-            ch, wr, fl = write_row(W, dW, d0, j * n, l0, ca, f, per_sample, epw)
-            changed += ch
-            writes += wr
-            sat += fl
+        changed += ch
+        writes += wr
+        sat += fl
     return p, draws, macs, reads, writes, changed, sat
+
+
+@njit(cache=True, inline='always')
+def row32(W, dW, d, c, a, with_a, qj, rw, p, cnt, rk32, k32, base, lst, f, per_sample, epw):
+    """One row of ``visit_rows32``: ``d = (c*q [+ a] + word >> (32-k)) >> k`` over the
+    list, written where nonzero. Returns ``(changed, words written, overflows)``."""
+    qs = np.int32(qj)
+    nz = np.int32(0)
+    for kk in range(cnt):
+        v = np.int32(np.int32(c[kk] * qs) + np.int32(np.uint32(rw[p + kk]) >> rk32))
+        if with_a:
+            v = np.int32(v + a[kk])
+        v = v >> k32
+        d[kk] = v
+        nz |= v
+    if nz == 0:
+        return 0, 0, 0
+    return write_row(W, dW, d, base, lst, cnt, f, per_sample, epw)
 
 
 @njit(cache=True)
