@@ -1109,21 +1109,8 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
                         if zg == 0:
                             continue
                         rj = r0 if g == 0 else (r1 if g == 1 else (r2 if g == 2 else j))
-                        qg = np.int32(q[rj])
-                        pg = p + g * cc
-                        nzc = 0                  # nonzero updates, and the last one + 1:
-                        lastk = 0                # usually there is one (no scan for it)
-                        for kk in range(cc):
-                            v = (np.int32(np.int32(c1[kk] * qg)
-                                          + np.int32(np.uint32(rw[pg + kk]) >> rk32)) >> k32)
-                            d0[kk] = v
-                            nzc += np.int64(v != 0)
-                            lastk = max(lastk, (kk + 1) * np.int64(v != 0))
-                        if nzc == 1:
-                            ch, wr, fl = write_row(W, dW, d0[lastk - 1:], rj * n, l1[lastk - 1:], 1,
-                                                   f, per_sample, epw)
-                        else:
-                            ch, wr, fl = write_row(W, dW, d0, rj * n, l1, cc, f, per_sample, epw)
+                        ch, wr, fl = row32(W, dW, d0, c1, a0, False, q[rj], rw, p + g * cc, cc,
+                                           rk32, k32, rj * n, l1, f, per_sample, epw)
                         changed += ch
                         writes += wr
                         sat += fl
