@@ -29,7 +29,7 @@ from edgesnn.errors import CheckpointError
 from edgesnn.report import write_atomic
 from edgesnn.spec import NetworkSpec
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2            # 2: the fixed engine packs its rounding words two to a slot
 
 
 class Engine(Protocol):

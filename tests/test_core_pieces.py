@@ -57,6 +57,21 @@ def test_word_buffer_is_the_lane_sequence_across_refills():
     assert got == want
 
 
+def test_a_refill_leaves_capacity_minus_one_round():
+    """visit_rows32 sizes its chunks by this: from any read position, ``ensure`` of
+    ``capacity - LANES`` words leaves them all buffered."""
+    rng = R.new_state(4, 100)
+    need = R.capacity(rng) - R.LANES
+    for p in [0, 1, 31, 33, 500, *range(R.capacity(rng) - 40, R.capacity(rng) + 1)]:
+        r = rng.copy()
+        R.refill(r, 0)
+        p = min(p, int(r[R.FILL]))
+        want = R.reference_words(np.concatenate([r[:R.POS], [p], r[R.FILL:]]), need)
+        q = int(R.ensure(r, p, need))
+        assert q + need <= r[R.FILL] <= R.capacity(r)
+        assert [int(v) for v in R.words(r)[q:q + need]] == want
+
+
 # --------------------------------------------------------------------------- rounding
 
 @pytest.mark.parametrize("mode", [FLOOR, NEAREST_EVEN, NEAREST_AWAY])
@@ -192,15 +207,11 @@ def test_table_step_minimises_the_worst_error():
         assert best.error <= err + 1e-12
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 40), n=st.integers(1, 24),
-       x_rate=st.sampled_from([0.0, 0.1, 0.5]), q_zero=st.sampled_from([0.0, 0.3, 0.9]),
-       k=st.integers(1, 14), per_sample=st.booleans(), epw=st.sampled_from([8, 4, -1]))
-def test_int32_visit_equals_visit_rows(seed, rows, n, x_rate, q_zero, k, per_sample, epw):
-    """visit_rows32 (int32 lanes, rows four at a time) gives visit_rows' bits and counts.
+def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
+    """Run one weight matrix's update through visit_rows32 and both visit_rows paths.
 
-    Random runs of list-1 rows broken by list-0 rows (x = 1), skipped rows
-    (q = 0), a run ending at the last row, empty lists; per step and per sample.
+    ``start`` words of the buffer are already read, so refills fall inside the call.
+    Returns ``[(counts, W, dW, next words of the stream)]`` for int32, int64, generic.
     """
     rs = np.random.default_rng(seed)
     ca = int(rs.integers(0, n + 1))
@@ -230,18 +241,105 @@ def test_int32_visit_equals_visit_rows(seed, rows, n, x_rate, q_zero, k, per_sam
     na = int((a_all != 0).sum())
     bound = 40 * 200 + (40 << ftr)
     rng0 = R.new_state(seed % 1000, 4 * n)
+    R.refill(rng0, 0)
+    p0 = min(start, int(rng0[R.FILL]))
+    vis = np.zeros((4, rows), np.int64)
     outs = []
     for path in ("int32", "int64", "generic"):   # generic: the clamped stochastic loop
         W, dW, rng = W0.copy(), dW0.copy(), rng0.copy()
         if path == "int32":
             res = K.visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, fw,
-                                 per_sample, rng, 0)
+                                 per_sample, rng, p0, vis)
         else:
             res = K.visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, True,
                                bound if path == "int64" else 1 << 62, wt, epw, ftr,
-                               -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, 0)
-        outs.append((res, W, dW, rng))
-    for res, W, dW, rng in outs[1:]:
+                               -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, p0)
+        rng[R.POS] = res[0]                  # the paths refill at different points:
+        outs.append((res[1:], W, dW, R.reference_words(rng, 40)))   # compare the stream
+    return outs
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 40), n=st.integers(1, 24),
+       x_rate=st.sampled_from([0.0, 0.1, 0.5]), q_zero=st.sampled_from([0.0, 0.3, 0.9]),
+       k=st.integers(1, 14), per_sample=st.booleans(), epw=st.sampled_from([8, 4, -1]),
+       start=st.sampled_from([0, 4000, 4090]))
+def test_int32_visit_equals_visit_rows(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
+    """visit_rows32 (int32 lanes, rows four at a time) gives visit_rows' bits and counts.
+
+    Random runs of list-1 rows broken by list-0 rows (x = 1), skipped rows
+    (q = 0), empty lists; per step and per sample; the word buffer nearly used
+    up at the start, so it refills inside the call.
+    """
+    outs = _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start)
+    for res, W, dW, words in outs[1:]:
         assert res == outs[0][0]
         assert np.array_equal(W, outs[0][1]) and np.array_equal(dW, outs[0][2])
-        assert np.array_equal(rng, outs[0][3])
+        assert words == outs[0][3]
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_int32_visit_in_chunks_equals_visit_rows(seed):
+    """A call whose words overflow the buffer (700 rows x 24 synapses > 4096 words) runs
+    in chunks and still gives visit_rows' bits, counts and word stream."""
+    outs = _visit_paths(seed, 700, 24, 0.05, 0.0, 6, seed % 2 == 1, 8, 1000)
+    assert outs[0][0][0] > 2 * 4096                  # draws: three chunks or more
+    for res, W, dW, words in outs[1:]:
+        assert res == outs[0][0]
+        assert np.array_equal(W, outs[0][1]) and np.array_equal(dW, outs[0][2])
+        assert words == outs[0][3]
+
+
+@pytest.mark.parametrize("target", [-1, 0, "lim-1", "lim", "mixed"])
+def test_int32_visit_nonzero_test_at_its_edges(target):
+    """visit_rows32 finds rows with a nonzero update by ``uint32(dw + r) >= 2**k``: words
+    chosen so that ``dw + r`` sits exactly at -1, 0, 2**k - 1 or 2**k (list-1 rows four
+    at a time and one at a time, list-0 rows) give visit_rows' bits."""
+    rs = np.random.default_rng(5)
+    n, rows, k, ftr = 8, 11, 10, 3
+    lim = 1 << k
+    lists = np.tile(np.arange(n), (2, 1))
+    c = rs.integers(-6, 7, n)
+    c[c == 0] = 1
+    a = rs.integers(-3, 4, n)
+    cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
+    cmp[0], cmp[1], cmp[2] = c, a, c
+    c32 = np.zeros((4, n), np.int32)
+    c32[0], c32[1], c32[2] = c, a << ftr, c
+    q = rs.integers(1, 20, rows)
+    x = np.zeros(rows, np.int64)
+    x[[4, 9]] = 1                            # list-1 rows 0-3 (a quad), 5-8 (a quad), 10 (alone)
+    rng0 = R.new_state(3, 4 * n)
+    R.refill(rng0, 0)
+    w = R.words(rng0)
+    pos = 0
+    for j in range(rows):
+        for m in range(n):
+            dw = c[m] * q[j] + (a[m] << ftr if x[j] else 0)
+            t = {"lim-1": lim - 1, "lim": lim}.get(target, target)
+            if target == "mixed":
+                t = [-1, 0, lim - 1, lim][int(rs.integers(0, 4))]
+            r = t - dw
+            if not 0 <= r < lim:
+                r = int(rs.integers(0, lim))
+            w[pos] = (r << (32 - k)) | int(rs.integers(0, 1 << (32 - k)))
+            pos += 1
+    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=7, frac_bits=0,
+                                                       rounding="stochastic")))
+    W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
+    wt = np.zeros((2, 1), np.int64)
+    outs = []
+    for path in ("int32", "generic"):
+        W, rng = W0.copy(), rng0.copy()
+        if path == "int32":
+            res = K.visit_rows32(W, np.zeros(0, np.int64), n, q, x, lists, c32, n, n,
+                                 int((a != 0).sum()), wt, -1, k, fw, False, rng, 0,
+                                 np.zeros((4, rows), np.int64))
+        else:
+            res = K.visit_rows(W, np.zeros(0, np.int64), n, q, x, lists, cmp, n, n,
+                               int((a != 0).sum()), True, 1 << 62, wt, -1, ftr, -(1 << 40),
+                               1 << 40, k, STOCHASTIC, fw, False, rng, 0)
+        outs.append((res, W))
+    assert outs[0][0] == outs[1][0] and np.array_equal(outs[0][1], outs[1][1])
+    if target in ("lim", -1):
+        assert outs[0][0][5] > 0                 # those sums round to a nonzero update

@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba import types as nt
+from numba.extending import intrinsic, overload
 
 from edgesnn.counters import (ELIGIBILITY_MACS, LFSR_DRAWS, LUT_LOOKUPS, NEURON_UPDATES,
                               ROWS_SKIPPED, SIGNAL_MACS, SYNOPS, TRACE_UPDATES, WEIGHT_WRITES)
@@ -41,7 +43,7 @@ from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHAST
                            shift_round, wrap)
 
 from .constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG, leap_table
-from .rng import POS, WORDS, ensure, take
+from .rng import LANES, POS, ensure, take, words
 
 #: 32-step LFSR leap tables (output bits and state) for the DFA feedback LFSR:
 #: a compile-time constant of every kernel (no argument passing)
@@ -129,6 +131,7 @@ class Buffers(NamedTuple):
     wtab: np.ndarray          # (4, max elements per word) scratch of word_table
     cmp: np.ndarray           # (5, max width): factors of the row lists, compacted (CMP_*)
     c32: np.ndarray           # (4, max width) int32: c, a << f_trace, list 1's c, updates
+    vis: np.ndarray           # (4, max width): rows of visit_rows32's chunk and their word offsets
     acc32: np.ndarray         # (max width,) int32 zeros: unclamped sums of weight rows
     dW: np.ndarray            # per-sample update accumulators (empty if per-step)
     db: np.ndarray
@@ -259,11 +262,11 @@ def round_vector(v, off, count, shift, f, rng, p):
     hi = f[HI]
     if mode == STOCHASTIC and shift > 0:
         p = ensure(rng, p, count)
-        w = rng[WORDS + p:WORDS + p + count]
+        w = words(rng)[p:p + count]
         pre = max(shift - 32, 0)
         k = min(shift, 32)
         for j in range(count):
-            r = ((vr[j] >> pre) + (w[j] >> (32 - k))) >> k
+            r = ((vr[j] >> pre) + (np.int64(w[j]) >> (32 - k))) >> k
             c = min(max(r, lo), hi)
             sat += np.int64(r != c)
             vr[j] = c
@@ -922,7 +925,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
     a0 = cmp[1]
     c1 = cmp[2]
     dl = cmp[CMP_DELTA]
-    rw = rng[WORDS:]
+    rw = words(rng)
     off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
     for j in range(len(q)):
@@ -952,13 +955,13 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
             if t == 0:
                 for kk in range(cnt):
                     pv = (np.int64(np.int32(c0[kk])) * q32 + (a0[kk] << ftr)
-                          + (rw[p + kk] >> rk) + BIAS)
+                          + (np.int64(rw[p + kk]) >> rk) + BIAS)
                     dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
                     dl[kk] = dv
                     nz |= dv
             else:
                 for kk in range(cnt):
-                    pv = np.int64(np.int32(c1[kk])) * q32 + (rw[p + kk] >> rk) + BIAS
+                    pv = np.int64(np.int32(c1[kk])) * q32 + (np.int64(rw[p + kk]) >> rk) + BIAS
                     dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
                     dl[kk] = dv
                     nz |= dv
@@ -966,12 +969,11 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
             draws += cnt
         elif stoch:
             p = ensure(rng, p, cnt)
-            wp = WORDS + p
             for kk in range(cnt):
                 pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr)
                 dw = min(max(pv, alo), ahi)
                 sat += np.int64(pv != dw)
-                dv = ((dw >> pre) + (rng[wp + kk] >> (32 - k))) >> k
+                dv = ((dw >> pre) + (np.int64(rw[p + kk]) >> (32 - k))) >> k
                 dl[kk] = dv
                 nz |= dv
             p += cnt
@@ -1027,16 +1029,42 @@ def write_row(W, dW, dl, base, lst, cnt, f, per_sample, epw):
     return changed, writes, sat
 
 
+def lshr32(a, b):
+    """``a >> b`` of two uint32 in 32 bits (``b < 32``). Compiled, it is one LLVM ``lshr i32``:
+    numba widens integer shifts to 64 bits, which halves the lanes of a SIMD loop."""
+    return np.uint32(a) >> np.uint32(b)
+
+
+@intrinsic
+def _lshr32_ir(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.lshr(args[0], args[1])
+    return nt.uint32(nt.uint32, nt.uint32), codegen
+
+
+@overload(lshr32)
+def _lshr32_jit(a, b):
+    return lambda a, b: _lshr32_ir(a, b)
+
+
 @njit(cache=True)
-def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p):
+def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p, vis):
     """``visit_rows`` in int32 lanes, for ``|dw| + 2**k < 2**31`` (no clamp, ``k <= 30``).
 
-    Stochastic rounding ``dv = (dw + (word >> (32 - k))) >> k``: an int32 floor
-    shift, four lanes to an SSE register. Runs of rows that use list 1 (``x_j = 0``,
-    ``q_j != 0``; their words are consecutive) go four at a time through one loop
-    over the list (a loop's setup costs about as much as a row of 30 synapses);
-    a row of list 0 ends a run. ``c32`` rows: list 0's ``c`` and ``a << f_trace``,
-    list 1's ``c``, then rounded updates. Same bits and counts as ``visit_rows``.
+    Stochastic rounding ``dv = (dw + (word >> (32 - k))) >> k`` is nonzero iff
+    ``uint32(dw + (word >> (32 - k))) >= 2**k``, so a first pass over a row only
+    takes the maximum of that (no stores: most rows have no nonzero update) and
+    only rows that reach ``2**k`` are computed again and written (``row32``).
+    Rows go in chunks whose words fit the buffer: a scan lists the chunk's
+    list-1 rows (``x_j = 0``, ``q_j != 0``) and list-0 rows (``x_j = 1``) with
+    the offsets of their words (``vis`` rows 0-1 and 2-3); the list-1 rows then
+    go four at a time through one loop over list 1 (a loop's setup costs about
+    as much as a row of 30 synapses), the rest one at a time. A call writes a
+    synapse at most once, so this order of the writes gives the row order's result.
+    Word offsets are unsigned: numba wraps negative indices, and with a signed
+    ``p + kk`` the word loads would not vectorise.
+    ``c32`` rows: list 0's ``c`` and ``a << f_trace``, list 1's ``c``, then rounded
+    updates. Same bits and counts as ``visit_rows``.
     """
     draws = 0
     macs = 0
@@ -1044,121 +1072,125 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     writes = 0
     changed = 0
     sat = 0
-    k32 = np.int32(k)
-    rk32 = np.uint32(32 - k)
+    rk = np.uint32(32 - k)
+    lim = np.uint32(1 << k)
     c0 = c32[0]
     a0 = c32[1]
     c1 = c32[2]
-    d0 = c32[3]
     l0 = lists[0]
     l1 = lists[1]
-    rw = rng[WORDS:]
-    off_w = epw - n % epw if epw > 0 else 0   # (j*n) % epw, kept incrementally (no division)
+    rw = words(rng)
+    cap = len(rw) - LANES                    # words a refill guarantees
+    off_w = 0                                # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
-    run = 0                                  # pending list-1 rows (at most 3) ...
-    r0 = 0                                   # ... and their indices
-    r1 = 0
-    r2 = 0
-    last = len(q) - 1
-    for j in range(len(q)):
-        qj = q[j]
-        if epw > 0:
-            off_w += step_w
-            if off_w >= epw:
-                off_w -= epw
-        one = x[j] != 0
-        if not one and (qj == 0 or cc == 0):
-            if j != last or run == 0:
-                continue
-        elif not one:                        # a list-1 row joins the run
-            macs += cc
-            draws += cc
-            reads += wt[1, off_w] if epw > 0 else cc * (-epw)
-            if run < 3:
-                if run == 0:
-                    r0 = j
-                elif run == 1:
-                    r1 = j
-                else:
-                    r2 = j
-                run += 1
-                if j != last:
-                    continue
-            else:                            # four rows: one loop over list 1
-                p = ensure(rng, p, 4 * cc)
-                qa = np.int32(q[r0])
-                qb = np.int32(q[r1])
-                qc = np.int32(q[r2])
-                qd = np.int32(qj)
-                za = np.int32(0)             # which of the four rows has a nonzero update:
-                zb = np.int32(0)             # no stores here (most rows have none) ...
-                zc = np.int32(0)
-                zd = np.int32(0)
-                for kk in range(cc):
-                    ck = c1[kk]
-                    za |= np.int32(np.int32(ck * qa) + np.int32(np.uint32(rw[p + kk]) >> rk32)) >> k32
-                    zb |= (np.int32(np.int32(ck * qb) + np.int32(np.uint32(rw[p + cc + kk]) >> rk32))
-                           >> k32)
-                    zc |= (np.int32(np.int32(ck * qc)
-                                    + np.int32(np.uint32(rw[p + 2 * cc + kk]) >> rk32)) >> k32)
-                    zd |= (np.int32(np.int32(ck * qd)
-                                    + np.int32(np.uint32(rw[p + 3 * cc + kk]) >> rk32)) >> k32)
-                if (za | zb | zc | zd) != 0:     # ... which are computed again where needed
-                    for g in range(4):
-                        zg = za if g == 0 else (zb if g == 1 else (zc if g == 2 else zd))
-                        if zg == 0:
-                            continue
-                        rj = r0 if g == 0 else (r1 if g == 1 else (r2 if g == 2 else j))
-                        ch, wr, fl = row32(W, dW, d0, c1, a0, False, q[rj], rw, p + g * cc, cc,
-                                           rk32, k32, rj * n, l1, f, per_sample, epw)
+    rows = len(q)
+    j = 0
+    while j < rows:
+        # ---- scan: the chunk's rows and the offsets of their words
+        n1 = 0
+        n0 = 0
+        used = 0
+        while j < rows:
+            qj = q[j]
+            if x[j] != 0:
+                if ca > 0:
+                    if used + ca > cap:
+                        break
+                    vis[2, n0] = j
+                    vis[3, n0] = used
+                    n0 += 1
+                    used += ca
+                    macs += na + (cc if qj != 0 else 0)
+                    reads += wt[0, off_w] if epw > 0 else ca * (-epw)
+            elif qj != 0 and cc > 0:
+                if used + cc > cap:
+                    break
+                vis[0, n1] = j
+                vis[1, n1] = used
+                n1 += 1
+                used += cc
+                reads += wt[1, off_w] if epw > 0 else cc * (-epw)
+            j += 1
+            if epw > 0:
+                off_w += step_w
+                if off_w >= epw:
+                    off_w -= epw
+        macs += n1 * cc
+        draws += used
+        p = ensure(rng, p, used)
+        # ---- list-1 rows, four at a time
+        g = 0
+        while g + 4 <= n1:
+            pa = np.uint64(p + vis[1, g])
+            pb = np.uint64(p + vis[1, g + 1])
+            pc = np.uint64(p + vis[1, g + 2])
+            pd = np.uint64(p + vis[1, g + 3])
+            qa = np.int32(q[vis[0, g]])
+            qb = np.int32(q[vis[0, g + 1]])
+            qc = np.int32(q[vis[0, g + 2]])
+            qd = np.int32(q[vis[0, g + 3]])
+            za = np.uint32(0)
+            zb = np.uint32(0)
+            zc = np.uint32(0)
+            zd = np.uint32(0)
+            for kk in range(np.uint64(cc)):
+                ck = c1[kk]
+                za = max(za, np.uint32(np.int32(ck * qa) + np.int32(lshr32(rw[pa + kk], rk))))
+                zb = max(zb, np.uint32(np.int32(ck * qb) + np.int32(lshr32(rw[pb + kk], rk))))
+                zc = max(zc, np.uint32(np.int32(ck * qc) + np.int32(lshr32(rw[pc + kk], rk))))
+                zd = max(zd, np.uint32(np.int32(ck * qd) + np.int32(lshr32(rw[pd + kk], rk))))
+            if max(max(za, zb), max(zc, zd)) >= lim:
+                for h in range(4):
+                    zh = za if h == 0 else (zb if h == 1 else (zc if h == 2 else zd))
+                    if zh >= lim:
+                        ch, wr, fl = row32(W, dW, c32, False, vis[0, g + h], q, rw,
+                                           np.uint64(p + vis[1, g + h]), cc, rk, k, n, l1, f,
+                                           per_sample, epw)
                         changed += ch
                         writes += wr
                         sat += fl
-                p += 4 * cc
-                run = 0
-                continue
-        # flush the run row by row (before a list-0 row, or at the last row)
-        for g in range(run):
-            rj = r0 if g == 0 else (r1 if g == 1 else r2)
-            p = ensure(rng, p, cc)
-            ch, wr, fl = row32(W, dW, d0, c1, a0, False, q[rj], rw, p, cc, rk32, k32, rj * n, l1,
-                               f, per_sample, epw)
-            p += cc
-            changed += ch
-            writes += wr
-            sat += fl
-        run = 0
-        if not one or ca == 0:
-            continue
-        macs += na + (cc if qj != 0 else 0)
-        draws += ca
-        reads += wt[0, off_w] if epw > 0 else ca * (-epw)
-        p = ensure(rng, p, ca)
-        ch, wr, fl = row32(W, dW, d0, c0, a0, True, qj, rw, p, ca, rk32, k32, j * n, l0,
-                           f, per_sample, epw)
-        p += ca
-        changed += ch
-        writes += wr
-        sat += fl
+            g += 4
+        # ---- the other rows one at a time: list 1's last few, then list 0
+        for h in range(g, n1 + n0):
+            with_a = h >= n1
+            rj = vis[2, h - n1] if with_a else vis[0, h]
+            pr = np.uint64(p + (vis[3, h - n1] if with_a else vis[1, h]))
+            qs = np.int32(q[rj])
+            z = np.uint32(0)
+            if with_a:
+                for kk in range(np.uint64(ca)):
+                    z = max(z, np.uint32(np.int32(c0[kk] * qs) + a0[kk]
+                                         + np.int32(lshr32(rw[pr + kk], rk))))
+            else:
+                for kk in range(np.uint64(cc)):
+                    z = max(z, np.uint32(np.int32(c1[kk] * qs)
+                                         + np.int32(lshr32(rw[pr + kk], rk))))
+            if z >= lim:
+                ch, wr, fl = row32(W, dW, c32, with_a, rj, q, rw, pr, ca if with_a else cc, rk, k,
+                                   n, l0 if with_a else l1, f, per_sample, epw)
+                changed += ch
+                writes += wr
+                sat += fl
+        p += used
     return p, draws, macs, reads, writes, changed, sat
 
 
 @njit(cache=True, inline='always')
-def row32(W, dW, d, c, a, with_a, qj, rw, p, cnt, rk32, k32, base, lst, f, per_sample, epw):
-    """One row of ``visit_rows32``: ``d = (c*q [+ a] + word >> (32-k)) >> k`` over the
-    list, written where nonzero. Returns ``(changed, words written, overflows)``."""
-    qs = np.int32(qj)
-    nz = np.int32(0)
-    for kk in range(cnt):
-        v = np.int32(np.int32(c[kk] * qs) + np.int32(np.uint32(rw[p + kk]) >> rk32))
+def row32(W, dW, c32, with_a, j, q, rw, p, cnt, rk, k, n, lst, f, per_sample, epw):
+    """Row ``j`` of ``visit_rows32``: ``d = (c*q_j [+ a] + word >> (32-k)) >> k`` over the
+    list (``c32`` row 0 with ``a`` in row 1, or row 2), stored in ``c32`` row 3 and
+    written (``write_row``). Returns ``(changed, words written, overflows)``."""
+    c = c32[0] if with_a else c32[2]
+    a = c32[1]
+    d = c32[3]
+    qs = np.int32(q[j])
+    k32 = np.int32(k)
+    for kk in range(np.uint64(cnt)):
+        v = np.int32(np.int32(c[kk] * qs) + np.int32(lshr32(rw[p + kk], rk)))
         if with_a:
             v = np.int32(v + a[kk])
-        v = v >> k32
-        d[kk] = v
-        nz |= v
-    if nz == 0:
-        return 0, 0, 0
-    return write_row(W, dW, d, base, lst, cnt, f, per_sample, epw)
+        d[kk] = v >> k32
+    return write_row(W, dW, d, j * n, lst, cnt, f, per_sample, epw)
 
 
 @njit(cache=True)
@@ -1230,7 +1262,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
             and bound <= min(net.acc_hi, -net.acc_lo)):
         p_r, draws, macs, reads, writes, changed, sat = visit_rows32(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], c32, ca, cc, na, wt, epw,
-            sh, f, per_sample, rng, rng[POS])
+            sh, f, per_sample, rng, rng[POS], buf.vis)
     else:
         p_r, draws, macs, reads, writes, changed, sat = visit_rows(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], cmp, ca, cc, na,
