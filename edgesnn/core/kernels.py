@@ -371,12 +371,12 @@ def gather_inputs(net, buf, x, t, l):
     if l == 0:
         # the encoder writes the input spikes, the core reads them
         vec_access(net.tens, buf.sram, net.tid_input, n_in, 1, 1)
+        xt = x[t]
         for j in range(n_in):
-            v = np.int64(1) if x[t, j] != 0 else np.int64(0)
+            v = np.int64(xt[j] != 0)
             xb[ioff + j] = v
-            if v != 0:
-                act[cnt] = j
-                cnt += 1
+            act[cnt] = j                 # branch-free listing: spikes are random
+            cnt += v
     else:
         poff = net.lay[l - 1, LC_NOFF]
         s = buf.nrn[R_S]
@@ -384,9 +384,8 @@ def gather_inputs(net, buf, x, t, l):
         for j in range(n_in):
             v = s[poff + j]
             xb[ioff + j] = v
-            if v != 0:
-                act[cnt] = j
-                cnt += 1
+            act[cnt] = j
+            cnt += np.int64(v != 0)
     return cnt
 
 
@@ -475,10 +474,11 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     if net.lay[l, LC_REC]:
         vec_access(net.tens, buf.sram, tid[K_S], n, 1, 0)
         c2 = 0
+        sp = buf.nrn[R_SP, off:off + n]
+        act = buf.scr[R_ACT]
         for k in range(n):
-            if buf.nrn[R_SP, off + k] != 0:
-                buf.scr[R_ACT, c2] = k
-                c2 += 1
+            act[c2] = k
+            c2 += np.int64(sp[k] != 0)
         accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], cnt)
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
@@ -514,26 +514,22 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     sat, d, p_r = round_vector(vv, 0, n, rsh, fu, rng, p_r)
     draws += d
     ii[:] = 0
-    # pass 2: spike, psi, reset
-    for m in range(n):
-        v = vv[m]
-        u = v
-        if spiking:
+    # pass 2: spike, psi, reset (branch-free: spikes are data)
+    if spiking:
+        keep = np.int64(0) if hard else np.int64(1)      # hard reset: u = 0, soft: u = v - th
+        for m in range(n):
+            v = vv[m]
             d = v - th
-            ad = -d if d < 0 else d
-            idx = (ad + phalf) >> psh
-            if idx > e_last:
-                idx = e_last
+            idx = min(((d if d >= 0 else -d) + phalf) >> psh, e_last)
             psi_[off + m] = lut[idx]
-            if d > 0:
-                s_[off + m] = 1
-                nsp += 1
-                u = np.int64(0) if hard else v - th
-            else:
-                s_[off + m] = 0
-        u_[off + m] = u
-        if record:
-            rec.v[t, off + m] = v
+            sp = np.int64(d > 0)
+            s_[off + m] = sp
+            nsp += sp
+            u_[off + m] = v - sp * (v - keep * d)
+    else:
+        u_[off:off + n] = vv
+    if record:
+        rec.v[t, off:off + n] = vv
     buf.sats[tid[K_U]] += sat
     ev[NEURON_UPDATES] += n
     if spiking:
