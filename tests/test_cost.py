@@ -68,14 +68,36 @@ def test_energy_by_hand(plan):
     assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
 
 
-def test_a_multiplying_leak_charges_multiplies():
+def test_a_multiplying_leak_charges_the_counted_multiplies():
+    """A multiplying device: the updates are charged their adds, the leaks as counted (a
+    decay of 1 or 0.5 is no multiply, so fewer leaks than updates)."""
     dev = parse_device(tomllib.loads(TINY_DEVICE.replace('decay = "shift"', 'decay = "multiply"')))
     plan = make_plan(parse_spec(tomllib.loads(TINY_SPEC)), dev)
-    e = cost.energy_pj(_counters(neuron_updates=10, trace_updates=7), plan)
-    assert e["neuron"] == pytest.approx(10 * (cost_of(plan, "mul", "membrane")
-                                              + 3 * cost_of(plan, "add", "membrane")))
-    assert e["trace"] == pytest.approx(7 * (cost_of(plan, "mul", "trace")
-                                            + cost_of(plan, "add", "trace")))
+    e = cost.energy_pj(_counters(neuron_updates=10, trace_updates=7, multiplies=14,
+                                 membrane_multiplies=8, trace_multiplies=6), plan)
+    assert e["neuron"] == pytest.approx(8 * cost_of(plan, "mul", "membrane")
+                                        + 10 * 3 * cost_of(plan, "add", "membrane"))
+    assert e["trace"] == pytest.approx(6 * cost_of(plan, "mul", "trace")
+                                       + 7 * cost_of(plan, "add", "trace"))
+    assert e["learning"] == 0.0
+
+
+def test_learning_charges_an_add_per_mac_and_the_multiplies_at_their_width(plan):
+    """30 eligibility MACs of which 12 multiplied (the rest a*x or bias adds), 8 signal MACs
+    of which 8 multiplied; 20 leaks at the membrane width, 4 decays at the trace width."""
+    c = _counters(eligibility_macs=30, signal_macs=8, multiplies=12 + 8 + 20 + 4,
+                  signal_multiplies=8, membrane_multiplies=20, trace_multiplies=4)
+    assert c["update_multiplies"] == 12
+    e = cost.energy_pj(c, plan)
+    assert e["learning"] == pytest.approx(30 * cost_of(plan, "add", "update")
+                                          + 12 * cost_of(plan, "mul", "update")
+                                          + 8 * cost_of(plan, "add", "signal")
+                                          + 8 * cost_of(plan, "mul", "signal"))
+    assert e["neuron"] == pytest.approx(20 * cost_of(plan, "mul", "membrane"))
+    assert e["trace"] == pytest.approx(4 * cost_of(plan, "mul", "trace"))
+    f = cost.energy_pj(c, plan, float_reference=True)
+    assert f["learning"] == pytest.approx(38 * 0.9 + 20 * 3.7)      # fp32 adds and multiplies
+    assert f["neuron"] == pytest.approx(20 * 3.7)
 
 
 def test_float_reference_costs_fp32_ops_and_32_bit_accesses(plan):
