@@ -128,9 +128,15 @@ def test_tess_and_bptt_multiplies_by_hand(spec):
 
 
 def test_energy_charges_the_multiplies_at_their_width(spec):
-    dev = parse_device(tomllib.loads(TINY_DEVICE))
+    dev = parse_device(tomllib.loads(TINY_DEVICE.replace(
+        "trace    = { signed = false, int_bits = 7, frac_bits = 9 }",
+        "trace    = { signed = false, int_bits = 3, frac_bits = 5 }\n"
+        "signal   = { signed = true,  int_bits = 3, frac_bits = 12 }")))
     plan = make_plan(spec, dev)
     mul = lambda kind: dev.energy.op_pj("mul", dev.formats[kind])  # noqa: E731
+    # trace int8, membrane and signal int16, update int32
+    assert len({mul("trace"), mul("membrane"), mul("update")}) == 3
+    assert mul("signal") == mul("membrane") != mul("update")
     base = analytic.OpCounts(neuron_updates=10, trace_updates=10, eligibility_macs=30,
                              signal_macs=8)
     more = replace(base, multiplies=5 + 4 + 3 + 2, membrane_multiplies=5, trace_multiplies=4,

@@ -136,14 +136,15 @@ def test_float_learning_counts_are_the_dense_formula(spec, overrides):
 
 def test_two_hidden_layers_with_recurrence():
     """BP below the top layer (``(g*psi) W`` products), a recurrent trace and recurrent
-    rows, alphas that multiply, on a multiplying device. Traces per step: L0 q 4, q_rec 8,
-    h 8; L1 q 8, h 6; readout q 6 (every decay multiplies: 0.9, 0.6)."""
+    rows, alphas that multiply, on a multiplying device. Leaks per step: L0 8, readout 3
+    (L1's beta 0.5 is a shift). Traces per step: L0 q 4, q_rec 8, h 8; L1 q 8, h 6;
+    readout q 6 (every decay multiplies: 0.9, 0.6)."""
     from edgesnn.spec import parse_spec
 
     spec = parse_spec({
         "network": {"name": "deep", "inputs": 4, "time_steps": 12},
         "layers": [{"kind": "recurrent", "size": 8, "beta": 0.9, "threshold": 0.4},
-                   {"kind": "dense", "size": 6, "beta": 0.8, "threshold": 0.4},
+                   {"kind": "dense", "size": 6, "beta": 0.5, "threshold": 0.4},
                    {"kind": "readout", "size": 3, "beta": 0.9, "trace_decay": 0.9}],
         "learning": {"window": 5, "lambda_pre": 0.9, "lambda_post": 0.6, "alpha_post": 0.7,
                      "alpha_pre": 1.0, "learning_rate": 2.0 ** -6, "surrogate": "triangle",
@@ -158,7 +159,7 @@ def test_two_hidden_layers_with_recurrence():
     fixed = FixedEngine(make_plan(spec, load_device("spinnaker2-pe")), init_params(spec, 0), 0)
     ev = _events(fixed.run_sample(x, 1))
     assert ev["signal_multiplies"] == ev["signal_macs"] > 0      # BP: every signal MAC multiplies
-    assert ev["membrane_multiplies"] == dense.membrane_multiplies
+    assert ev["membrane_multiplies"] == dense.membrane_multiplies == 12 * (8 + 3)
     assert ev["trace_multiplies"] == dense.trace_multiplies == 12 * (4 + 8 + 8 + 8 + 6 + 6)
     assert 0 < update_multiplies(ev) <= dense.update_multiplies
     fl = _events(FloatEngine(spec, init_params(spec, 0)).run_sample(x, 1))
