@@ -140,7 +140,16 @@ def check_sample(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
 
 
 class FloatEngine:
-    """Runs a spec in float64, device mode; ``run_sample`` learns online."""
+    """Runs a spec in float64, device mode; ``run_sample`` learns online.
+
+    Counts (``SampleResult.events``, ``counters.NAMES``): forward work as done;
+    learning work dense (every synapse and neuron of every window step).
+    Multiplies follow ``counters.is_multiply``: every decay whose constant is
+    neither 0 nor a power of two is a multiply (float has no shift leak, so
+    on a shift device the fixed engine counts fewer); products with spikes,
+    the power-of-two learning rate and a regenerated DFA matrix's ``+-2**-k``
+    are not.
+    """
 
     def __init__(self, spec: NetworkSpec, params: NetParams):
         self.spec = spec
