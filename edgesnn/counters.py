@@ -25,7 +25,10 @@ counted and analytic figures sit side by side:
   counted: products with a spike (``a*x``, ``W*x``: adds), shift decays
   ``x - (x >> k)``, multiplies by 1 the code skips, power-of-two constants
   (learning rate, regenerated DFA magnitude, ``alpha = 0.5``: shifts),
-  lookup tables and the softmax division;
+  lookup tables and the softmax division. The fixed engine applies the rule
+  to its quantised codes, the float engine and ``analytic`` to the spec's
+  constants: they differ only for a constant within about 2**-17 of a power
+  of two;
 * ``membrane_multiplies``, ``trace_multiplies``, ``signal_multiplies``: the
   part of ``multiplies`` done at the membrane, trace and signal widths
   (decays of ``u``; decays of ``q``, ``q_rec``, ``h``; learning signals).
