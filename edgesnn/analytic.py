@@ -21,14 +21,25 @@ the papers on a concrete network:
   recurrence, one per synapse of every layer above the first to pass it
   down; memory grows with T (see ``plan.bptt_tensors``).
 
+Multiplies (``counters.is_multiply``): a product with a spike is an add, a
+product with 0 or a power-of-two constant a shift. Decays multiply when the
+device says ``decay = "multiply"`` (the ``decay`` argument; float32 always
+multiplies) and their constant is a multiply. S-TLLR: per window step, ``c*q``
+per synapse, ``g*h``, ``g*psi`` and the alpha scalings per neuron, ``e*q`` per
+readout synapse, and the signal products (none for a regenerated DFA matrix,
+whose entries are a sign and a power of two). BPTT: the adjoint products, and
+the leak of the adjoint (one per neuron per step, like the forward leak);
+its weight gradients multiply spikes, so they are adds.
+
 Rates are spikes per neuron (or input channel) per step. Counts are floats
 because rates are means.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, layer_state_tensors
 from edgesnn.spec import NetworkSpec
@@ -42,7 +53,10 @@ class OpCounts:
     ``neuron_updates``: leak-integrate-fire updates; ``trace_updates``: one per
     trace element per step; ``eligibility_macs``: MACs of the weight and bias
     updates (including the per-neuron factor multiplies); ``signal_macs``: MACs
-    computing learning signals; ``weight_writes``: parameters written.
+    computing learning signals; ``weight_writes``: parameters written;
+    ``multiplies`` and the part of them at the membrane, trace and signal
+    widths (the rest, ``update_multiplies``, at the update width), as in
+    ``counters``.
     """
 
     synops: float = 0.0
@@ -51,26 +65,68 @@ class OpCounts:
     eligibility_macs: float = 0.0
     signal_macs: float = 0.0
     weight_writes: float = 0.0
+    multiplies: float = 0.0
+    membrane_multiplies: float = 0.0
+    trace_multiplies: float = 0.0
+    signal_multiplies: float = 0.0
 
     @property
     def learning_macs(self) -> float:
         return self.eligibility_macs + self.signal_macs
 
+    @property
+    def update_multiplies(self) -> float:
+        return update_multiplies(asdict(self))
+
     def as_dict(self) -> dict[str, float]:
         d = asdict(self)
         d["learning_macs"] = self.learning_macs
+        d["update_multiplies"] = self.update_multiplies
         return d
 
     def __add__(self, other: "OpCounts") -> "OpCounts":
         return OpCounts(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
 
 
+DECAYS = ("multiply", "shift")
+
+
 def _rate_in(i: int, input_rate: float, hidden_rate: float) -> float:
     return input_rate if i == 0 else hidden_rate
 
 
-def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
-    """Inference: synaptic accumulates and neuron updates of all T steps."""
+def _decays(decay: str, constant: float) -> int:
+    """1 if a decay by ``constant`` is a multiply under the device's ``decay`` mode."""
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
+    return int(decay == "multiply" and is_multiply(constant))
+
+
+def _membrane_multiplies(spec: NetworkSpec, decay: str) -> int:
+    """Membrane leaks that multiply, per step: ``n`` per layer whose ``beta`` multiplies."""
+    return sum(layer.size * _decays(decay, layer.beta) for layer in spec.layers)
+
+
+def _trace_multiplies(spec: NetworkSpec, decay: str) -> int:
+    """Trace decays that multiply, per step (the traces of ``_trace_updates``)."""
+    ln = spec.learning
+    total = 0
+    for i, layer in enumerate(spec.layers):
+        n_in, n = spec.fan_in(i), layer.size
+        if layer.spiking:
+            total += (n_in + (n if layer.recurrent else 0)) * _decays(decay, ln.lambda_pre)
+            total += n * _decays(decay, ln.lambda_post)
+        else:
+            total += n_in * _decays(decay, layer.trace_decay)
+    return total
+
+
+def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
+                decay: str = "multiply") -> OpCounts:
+    """Inference: synaptic accumulates and neuron updates (with their leaks) of all T steps.
+
+    ``decay``: the device's decay mode, ``"multiply"`` (also float32) or ``"shift"``.
+    """
     T = spec.time_steps
     synops = neurons = 0.0
     for i, layer in enumerate(spec.layers):
@@ -79,7 +135,9 @@ def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpC
         if layer.recurrent:
             synops += T * hidden_rate * n * n
         neurons += T * n
-    return OpCounts(synops=synops, neuron_updates=neurons)
+    leaks = float(T * _membrane_multiplies(spec, decay))
+    return OpCounts(synops=synops, neuron_updates=neurons, multiplies=leaks,
+                    membrane_multiplies=leaks)
 
 
 def _parameters(spec: NetworkSpec) -> int:
@@ -117,55 +175,101 @@ def _eligibility_macs(spec: NetworkSpec) -> float:
     return float(Tl * total)
 
 
+def _eligibility_multiplies(spec: NetworkSpec) -> float:
+    """Window multiplies of the updates: ``c*q`` per synapse, ``g*h``, ``g*psi`` and each
+    alpha that multiplies per spiking neuron; ``e*q`` per readout synapse (``a*x`` and
+    the biases are adds)."""
+    ln = spec.learning
+    per_neuron = 2 + is_multiply(ln.alpha_post) + is_multiply(ln.alpha_pre)
+    total = 0
+    for i, layer in enumerate(spec.layers):
+        n_in, n = spec.fan_in(i), layer.size
+        if layer.spiking:
+            total += n * (n_in + (n if layer.recurrent else 0)) + per_neuron * n
+        else:
+            total += n_in * n
+    return float(ln.window * total)
+
+
+def _with_multiplies(ops: OpCounts, spec: NetworkSpec, decay: str, signal: float) -> OpCounts:
+    """``ops`` plus the multiplies of on-chip learning: leaks and trace decays of all T
+    steps, the eligibility products and ``signal`` signal products of the window."""
+    T = spec.time_steps
+    membrane = float(T * _membrane_multiplies(spec, decay))
+    trace = float(T * _trace_multiplies(spec, decay))
+    total = membrane + trace + _eligibility_multiplies(spec) + signal
+    return replace(ops, multiplies=total, membrane_multiplies=membrane, trace_multiplies=trace,
+                   signal_multiplies=signal)
+
+
 def _weight_writes(spec: NetworkSpec) -> float:
     per_step = spec.learning.update == "per-step"
     return float(_parameters(spec) * (spec.learning.window if per_step else 1))
 
 
-def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
+def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
+              decay: str = "multiply") -> OpCounts:
     """S-TLLR learning one sample, dense count (every synapse in every window step).
 
     Learning signal per window step: BP sends ``e @ W_out`` to the last
     hidden layer (C*n MACs) and ``(g*psi) @ W`` down to each earlier layer
-    (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs).
+    (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs; they
+    multiply only when ``B`` is stored). ``decay``: the device's decay mode
+    (``"multiply"`` for float32).
     """
-    Tl = spec.learning.window
+    ln = spec.learning
+    Tl = ln.window
     C = spec.classes
     signal = 0
+    products = 0
     hidden = spec.hidden
     for i, layer in enumerate(hidden):
-        if spec.learning.signal == "dfa" or i == len(hidden) - 1:
+        if ln.signal == "dfa" or i == len(hidden) - 1:
             signal += C * layer.size
+            regenerated = ln.signal == "dfa" and ln.feedback == "regenerated"
+            products += C * layer.size * (0 if regenerated else 1)
         else:
             signal += spec.layers[i + 1].size * layer.size
-    fwd = forward_ops(spec, input_rate, hidden_rate)
-    return OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
-                    trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
-                    signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec))
+            products += spec.layers[i + 1].size * layer.size
+    fwd = forward_ops(spec, input_rate, hidden_rate, decay)
+    ops = OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
+                   trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
+                   signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec))
+    return _with_multiplies(ops, spec, decay, float(Tl * products))
 
 
 def tess_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
-             pooled: dict[int, int] | None = None) -> OpCounts:
+             pooled: dict[int, int] | None = None, decay: str = "multiply") -> OpCounts:
     """TESS learning one sample: S-TLLR eligibility, local square-wave learning signal.
 
     ``pooled[i]`` is the size D of layer i's pooled activity (default: the layer
     size, no pooling, as for a dense layer). Per window step and hidden layer:
     ``2*C*D`` signal MACs and ``n`` multiplies to spread the pooled signal back.
+    The basis entries are ``+-1/D``: a sign and a shift when D is a power of two.
     """
     Tl = spec.learning.window
     C = spec.classes
     signal = 0
+    products = 0
     for i, layer in enumerate(spec.hidden):
         D = (pooled or {}).get(i, layer.size)
         signal += 2 * C * D + layer.size
-    base = stllr_ops(spec, input_rate, hidden_rate)
-    return OpCounts(synops=base.synops, neuron_updates=base.neuron_updates,
-                    trace_updates=base.trace_updates, eligibility_macs=base.eligibility_macs,
-                    signal_macs=float(Tl * signal), weight_writes=base.weight_writes)
+        products += 2 * C * D * is_multiply(1.0 / D) + layer.size
+    base = stllr_ops(spec, input_rate, hidden_rate, decay)
+    ops = OpCounts(synops=base.synops, neuron_updates=base.neuron_updates,
+                   trace_updates=base.trace_updates, eligibility_macs=base.eligibility_macs,
+                   signal_macs=float(Tl * signal), weight_writes=base.weight_writes)
+    return _with_multiplies(ops, spec, decay, float(Tl * products))
 
 
-def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCounts:
-    """BPTT on one sample: forward, then backward over all T steps, one update."""
+def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
+             decay: str = "multiply") -> OpCounts:
+    """BPTT on one sample: forward, then backward over all T steps, one update.
+
+    Multiplies: every adjoint MAC, and the leak twice per neuron and step
+    (forward, and the adjoint's way back); the gradients ``delta x^T`` multiply
+    spikes (adds).
+    """
     T = spec.time_steps
     grad = adjoint = 0
     for i, layer in enumerate(spec.layers):
@@ -173,10 +277,13 @@ def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float) -> OpCoun
         rec = n * n if layer.recurrent else 0
         grad += n_in * n + rec + n        # dW, dW_rec, db
         adjoint += rec + (n * n_in if i > 0 else 0) + (n if layer.spiking else 0)
-    fwd = forward_ops(spec, input_rate, hidden_rate)
+    fwd = forward_ops(spec, input_rate, hidden_rate, decay)
+    leaks = 2 * fwd.membrane_multiplies
     return OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
                     eligibility_macs=float(T * grad), signal_macs=float(T * adjoint),
-                    weight_writes=float(_parameters(spec)))
+                    weight_writes=float(_parameters(spec)),
+                    multiplies=leaks + T * adjoint, membrane_multiplies=leaks,
+                    signal_multiplies=float(T * adjoint))
 
 
 # --------------------------------------------------------------------------
@@ -239,14 +346,17 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
               activations: int = 0) -> dict[str, float]:
     """Energy of ``ops`` on ``plan.device``, by component, in pJ per sample.
 
-    Each synaptic accumulate: an add at the current width plus its share of a
-    weight-word read. Each neuron update: decay (a multiply, or a shift
-    charged as an add), bias and current adds, threshold compare, a psi LUT
-    read, and its share of a membrane-word read and write. Each trace update:
-    a multiply and an add plus a read and write share. Each learning MAC: a
-    multiply and an add at the update (or signal) width. Each weight write:
-    read, add, write of the weight's share of a word. ``float32``: every
-    operation in fp32 and every element 32 bits wide, on the same banks.
+    ``cost.energy_pj`` on analytic counts: each synaptic accumulate an add at
+    the current width plus its share of a weight-word read. Each neuron
+    update: bias and current adds, threshold compare (3 adds; a 4th for a
+    shift decay), a psi LUT read, and its share of a membrane-word read and
+    write. Each trace update: an add (and one for a shift decay) plus a read
+    and write share. Each learning MAC: an add at the update (or signal)
+    width; a signal MAC also reads its weight. Multiplies as counted, each at
+    its width (membrane, trace, signal, the rest at update). Each weight
+    write: read, add, write of the weight's share of a word. ``float32``:
+    every operation in fp32 and every element 32 bits wide, on the same banks
+    (``ops`` must then count float decays: ``decay="multiply"``).
     ``activations``: BPTT's stored activation elements, each written once and
     read once (charged as membrane-sized elements).
     """
@@ -266,17 +376,19 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     q_acc = _mean_access(traces, plan, bits) if traces else u_acc
     add = lambda k: e.op_pj("add", f[k])  # noqa: E731
     mul = lambda k: e.op_pj("mul", f[k])  # noqa: E731
-    shift = dev.decay == "shift" and not float32       # x - (x >> k): an add, not a multiply
-    decay = {k: add(k) if shift else mul(k) for k in ("membrane", "trace")}
+    shift = int(dev.decay == "shift" and not float32)   # x - (x >> k): one more add
     lut = e.lut_read_pj if dev.luts.psi_entries and not float32 else 0.0
     parts = {
         "synaptic": ops.synops * (add("current") + w_acc.read_pj),
-        "neuron": ops.neuron_updates * (decay["membrane"] + 3 * add("membrane") + lut
-                                        + u_acc.read_pj + u_acc.write_pj),
-        "trace": ops.trace_updates * (decay["trace"] + add("trace") + q_acc.read_pj
-                                      + q_acc.write_pj),
-        "learning": ops.eligibility_macs * (mul("update") + add("update"))
-        + ops.signal_macs * (mul("signal") + add("signal") + w_acc.read_pj),
+        "neuron": ops.neuron_updates * ((3 + shift) * add("membrane") + lut
+                                        + u_acc.read_pj + u_acc.write_pj)
+        + ops.membrane_multiplies * mul("membrane"),
+        "trace": ops.trace_updates * ((1 + shift) * add("trace") + q_acc.read_pj
+                                      + q_acc.write_pj)
+        + ops.trace_multiplies * mul("trace"),
+        "learning": ops.eligibility_macs * add("update") + ops.update_multiplies * mul("update")
+        + ops.signal_macs * (add("signal") + w_acc.read_pj)
+        + ops.signal_multiplies * mul("signal"),
         "weight_update": ops.weight_writes * (w_acc.read_pj + add("weight") + w_acc.write_pj),
         "activation_storage": activations * (u_acc.read_pj + u_acc.write_pj),
     }
@@ -287,6 +399,7 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
 def bptt_energy_pj(spec: NetworkSpec, plan: Plan, input_rate: float, hidden_rate: float,
                    float32: bool = False) -> dict[str, float]:
     """BPTT energy per sample: its operations plus storing and re-reading activations."""
-    ops = bptt_ops(spec, input_rate, hidden_rate)
+    ops = bptt_ops(spec, input_rate, hidden_rate,
+                   "multiply" if float32 else plan.device.decay)
     return energy_pj(ops, plan, float32=float32, activations=bptt_state_elements(spec))
 

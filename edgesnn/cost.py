@@ -25,7 +25,16 @@ sample: a small optimistic bias, at most one cycle per phase and step.
 The energy model multiplies every counter by the device's energy of that
 operation at the width of the format it works in (Horowitz-style table),
 plus LUT reads, LFSR draws (32 random bits each: one step of an xorshift32
-register, edgesnn/core/rng.py) and SRAM words per bank.
+register, edgesnn/core/rng.py) and SRAM words per bank. Multiplies are
+charged as counted (``counters``: a product with a spike is an add, one
+with a power-of-two constant a shift), each at its width: membrane and
+trace decays at the state's width, learning signals at the signal width,
+the other learning products at the update width. The engines count that
+split (``membrane_``, ``trace_``, ``signal_multiplies``) because neither
+the MAC counts nor the device's decay mode tell which MAC multiplied: a
+list-0 synapse adds ``a*x``, ``alpha = 1`` skips a product, a regenerated
+DFA matrix shifts. Every MAC is charged its add; a shift decay ``x - (x >>
+k)`` one add per update.
 
 The float reference is costed on the same event counts with float32
 operations and 32-bit element accesses on the same banks
@@ -105,6 +114,8 @@ def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
     Fixed point: every operation at its tensor kind's width, SRAM words as
     counted per bank. Float reference: fp32 operations and one 32-bit element
     access per operand (see ``float_accesses``), on the banks of the plan.
+    Multiplies are the counted ones (module docstring); the float engine
+    counts its decays as multiplies whatever the device's decay mode.
     """
     dev = plan.device
     e = dev.energy
@@ -112,15 +123,16 @@ def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
     fmt = (lambda kind: f32) if float_reference else (lambda kind: dev.formats[kind])  # noqa: E731
     add = lambda k: e.op_pj("add", fmt(k))  # noqa: E731
     mul = lambda k: e.op_pj("mul", fmt(k))  # noqa: E731
-    # a shift leak is x - (x >> k): an add at the state's width; a multiply otherwise
-    shift = dev.decay == "shift" and not float_reference
-    decay = {k: add(k) if shift else mul(k) for k in ("membrane", "trace")}
+    # a shift leak is x - (x >> k): one more add at the state's width
+    shift = int(dev.decay == "shift" and not float_reference)
     parts = {
         "synaptic": c["synops"] * add("current"),
-        "neuron": c["neuron_updates"] * (decay["membrane"] + 3 * add("membrane")),
-        "trace": c["trace_updates"] * (decay["trace"] + add("trace")),
-        "learning": c["eligibility_macs"] * (mul("update") + add("update"))
-        + c["signal_macs"] * (mul("signal") + add("signal")),
+        "neuron": c["neuron_updates"] * (3 + shift) * add("membrane")
+        + c["membrane_multiplies"] * mul("membrane"),
+        "trace": c["trace_updates"] * (1 + shift) * add("trace")
+        + c["trace_multiplies"] * mul("trace"),
+        "learning": c["eligibility_macs"] * add("update") + c["update_multiplies"] * mul("update")
+        + c["signal_macs"] * add("signal") + c["signal_multiplies"] * mul("signal"),
         "weight_update": c["weight_writes"] * add("weight"),
         "lut": 0.0 if float_reference else c["lut_lookups"] * e.lut_read_pj,
         "lfsr": 0.0 if float_reference else c["lfsr_draws"] * e.lfsr_pj,

@@ -1,7 +1,7 @@
 """Counter names and containers shared by both engines.
 
 Both engines count the same events so that reports compare like with like
-(DESIGN.md, "Counting contract"). Names match ``cost.OpCounts`` so that
+(DESIGN.md, "Counting contract"). Names match ``analytic.OpCounts`` so that
 counted and analytic figures sit side by side:
 
 * ``synops``: synaptic accumulates, one per active input per fan-out synapse;
@@ -15,7 +15,26 @@ counted and analytic figures sit side by side:
   engine: one per stochastic rounding, and the feedback signs of a
   regenerated DFA matrix);
 * ``rows_skipped``: neuron rows whose learning factors were both zero, so no
-  synapse of the row was touched (the event-driven saving).
+  synapse of the row was touched (the event-driven saving);
+* ``multiplies``: products actually executed whose operands are both
+  non-binary, or one non-binary operand and a constant that is neither 0 nor
+  a power of two (``is_multiply``). Counted: decays by a multiply (``decay =
+  "multiply"`` devices and the float engine), the factors ``g*h``, ``g*psi``
+  and their alpha scalings, ``c*q`` per visited synapse, learning-signal
+  products (``e*W_out``, ``gp*W``, ``e*B`` of a stored DFA matrix). Not
+  counted: products with a spike (``a*x``, ``W*x``: adds), shift decays
+  ``x - (x >> k)``, multiplies by 1 the code skips, power-of-two constants
+  (learning rate, regenerated DFA magnitude, ``alpha = 0.5``: shifts),
+  lookup tables and the softmax division. The fixed engine applies the rule
+  to its quantised codes, the float engine and ``analytic`` to the spec's
+  constants: they differ only for a constant within about 2**-17 of a power
+  of two;
+* ``membrane_multiplies``, ``trace_multiplies``, ``signal_multiplies``: the
+  part of ``multiplies`` done at the membrane, trace and signal widths
+  (decays of ``u``; decays of ``q``, ``q_rec``, ``h``; learning signals).
+  The rest, ``multiplies`` minus these three, are the learning products at
+  the update width (``update_multiplies``). The split exists so the energy
+  model prices each multiply at its own width from counts, not guesses.
 
 Counters live in one int64 array so a numba kernel can fill them; ``Counters``
 is the readable Python view.
@@ -23,15 +42,33 @@ is the readable Python view.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+# new names go at the end: indices (and the kernels' constants) stay valid
 NAMES = ("synops", "neuron_updates", "trace_updates", "eligibility_macs", "signal_macs",
-         "weight_writes", "lut_lookups", "lfsr_draws", "rows_skipped")
+         "weight_writes", "lut_lookups", "lfsr_draws", "rows_skipped", "multiplies",
+         "membrane_multiplies", "trace_multiplies", "signal_multiplies")
 INDEX = {n: i for i, n in enumerate(NAMES)}
 SYNOPS, NEURON_UPDATES, TRACE_UPDATES, ELIGIBILITY_MACS, SIGNAL_MACS, WEIGHT_WRITES, \
-    LUT_LOOKUPS, LFSR_DRAWS, ROWS_SKIPPED = range(len(NAMES))
+    LUT_LOOKUPS, LFSR_DRAWS, ROWS_SKIPPED, MULTIPLIES, MEMBRANE_MULTIPLIES, TRACE_MULTIPLIES, \
+    SIGNAL_MULTIPLIES = range(len(NAMES))
+
+
+def is_multiply(constant: float) -> bool:
+    """Whether a product with ``constant`` is a multiply (not a shift, negation or clear).
+
+    A constant is a multiply unless ``|constant|`` is 0 or a power of two
+    (``2**k`` for any integer ``k``, so 1, 0.5 and integer codes such as
+    ``2**16`` are shifts). Used with float constants (beta, alpha) and
+    integer codes alike.
+    """
+    a = abs(float(constant))
+    if a == 0.0 or not math.isfinite(a):
+        return False
+    return math.frexp(a)[0] != 0.5
 
 
 def zeros() -> np.ndarray:
@@ -57,12 +94,24 @@ class Counters:
                 mine[k] = mine.get(k, 0) + v
 
     def __getitem__(self, name: str) -> int:
+        if name == "update_multiplies":
+            return update_multiplies(self)
         return int(self.events[INDEX[name]])
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = {n: int(v) for n, v in zip(NAMES, self.events)}
         d["learning_macs"] = d["eligibility_macs"] + d["signal_macs"]
+        d["update_multiplies"] = update_multiplies(d)
         d["sram_reads"] = dict(self.sram_reads)
         d["sram_writes"] = dict(self.sram_writes)
         d["saturations"] = dict(self.saturations)
         return d
+
+
+def update_multiplies(c) -> int:
+    """Multiplies at the update width: ``multiplies`` less the membrane, trace and signal ones.
+
+    ``c``: anything indexable by counter name (``Counters``, a dict).
+    """
+    return (c["multiplies"] - c["membrane_multiplies"] - c["trace_multiplies"]
+            - c["signal_multiplies"])

@@ -23,9 +23,10 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             hidden_rate: float = 0.05) -> dict[str, Any]:
     """The profile report as a JSON-ready dict (see the module docstring)."""
     plan = make_plan(spec, device)
-    ops = analytic.stllr_ops(spec, input_rate, hidden_rate)
-    infer = analytic.forward_ops(spec, input_rate, hidden_rate)
-    bptt = analytic.bptt_ops(spec, input_rate, hidden_rate)
+    ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay)
+    ops32 = analytic.stllr_ops(spec, input_rate, hidden_rate)    # float decays multiply
+    infer = analytic.forward_ops(spec, input_rate, hidden_rate, device.decay)
+    bptt = analytic.bptt_ops(spec, input_rate, hidden_rate, device.decay)
     tensors = learning_tensors(spec, device)
     bptt_t = bptt_tensors(spec, device)
     return {
@@ -45,11 +46,13 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             "memory_bytes_float32": total_packed_bytes(as_float32(bptt_t)),
             "state_elements": analytic.bptt_state_elements(spec),
             "ops": bptt.as_dict(),
+            "multiplies_float32": analytic.bptt_ops(spec, input_rate, hidden_rate).multiplies,
             "energy_pj": analytic.bptt_energy_pj(spec, plan, input_rate, hidden_rate),
         },
         "float32": {
             "memory_bytes": total_packed_bytes(as_float32(tensors)),
-            "energy_pj": analytic.energy_pj(ops, plan, float32=True),
+            "multiplies": ops32.multiplies,
+            "energy_pj": analytic.energy_pj(ops32, plan, float32=True),
         },
         "stllr": {"state_elements": analytic.stllr_state_elements(spec),
                   "memory_bytes_packed": total_packed_bytes(tensors)},
@@ -124,6 +127,9 @@ def to_markdown(r: dict[str, Any]) -> str:
                   ["learning MACs / sample", r["ops"]["learning_macs"],
                    r["bptt"]["ops"]["learning_macs"], r["bptt"]["ops"]["learning_macs"],
                    r["ops"]["learning_macs"]],
+                  ["multiplies / sample", r["ops"]["multiplies"],
+                   r["bptt"]["ops"]["multiplies"], r["bptt"]["multiplies_float32"],
+                   r["float32"]["multiplies"]],
                   ["energy / sample", energy(r["energy_pj"]["total"]),
                    energy(r["bptt"]["energy_pj"]["total"]), "—",
                    energy(r["float32"]["energy_pj"]["total"])]]),
@@ -133,7 +139,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         md_table(["operation", "learning", "inference only"],
                  [[k.replace("_", " "), r["ops"][k], r["inference"]["ops"][k]]
                   for k in ("synops", "neuron_updates", "trace_updates", "eligibility_macs",
-                            "signal_macs", "learning_macs", "weight_writes")]),
+                            "signal_macs", "learning_macs", "multiplies", "weight_writes")]),
         "",
         "## Energy per sample",
         "",

@@ -140,7 +140,16 @@ def check_sample(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
 
 
 class FloatEngine:
-    """Runs a spec in float64, device mode; ``run_sample`` learns online."""
+    """Runs a spec in float64, device mode; ``run_sample`` learns online.
+
+    Counts (``SampleResult.events``, ``counters.NAMES``): forward work as done;
+    learning work dense (every synapse and neuron of every window step).
+    Multiplies follow ``counters.is_multiply``: every decay whose constant is
+    neither 0 nor a power of two is a multiply (float has no shift leak, so
+    on a shift device the fixed engine counts fewer); products with spikes,
+    the power-of-two learning rate and a regenerated DFA matrix's ``+-2**-k``
+    are not.
+    """
 
     def __init__(self, spec: NetworkSpec, params: NetParams):
         self.spec = spec
@@ -149,6 +158,7 @@ class FloatEngine:
         self.set_lr_shift(ln.learning_rate_shift)
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
+        self._membrane_muls, self._trace_muls = self._decay_multiplies()
 
     def set_lr_shift(self, shift: int) -> None:
         """Learning rate ``2**-shift`` from the next update on (the trainer's schedule)."""
@@ -226,6 +236,8 @@ class FloatEngine:
             rstep, rstate = readout_forward(inp, rstate, rparams)
             ev[C.NEURON_UPDATES] += sum(layer.size for layer in spec.layers)
             ev[C.TRACE_UPDATES] += self._traces_per_step()
+            _count_muls(ev, C.MEMBRANE_MULTIPLIES, self._membrane_muls)
+            _count_muls(ev, C.TRACE_MULTIPLIES, self._trace_muls)
             gs: list | None = None
             if rec is not None:
                 gs = [np.zeros(layer.size) for layer in spec.hidden] + [np.zeros(spec.classes)]
@@ -254,6 +266,43 @@ class FloatEngine:
                 total += layer.size * (2 if layer.recurrent else 1)
         return total
 
+    def _decay_multiplies(self) -> tuple[int, int]:
+        """``(membrane, trace)`` multiplies of one step: each decay whose constant multiplies.
+
+        Membranes decay by ``beta``; ``q`` and ``q_rec`` by ``lambda_pre`` (the
+        readout's ``q`` by its ``trace_decay``), ``h`` by ``lambda_post``. A
+        decay of 1 (or 0.5, 0) is not a multiply (``counters.is_multiply``).
+        """
+        spec, ln = self.spec, self.spec.learning
+        membrane = trace = 0
+        for i, layer in enumerate(spec.layers):
+            n = layer.size
+            membrane += n * C.is_multiply(layer.beta)
+            if layer.spiking:
+                trace += (spec.fan_in(i) + (n if layer.recurrent else 0)) \
+                    * C.is_multiply(ln.lambda_pre)
+                trace += n * C.is_multiply(ln.lambda_post)
+            else:
+                trace += spec.fan_in(i) * C.is_multiply(layer.trace_decay)
+        return membrane, trace
+
+    def _factor_multiplies(self, n: int) -> int:
+        """Multiplies of the factors of ``n`` neurons: ``g*h``, ``g*psi`` and the alphas."""
+        ln = self.spec.learning
+        return n * (2 + C.is_multiply(ln.alpha_post) + C.is_multiply(ln.alpha_pre))
+
+    def _signal_multiplies(self, i: int) -> int:
+        """Multiplies of hidden layer ``i``'s learning signal (one window step, dense)."""
+        spec = self.spec
+        n = spec.hidden[i].size
+        if spec.learning.signal == "dfa":
+            if spec.learning.feedback == "regenerated":   # +-scale: a sign and a shift
+                return spec.classes * n * C.is_multiply(dfa_scale(n))
+            return spec.classes * n
+        if i == len(spec.hidden) - 1:
+            return spec.classes * n
+        return spec.hidden[i + 1].size * n
+
     def _window_grads(self, label, steps, rstep, lparams, rparams, ev, gs=None) -> list:
         """Updates of one window step: ``[(dW, dW_rec, db) per hidden layer..., readout]``.
 
@@ -266,6 +315,7 @@ class FloatEngine:
             gs[-1][:] = err[0]
         out = readout_grads(err, rstep, rparams)
         ev[C.ELIGIBILITY_MACS] += spec.classes * (spec.hidden[-1].size + 1)
+        _count_muls(ev, -1, spec.classes * spec.hidden[-1].size)     # e*q_out (db_out += e)
         grads: list = [None] * len(spec.hidden)
         g = None
         for i in reversed(range(len(spec.hidden))):
@@ -279,12 +329,15 @@ class FloatEngine:
             else:
                 ev[C.SIGNAL_MACS] += spec.hidden[i + 1].size * layer.size
                 g = g_below
+            _count_muls(ev, C.SIGNAL_MULTIPLIES, self._signal_multiplies(i))
             if gs is not None:
                 gs[i][:] = g[0]
             gr = dense_grads(g, steps[i], lparams[i])
             g_below = gr.grad_x
             synapses = layer.size * (spec.fan_in(i) + (layer.size if layer.recurrent else 0))
             ev[C.ELIGIBILITY_MACS] += 2 * synapses + 3 * layer.size
+            # c*q per synapse (a*x multiplies a spike: an add) and the factors
+            _count_muls(ev, -1, synapses + self._factor_multiplies(layer.size))
             grads[i] = (gr.dW, gr.dW_rec, gr.db)
         grads.append((out.dW, None, out.db))
         return grads
@@ -316,6 +369,13 @@ def _record(rec: dict[str, list], spec: NetworkSpec, steps: list, rstep, gs: lis
     rec.setdefault("out.u", []).append(rstep.u[0].copy())
     rec.setdefault("out.q", []).append(rstep.q[0].copy())
     rec.setdefault("out.e", []).append(gs[-1])
+
+
+def _count_muls(ev: np.ndarray, kind: int, count: int) -> None:
+    """``count`` multiplies into ``ev[MULTIPLIES]`` and (``kind >= 0``) their width's counter."""
+    ev[C.MULTIPLIES] += count
+    if kind >= 0:
+        ev[kind] += count
 
 
 def _add(a: tuple, b: tuple) -> tuple:

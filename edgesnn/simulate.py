@@ -130,6 +130,7 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
 def _per(c: Counters, n: int) -> dict[str, float]:
     d = {k: float(v) / max(n, 1) for k, v in zip(counters.NAMES, c.events)}
     d["learning_macs"] = d["eligibility_macs"] + d["signal_macs"]
+    d["update_multiplies"] = counters.update_multiplies(d)
     return d
 
 
@@ -220,8 +221,8 @@ def to_markdown(r: dict[str, Any]) -> str:
                  [[k.replace("_", " "), *[r[n]["ops_per_sample"][k] for n in engines],
                    *[r[n]["ops_per_inference"][k] for n in engines]]
                   for k in ("synops", "neuron_updates", "trace_updates", "eligibility_macs",
-                            "signal_macs", "learning_macs", "weight_writes", "lut_lookups",
-                            "lfsr_draws", "rows_skipped")]),
+                            "signal_macs", "learning_macs", "multiplies", "weight_writes",
+                            "lut_lookups", "lfsr_draws", "rows_skipped")]),
         "",
     ]
     sat = {n: r[n]["saturations"] for n in engines if r[n]["saturations"]}

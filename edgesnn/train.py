@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from edgesnn import counters
 from edgesnn.counters import Counters
 from edgesnn.datasets.base import PointSplit, SpikeSplit
 from edgesnn.errors import CheckpointError
@@ -78,6 +79,23 @@ def sample_counters(engine: Engine, result) -> Counters:
     """The full counters of the sample an engine just ran (events only if it counts no SRAM)."""
     last = getattr(engine, "last_counters", None)
     return last if last is not None else Counters(events=result.events.copy())
+
+
+def _checked_events(path: Path, events: np.ndarray) -> np.ndarray:
+    """A checkpoint's event totals, refused (CheckpointError) unless one per ``counters.NAMES``.
+
+    A checkpoint from before a counter existed has no count for it: continuing
+    its totals would report that counter for the resumed samples only.
+    """
+    names = counters.NAMES
+    if events.ndim == 1 and events.size < len(names):
+        raise CheckpointError(f"{path}: written before the counters "
+                              f"{', '.join(names[events.size:])} existed; its totals cannot be "
+                              "continued, start the run again")
+    if events.shape != (len(names),):
+        raise CheckpointError(f"{path}: counter totals of shape {events.shape}, expected "
+                              f"({len(names)},): written by another version of edgesnn")
+    return events.astype(np.int64).copy()
 
 
 class Stream:
@@ -258,7 +276,7 @@ class Trainer:
             eng.load_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
             if f"totals/{name}/events" in arrays:
                 self.totals.counters[name] = Counters(
-                    events=arrays[f"totals/{name}/events"].copy(),
+                    events=_checked_events(p, arrays[f"totals/{name}/events"]),
                     **state.get("counters", {}).get(name, {}))
                 self.totals.spikes[name] = arrays[f"totals/{name}/spikes"].copy()
         self.k = int(state["k"])

@@ -88,3 +88,63 @@ def test_energy_of_synaptic_ops_by_hand(spec):
     f = analytic.energy_pj(analytic.OpCounts(synops=100), plan, float32=True)
     # float32: fp32 add (0.9) + half a 64-bit read (10/2)
     assert f["synaptic"] == pytest.approx(100 * (0.9 + 10 / 2))
+
+
+def test_stllr_multiplies_by_hand(spec):
+    ops = analytic.stllr_ops(spec, 0.5, 0.25, decay="multiply")
+    # leaks per step: 4 hidden + 2 readout (beta 0.9), 10 steps
+    assert ops.membrane_multiplies == 60
+    # trace decays per step: readout q (4, 0.9); hidden q, q_rec (lambda_pre 1) and h
+    # (lambda_post 0.5) are shifts
+    assert ops.trace_multiplies == 40
+    # window step: c*q 4*(3+4) = 28, g*h and g*psi 2*4 (alpha 1), readout e*q 4*2 = 8
+    assert ops.update_multiplies == 4 * 44
+    assert ops.signal_multiplies == 4 * 8                    # e @ W_out
+    assert ops.multiplies == 60 + 40 + 176 + 32
+    shift = analytic.stllr_ops(spec, 0.5, 0.25, decay="shift")
+    assert (shift.membrane_multiplies, shift.trace_multiplies) == (0, 0)
+    assert shift.multiplies == 176 + 32
+    alphas = replace(spec, learning=replace(spec.learning, alpha_post=0.3, alpha_pre=0.25))
+    assert analytic.stllr_ops(alphas, 0.5, 0.25).update_multiplies == 4 * (44 + 4)
+    dfa = replace(spec, learning=replace(spec.learning, signal="dfa"))
+    assert analytic.stllr_ops(dfa, 0.5, 0.25).signal_multiplies == 0     # +-1/2: shifts
+    stored = replace(dfa, learning=replace(dfa.learning, feedback="stored"))
+    assert analytic.stllr_ops(stored, 0.5, 0.25).signal_multiplies == 4 * 8
+    with pytest.raises(ValueError, match="decay"):
+        analytic.stllr_ops(spec, 0.5, 0.25, decay="mul")
+
+
+def test_tess_and_bptt_multiplies_by_hand(spec):
+    # TESS basis +-1/D: D = 4 shifts, D = 3 multiplies (2*2*3); spreading 4 per step
+    assert analytic.tess_ops(spec, 0.5, 0.25).signal_multiplies == 4 * 4
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 3}).signal_multiplies == 4 * 16
+    ops = analytic.bptt_ops(spec, 0.5, 0.25)
+    # leaks forward and back (6 per step each); adjoint 16 + 8 + 4 per step; dW multiplies
+    # spikes (adds)
+    assert ops.membrane_multiplies == 120
+    assert ops.signal_multiplies == 280
+    assert ops.multiplies == 400 and ops.update_multiplies == 0
+    assert analytic.bptt_ops(spec, 0.5, 0.25, decay="shift").multiplies == 280
+
+
+def test_energy_charges_the_multiplies_at_their_width(spec):
+    dev = parse_device(tomllib.loads(TINY_DEVICE.replace(
+        "trace    = { signed = false, int_bits = 7, frac_bits = 9 }",
+        "trace    = { signed = false, int_bits = 3, frac_bits = 5 }\n"
+        "signal   = { signed = true,  int_bits = 3, frac_bits = 12 }")))
+    plan = make_plan(spec, dev)
+    mul = lambda kind: dev.energy.op_pj("mul", dev.formats[kind])  # noqa: E731
+    # trace int8, membrane and signal int16, update int32
+    assert len({mul("trace"), mul("membrane"), mul("update")}) == 3
+    assert mul("signal") == mul("membrane") != mul("update")
+    base = analytic.OpCounts(neuron_updates=10, trace_updates=10, eligibility_macs=30,
+                             signal_macs=8)
+    more = replace(base, multiplies=5 + 4 + 3 + 2, membrane_multiplies=5, trace_multiplies=4,
+                   signal_multiplies=3)
+    e0, e1 = analytic.energy_pj(base, plan), analytic.energy_pj(more, plan)
+    assert e1["neuron"] - e0["neuron"] == pytest.approx(5 * mul("membrane"))
+    assert e1["trace"] - e0["trace"] == pytest.approx(4 * mul("trace"))
+    assert e1["learning"] - e0["learning"] == pytest.approx(3 * mul("signal") + 2 * mul("update"))
+    # without multiplies a MAC is an add: the a*x terms and biases cost no multiply
+    macs = analytic.energy_pj(analytic.OpCounts(eligibility_macs=30), plan)
+    assert macs["learning"] == pytest.approx(30 * dev.energy.op_pj("add", dev.formats["update"]))

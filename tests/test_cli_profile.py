@@ -16,6 +16,7 @@ SHD = str(EXAMPLES / "shd.toml")
 #: Which presets hold the 700-450-20 SHD learner on one core (see the presets' sources).
 SHD_FITS = {"cortex-m7": True, "fp32-reference": True, "loihi-core": False,
             "spinnaker2-pe": False, "xylo-audio": False, "audio-edge": False}
+MULTIPLYING = {"fp32-reference", "loihi-core", "spinnaker2-pe", "audio-edge"}
 
 
 @pytest.mark.parametrize("name", sorted(SHD_FITS))
@@ -33,6 +34,9 @@ def test_profile_shd_on_every_preset(runner, tmp_path, name):
         assert all(b["used_bytes"] <= b["capacity_bytes"] for b in banks)
         assert r["bptt"]["memory_bytes"] > r["memory"]["total_bytes"]
         assert r["ops"]["synops"] > 0 and r["ops"]["learning_macs"] > 0
+        # shd.toml: alpha 1, BP; the device's leaks multiply or shift, float32's multiply
+        assert 0 < r["ops"]["multiplies"] <= r["float32"]["multiplies"]
+        assert (r["ops"]["membrane_multiplies"] > 0) == (r["device"]["name"] in MULTIPLYING)
         assert r["energy_pj"]["total"] > 0
     else:
         assert res.exit_code == 2
@@ -59,6 +63,7 @@ def test_markdown_report_names_banks_and_bptt(runner):
     assert res.exit_code == 0
     assert "## Memory map" in res.stdout and "| dtcm |" in res.stdout
     assert "BPTT" in res.stdout and "fits" in res.stdout
+    assert "| multiplies |" in res.stdout and "| multiplies / sample |" in res.stdout
 
 
 def test_rates_change_synops_linearly(runner):

@@ -148,11 +148,21 @@ def test_simulate_both_engines_report_costs_and_trace(runner, tmp_path):
         assert e["cycles_per_sample"]["cycles"] > 0 and e["latency_us_per_sample"] > 0
         assert e["energy_pj_per_sample"]["total"] > e["energy_pj_per_inference"]["total"] > 0
         assert e["ops_per_inference"]["eligibility_macs"] == 0
+        ops = e["ops_per_sample"]
+        assert ops["multiplies"] == pytest.approx(
+            ops["membrane_multiplies"] + ops["trace_multiplies"] + ops["signal_multiplies"]
+            + ops["update_multiplies"])
+        assert ops["signal_multiplies"] > 0 and ops["update_multiplies"] > 0
+    # the default device leaks by shifts; the float engine multiplies (examples/yinyang.toml)
+    assert r["fixed"]["ops_per_inference"]["multiplies"] == 0
+    assert r["float"]["ops_per_inference"]["multiplies"] > 0
     assert r["gap_points"] == pytest.approx(100 * (r["float"]["test_accuracy"]
                                                    - r["fixed"]["test_accuracy"]))
     assert sum(r["fixed"]["sram_words_per_sample"].values()) > 0
     assert r["fixed"]["costed_as"] == "device formats"
-    assert "gap" in res.stdout and "Fixed point costs" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "gap" in res.stdout and "Fixed point costs" in md
+    assert "| multiplies |" in md
     assert (out / "energy.png").read_bytes()[:4] == b"\x89PNG"
     import numpy as np
 

@@ -15,6 +15,15 @@ from edgesnn.spec import parse_spec
 from conftest import TINY_DEVICE, TINY_SPEC
 
 
+#: the tiny device with multiplying leaks, an 8-bit trace and a 16-bit signal: a multiply
+#: costs a different energy at each of the membrane, trace, signal and update widths
+MULTIPLY_TRACE8 = TINY_DEVICE.replace('decay = "shift"', 'decay = "multiply"').replace(
+    "trace    = { signed = false, int_bits = 7, frac_bits = 9 }",
+    "trace    = { signed = false, int_bits = 3, frac_bits = 5 }\n"
+    "signal   = { signed = true,  int_bits = 3, frac_bits = 12 }")
+assert MULTIPLY_TRACE8.count("frac_bits = 5") == 1
+
+
 def cost_of(plan, op: str, kind: str) -> float:
     return plan.device.energy.op_pj(op, plan.device.formats[kind])
 
@@ -68,14 +77,40 @@ def test_energy_by_hand(plan):
     assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
 
 
-def test_a_multiplying_leak_charges_multiplies():
-    dev = parse_device(tomllib.loads(TINY_DEVICE.replace('decay = "shift"', 'decay = "multiply"')))
+def test_a_multiplying_leak_charges_the_counted_multiplies():
+    """A multiplying device: the updates are charged their adds, the leaks as counted (a
+    decay of 1 or 0.5 is no multiply, so fewer leaks than updates)."""
+    dev = parse_device(tomllib.loads(MULTIPLY_TRACE8))
     plan = make_plan(parse_spec(tomllib.loads(TINY_SPEC)), dev)
-    e = cost.energy_pj(_counters(neuron_updates=10, trace_updates=7), plan)
-    assert e["neuron"] == pytest.approx(10 * (cost_of(plan, "mul", "membrane")
-                                              + 3 * cost_of(plan, "add", "membrane")))
-    assert e["trace"] == pytest.approx(7 * (cost_of(plan, "mul", "trace")
-                                            + cost_of(plan, "add", "trace")))
+    assert cost_of(plan, "mul", "trace") != cost_of(plan, "mul", "membrane")   # int8, int16
+    e = cost.energy_pj(_counters(neuron_updates=10, trace_updates=7, multiplies=14,
+                                 membrane_multiplies=8, trace_multiplies=6), plan)
+    assert e["neuron"] == pytest.approx(8 * cost_of(plan, "mul", "membrane")
+                                        + 10 * 3 * cost_of(plan, "add", "membrane"))
+    assert e["trace"] == pytest.approx(6 * cost_of(plan, "mul", "trace")
+                                       + 7 * cost_of(plan, "add", "trace"))
+    assert e["learning"] == 0.0
+
+
+def test_learning_charges_an_add_per_mac_and_the_multiplies_at_their_width():
+    """30 eligibility MACs of which 12 multiplied (the rest a*x or bias adds), 8 signal MACs
+    of which 8 multiplied; 20 leaks at the membrane width, 4 decays at the trace width."""
+    c = _counters(eligibility_macs=30, signal_macs=8, multiplies=12 + 8 + 20 + 4,
+                  signal_multiplies=8, membrane_multiplies=20, trace_multiplies=4)
+    assert c["update_multiplies"] == 12
+    plan = make_plan(parse_spec(tomllib.loads(TINY_SPEC)),
+                     parse_device(tomllib.loads(MULTIPLY_TRACE8)))
+    assert cost_of(plan, "mul", "update") != cost_of(plan, "mul", "signal")     # int32, int16
+    e = cost.energy_pj(c, plan)
+    assert e["learning"] == pytest.approx(30 * cost_of(plan, "add", "update")
+                                          + 12 * cost_of(plan, "mul", "update")
+                                          + 8 * cost_of(plan, "add", "signal")
+                                          + 8 * cost_of(plan, "mul", "signal"))
+    assert e["neuron"] == pytest.approx(20 * cost_of(plan, "mul", "membrane"))
+    assert e["trace"] == pytest.approx(4 * cost_of(plan, "mul", "trace"))
+    f = cost.energy_pj(c, plan, float_reference=True)
+    assert f["learning"] == pytest.approx(38 * 0.9 + 20 * 3.7)      # fp32 adds and multiplies
+    assert f["neuron"] == pytest.approx(20 * 3.7)
 
 
 def test_float_reference_costs_fp32_ops_and_32_bit_accesses(plan):

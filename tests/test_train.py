@@ -68,3 +68,16 @@ def test_damaged_or_missing_checkpoint_is_one_line(tmp_path):
         _trainer(20, resume=str(bad))
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         _trainer(20, resume=str(tmp_path / "none.npz"))
+
+
+def test_checkpoint_from_before_a_counter_existed_is_refused(tmp_path):
+    """Totals without the newer counters cannot be continued (they would be undercounted)."""
+    ckpt = tmp_path / "c.npz"
+    _trainer(20, ckpt=str(ckpt), every=20).run()
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["totals/float/events"] = arrays["totals/float/events"][:9]     # before multiplies
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    with pytest.raises(CheckpointError, match="before the counters multiplies, membrane_mul"):
+        _trainer(40, resume=str(old))

@@ -220,7 +220,8 @@ class FixedEngine:
             per_sample=(K.CARRY if ln.carry else 1) if per_sample else 0, fb_mag=fb_mag,
             acc_lo=acc_lo, acc_hi=acc_hi,
             sig_exact=int(self._signal_bound(fmt, spec.classes) <= acc_hi),
-            tid_input=tid_input, tens=np.stack([t_bank, t_epw]))
+            tid_input=tid_input, tens=np.stack([t_bank, t_epw]),
+            decay_mul=int(dev.decay == "multiply"))
         self._check_bounds(alpha_post, alpha_pre)
 
         # ---- parameters

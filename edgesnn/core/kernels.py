@@ -37,8 +37,10 @@ from numba import njit
 from numba import types as nt
 from numba.extending import intrinsic, overload
 
-from edgesnn.counters import (ELIGIBILITY_MACS, LFSR_DRAWS, LUT_LOOKUPS, NEURON_UPDATES,
-                              ROWS_SKIPPED, SIGNAL_MACS, SYNOPS, TRACE_UPDATES, WEIGHT_WRITES)
+from edgesnn.counters import (ELIGIBILITY_MACS, LFSR_DRAWS, LUT_LOOKUPS, MEMBRANE_MULTIPLIES,
+                              MULTIPLIES, NEURON_UPDATES, ROWS_SKIPPED, SIGNAL_MACS,
+                              SIGNAL_MULTIPLIES, SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES,
+                              WEIGHT_WRITES)
 from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHASTIC, clamp,
                            shift_round, wrap)
 
@@ -107,6 +109,7 @@ class Net(NamedTuple):
     tid_input: int
     tens: np.ndarray          # (2, n_tensors): bank index (-1: a register), elements per
                               # word (> 0) or -(words per element)
+    decay_mul: int            # 1: the device decays by multiplying (0: shift, x - (x >> k))
 
 
 class State(NamedTuple):
@@ -358,6 +361,23 @@ def add_words(sram, tens, rw, tid, words):
         sram[rw, b] += words
 
 
+@njit(cache=True, inline='always')
+def real_mul(code):
+    """1 if a product with the constant ``code`` is a multiply: ``|code|`` neither 0 nor a
+    power of two (``counters.is_multiply`` on integer codes), else 0."""
+    a = abs(np.int64(code))
+    return np.int64(a != 0 and (a & (a - 1)) != 0)
+
+
+@njit(cache=True, inline='always')
+def count_muls(ev, kind, count):
+    """``count`` multiplies: into ``ev[MULTIPLIES]`` and, for ``kind >= 0``, ``ev[kind]``
+    (the width they work at: ``MEMBRANE_``, ``TRACE_`` or ``SIGNAL_MULTIPLIES``)."""
+    ev[MULTIPLIES] += count
+    if kind >= 0:
+        ev[kind] += count
+
+
 # --------------------------------------------------------------------------- forward
 
 @njit(cache=True)
@@ -532,6 +552,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         rec.v[t, off:off + n] = vv
     buf.sats[tid[K_U]] += sat
     ev[NEURON_UPDATES] += n
+    count_muls(ev, MEMBRANE_MULTIPLIES, n * net.decay_mul * real_mul(dcode))
     if spiking:
         buf.spikes[l] += nsp
         ev[LUT_LOOKUPS] += n
@@ -548,12 +569,15 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     buf.sats[tid[K_Q]] += sat
     vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
     ev[TRACE_UPDATES] += n_in
+    qmul = net.decay_mul * real_mul(qc)          # x*one: a spike, not a multiply
+    count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
     if net.lay[l, LC_REC]:
         sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one, qk, ft, rng, p_r)
         draws += d
         buf.sats[tid[K_QR]] += sat
         vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
         ev[TRACE_UPDATES] += n
+        count_muls(ev, TRACE_MULTIPLIES, n * qmul)
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
 
@@ -579,6 +603,8 @@ def post_traces(net, st, buf):
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_PSI], n, 1, 0)
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_H], n, 1, 1)
         ev[TRACE_UPDATES] += n
+        # psi << hk: a shift, not a multiply
+        count_muls(ev, TRACE_MULTIPLIES, n * net.decay_mul * real_mul(hc))
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
 
@@ -724,6 +750,9 @@ def signal_from_error(net, st, buf, l):
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     ev[SIGNAL_MACS] += n * nnz
+    # a regenerated entry is +-fb_mag: a sign and (fb_mag a power of two) a shift
+    prods = n * nnz * (real_mul(net.fb_mag) if net.dfa and net.regen else 1)
+    count_muls(ev, SIGNAL_MULTIPLIES, prods)
     vec_access(net.tens, buf.sram, tg, n, 0, 1)
 
 
@@ -776,6 +805,7 @@ def signal_from_above(net, st, buf, l):
     buf.ev[LFSR_DRAWS] += draws
     buf.sats[tg] += sat
     buf.ev[SIGNAL_MACS] += n * cnt
+    count_muls(buf.ev, SIGNAL_MULTIPLIES, n * cnt)
     vec_access(net.tens, buf.sram, tg, n, 0, 1)
 
 
@@ -785,7 +815,8 @@ def factors(net, st, buf, l):
 
     Neurons with ``a = c = 0`` are listed nowhere: their rows are skipped.
     MACs counted: one for ``a`` where ``g, h != 0``, two (``c`` and the bias
-    term ``gp``) where ``g, psi != 0``.
+    term ``gp``) where ``g, psi != 0``. Multiplies: ``g*h`` and ``g*psi``, and
+    each alpha scaling whose constant is not a power of two.
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
@@ -810,6 +841,8 @@ def factors(net, st, buf, l):
     cc = 0
     na = 0
     macs = 0
+    nh = 0
+    npsi = 0
     sat_a = 0
     sat_c = 0
     sat_g = 0
@@ -829,6 +862,7 @@ def factors(net, st, buf, l):
                 a, f = into(a, fs)
                 sat_a += f
                 macs += 1
+                nh += 1
             p = psi_[off + m]
             if p != 0:
                 gp, f, p_r, d = to_fmt(g * p, ftr, fs, rng, p_r)
@@ -840,6 +874,7 @@ def factors(net, st, buf, l):
                     draws += d
                     sat_c += f
                 macs += 2
+                npsi += 1
         a_[off + m] = a
         c_[off + m] = c
         gp_[off + m] = gp
@@ -858,6 +893,7 @@ def factors(net, st, buf, l):
     buf.cnt[l, 2] = na
     ev[ROWS_SKIPPED] += n - ca
     ev[ELIGIBILITY_MACS] += macs
+    count_muls(ev, -1, nh * (1 + real_mul(apost)) + npsi * (1 + real_mul(apre)))
     buf.sats[net.lay[l, LC_TID + K_A]] += sat_a
     buf.sats[net.lay[l, LC_TID + K_C]] += sat_c
     buf.sats[net.lay[l, LC_TID + K_G]] += sat_g
@@ -1199,6 +1235,8 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     signal + trace) is formed in the accumulator. Per step:
     ``w -= round(dw * 2**-lr)`` with the weight's rounding and overflow; per
     sample: ``dW += dw`` in the update format (rounded if it has fewer bits).
+    Multiplies counted: ``c*q`` for each ``c != 0`` neuron of each row with
+    ``q_j != 0`` (``a*x`` multiplies a spike: an add).
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
@@ -1243,8 +1281,10 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         cmp[3, kk] = 0
     qv = q[xoff:xoff + rows]
     qmax = 0
+    nq = 0
     for j in range(rows):
         qmax = max(qmax, abs(qv[j]))
+        nq += np.int64(qv[j] != 0)
     bound = cmax * qmax + (amax << ftr)
     c32 = buf.c32
     if bound < (1 << 31):                # int32 copies for visit_rows' 32-bit lanes
@@ -1267,6 +1307,9 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
+    # the c*q products: list 1 is the c != 0 neurons, and every row with q != 0 visits
+    # them (list-0 rows also add a*x where x = 1: an add, not a multiply)
+    count_muls(buf.ev, -1, cc * nq)
     buf.ev[WEIGHT_WRITES] += changed
     add_words(buf.sram, net.tens, 0, tw, reads)
     add_words(buf.sram, net.tens, 1, tw, writes)
