@@ -225,9 +225,9 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     lists[1, :cc] = lst0[in1]
     cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
     cmp[0, :ca], cmp[1, :ca], cmp[2, :cc] = c_all, a_all, c_all[in1]
-    c32 = np.zeros((4, n), np.int32)
+    c32 = np.zeros((4, n + K.PAD), np.int32)     # zeros after each list (PAD)
     ftr = 3
-    c32[0], c32[1], c32[2] = cmp[0], cmp[1] << ftr, cmp[2]
+    c32[0, :n], c32[1, :n], c32[2, :n] = cmp[0], cmp[1] << ftr, cmp[2]
     q = rs.integers(1, 200, rows) * (rs.random(rows) >= q_zero)
     x = (rs.random(rows) < x_rate).astype(np.int64)
     fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
@@ -304,8 +304,8 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
     a = rs.integers(-3, 4, n)
     cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
     cmp[0], cmp[1], cmp[2] = c, a, c
-    c32 = np.zeros((4, n), np.int32)
-    c32[0], c32[1], c32[2] = c, a << ftr, c
+    c32 = np.zeros((4, n + K.PAD), np.int32)
+    c32[0, :n], c32[1, :n], c32[2, :n] = c, a << ftr, c
     q = rs.integers(1, 20, rows)
     x = np.zeros(rows, np.int64)
     x[[4, 9]] = 1                            # list-1 rows 0-3 (a quad), 5-8 (a quad), 10 (alone)

@@ -257,7 +257,7 @@ class FixedEngine:
             scr=np.zeros((2, width), dtype=np.int64),
             wtab=np.zeros((4, epw_max), dtype=np.int64),
             cmp=np.zeros((K.CMP_DELTA + 1, width), dtype=np.int64),
-            c32=np.zeros((4, width), dtype=np.int32), acc32=np.zeros(width, dtype=np.int32),
+            c32=np.zeros((4, width + K.PAD), dtype=np.int32), acc32=np.zeros(width, dtype=np.int32),
             vis=np.zeros((4, width), dtype=np.int64),
             dW=z(ndw), db=z(ndb),
             scores=z(spec.classes), u_win=np.zeros((ln.window, spec.classes), dtype=np.int64),

@@ -58,6 +58,9 @@ K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_
     range(17)
 N_KINDS = 17
 ONE_ALPHA = 1 << ALPHA_FRAC
+#: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
+#: (the factors are zero-padded to a multiple of PAD and PAD words more are buffered)
+PAD = 8
 #: offset that makes a floor shift a logical one (|values| < BIAS; a multiple of 2**32)
 BIAS = np.int64(1) << 61
 
@@ -1095,8 +1098,9 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     synapse at most once, so this order of the writes gives the row order's result.
     Word offsets are unsigned: numba wraps negative indices, and with a signed
     ``p + kk`` the word loads would not vectorise.
-    ``c32`` rows: list 0's ``c`` and ``a << f_trace``, list 1's ``c``, then rounded
-    updates. Same bits and counts as ``visit_rows``.
+    ``c32`` rows: list 0's ``c`` and ``a << f_trace``, list 1's ``c`` (each followed by
+    ``PAD`` zeros: the first pass runs over whole vectors), then rounded updates.
+    Same bits and counts as ``visit_rows``.
     """
     draws = 0
     macs = 0
@@ -1112,7 +1116,9 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     l0 = lists[0]
     l1 = lists[1]
     rw = words(rng)
-    cap = len(rw) - LANES                    # words a refill guarantees
+    cap = len(rw) - LANES - PAD              # words a refill guarantees, less the padding
+    ca8 = (ca + PAD - 1) // PAD * PAD          # list lengths in whole vectors: zero factors
+    cc8 = (cc + PAD - 1) // PAD * PAD          # past the end, whose words are read, not used
     off_w = 0                                # (j*n) % epw, kept incrementally (no division)
     step_w = n % epw if epw > 0 else 0
     rows = len(q)
@@ -1149,7 +1155,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
                     off_w -= epw
         macs += n1 * cc
         draws += used
-        p = ensure(rng, p, used)
+        p = ensure(rng, p, used + PAD)
         # ---- list-1 rows, four at a time
         g = 0
         while g + 4 <= n1:
@@ -1165,7 +1171,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
             zb = np.uint32(0)
             zc = np.uint32(0)
             zd = np.uint32(0)
-            for kk in range(np.uint64(cc)):
+            for kk in range(np.uint64(cc8)):
                 ck = c1[kk]
                 za = max(za, np.uint32(np.int32(ck * qa) + np.int32(lshr32(rw[pa + kk], rk))))
                 zb = max(zb, np.uint32(np.int32(ck * qb) + np.int32(lshr32(rw[pb + kk], rk))))
@@ -1190,11 +1196,11 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
             qs = np.int32(q[rj])
             z = np.uint32(0)
             if with_a:
-                for kk in range(np.uint64(ca)):
+                for kk in range(np.uint64(ca8)):
                     z = max(z, np.uint32(np.int32(c0[kk] * qs) + a0[kk]
                                          + np.int32(lshr32(rw[pr + kk], rk))))
             else:
-                for kk in range(np.uint64(cc)):
+                for kk in range(np.uint64(cc8)):
                     z = max(z, np.uint32(np.int32(c1[kk] * qs)
                                          + np.int32(lshr32(rw[pr + kk], rk))))
             if z >= lim:
@@ -1293,6 +1299,11 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
             c32[1, kk] = cmp[1, kk] << ftr
         for kk in range(cc):
             c32[2, kk] = cmp[2, kk]
+        for kk in range(ca, ca + PAD):   # zero factors: visit_rows32's whole vectors
+            c32[0, kk] = 0
+            c32[1, kk] = 0
+        for kk in range(cc, cc + PAD):
+            c32[2, kk] = 0
     rng = st.rng
     if (f[RM] == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) < (1 << 31)
             and bound <= min(net.acc_hi, -net.acc_lo)):
