@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 
-import numpy as np
 import pytest
 
 from edgesnn import cost

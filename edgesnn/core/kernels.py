@@ -42,7 +42,7 @@ from edgesnn.counters import (ELIGIBILITY_MACS, LFSR_DRAWS, LUT_LOOKUPS, MEMBRAN
                               SIGNAL_MULTIPLIES, SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES,
                               WEIGHT_WRITES)
 from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHASTIC, clamp,
-                           shift_round, wrap)
+                           wrap)
 
 from .constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG, leap_table
 from .rng import LANES, POS, ensure, take, words
