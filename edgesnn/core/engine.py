@@ -245,7 +245,9 @@ class FixedEngine:
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
         ntot, itot = int(n.sum()), int(n_in.sum())
         width = int(max(n.max(), n_in.max()))
-        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, 4 * width)   # visit_rows32 takes 4 rows of words
+        # visit_rows32 needs a chunk to hold at least one row (+ PAD + a round): 4 rows keeps
+        # its chunks long
+        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, 4 * width)
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
         # ---- work buffers (once per engine)
