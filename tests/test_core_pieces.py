@@ -14,8 +14,8 @@ from edgesnn.core import rng as R
 from edgesnn.core.constants import (decay_constant, exp_table, format_row, leap_table,
                                     make_table, psi_table, surrogate)
 from edgesnn.errors import DeviceError
-from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC, lfsr_bits, lfsr_seed,
-                           overflow, shift_round)
+from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, ROUNDING_MODES, STOCHASTIC,
+                           lfsr_bits, lfsr_seed, overflow, shift_round)
 from edgesnn.hw import NumberFormat
 
 RNG = np.random.default_rng(1234)
@@ -125,6 +125,59 @@ def test_into_equals_fixed_overflow(fmt):
     for v in range(-700, 700, 3):
         want = overflow(v, f[1], f[2], f[3], bool(f[4]), f[6])
         assert K.into(v, f) == (want[0], want[1])
+
+
+# --------------------------------------------------------------------------- factors
+
+def _edge_values(draw, lo, hi, size):
+    """``size`` integers in ``[lo, hi]``, mostly the edges: 0, +-1, lo, hi, their neighbours."""
+    edges = [v for v in (0, 1, -1, 2, lo, lo + 1, hi, hi - 1, hi // 2) if lo <= v <= hi]
+    return np.array(draw(st.lists(st.one_of(st.sampled_from(edges), st.integers(lo, hi)),
+                                  min_size=size, max_size=size)), dtype=np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), mode=st.sampled_from([FLOOR, NEAREST_EVEN, NEAREST_AWAY]),
+       sbits=st.sampled_from([4, 8, 16, 32]), tbits=st.sampled_from([4, 16, 31]),
+       ftr=st.integers(1, 20), n=st.integers(1, 40),
+       apost=st.sampled_from([K.ONE_ALPHA, K.ONE_ALPHA // 2, 3 * K.ONE_ALPHA // 4 + 7,
+                              5 * K.ONE_ALPHA // 3]),
+       apre=st.sampled_from([K.ONE_ALPHA, K.ONE_ALPHA // 4, 11 * K.ONE_ALPHA // 10]))
+def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, ftr, n, apost,
+                                                      apre):
+    """factor_loop_det (every product, SIMD) gives factor_loop's codes, product counts and
+    overflows: g at the signal format's edges (saturating a, c and gp), zero g, h, psi,
+    each rounding mode, alphas 1, powers of two and others."""
+    name = {v: k for k, v in ROUNDING_MODES.items()}[mode]
+    fs = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=sbits - 4,
+                                                       frac_bits=3, rounding=name)))
+    lo, hi = -(1 << (sbits - 1)), (1 << (sbits - 1)) - 1
+    assert (fs[1], fs[2]) == (lo, hi)
+    g = _edge_values(data.draw, lo, hi, n)
+    h = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
+    psi = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
+    outs = []
+    for det in (False, True):
+        a, c, gp = (np.full(n, 99, np.int64) for _ in range(3))
+        if det:
+            res = K.factor_loop_det(g, h, psi, a, c, gp, n, ftr, mode, fs[1], fs[2], apost,
+                                    apre)
+        else:
+            rng = R.new_state(0, 10)
+            res = K.factor_loop(g, h, psi, a, c, gp, n, ftr, fs, apost, apre, rng,
+                                int(rng[R.POS]))[:5]
+        outs.append((res, a, c, gp))
+    assert outs[0][0] == outs[1][0]
+    for want, got in zip(outs[0][1:], outs[1][1:]):
+        assert np.array_equal(want, got)
+
+
+def test_factor_lists_are_the_nonzero_neurons():
+    a = np.array([0, 3, 0, 0, -1, 0, 7, 0])
+    c = np.array([0, 0, 2, 0, -5, 0, 1, 0])
+    act0, act1 = np.full(8, -1), np.full(8, -1)
+    assert K.list_factors(a, c, act0, act1, 8) == (4, 3, 3)
+    assert list(act0[:4]) == [1, 2, 4, 6] and list(act1[:3]) == [2, 4, 6]
 
 
 # --------------------------------------------------------------------------- SRAM words

@@ -824,38 +824,64 @@ def factors(net, st, buf, l):
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
     fs = net.fmt[F_S]
-    ftr = net.fmt[F_T][FR]
-    rng = st.rng
-    p_r = rng[POS]
-    draws = 0
+    ft = net.fmt[F_T]
+    ftr = ft[FR]
     ev = buf.ev
-    g_ = buf.nrn[R_G]
-    h_ = buf.nrn[R_H]
-    psi_ = buf.nrn[R_PSI]
-    a_ = buf.nrn[R_A]
-    c_ = buf.nrn[R_C]
-    gp_ = buf.nrn[R_GP]
-    act = buf.act
-    apost = net.alpha_post
-    apre = net.alpha_pre
     for kind in (K_G, K_PSI, K_H):
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + kind], n, 1, 0)
-    ca = 0
-    cc = 0
-    na = 0
-    macs = 0
+    g_ = buf.nrn[R_G, off:off + n]
+    h_ = buf.nrn[R_H, off:off + n]
+    psi_ = buf.nrn[R_PSI, off:off + n]
+    a_ = buf.nrn[R_A, off:off + n]
+    c_ = buf.nrn[R_C, off:off + n]
+    gp_ = buf.nrn[R_GP, off:off + n]
+    apost = net.alpha_post
+    apre = net.alpha_pre
+    gmax = max(fs[HI], -fs[LO])
+    tmax = max(ft[HI], -ft[LO])
+    if (fs[RM] != STOCHASTIC and fs[OV] == SATURATE and ftr > 0 and gmax < (1 << 31)
+            and tmax < (1 << 31)):
+        nh, npsi, sat_a, sat_c, sat_g = factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr,
+                                                        fs[RM], fs[LO], fs[HI], apost, apre)
+    else:
+        rng = st.rng
+        nh, npsi, sat_a, sat_c, sat_g, p_r, draws = factor_loop(g_, h_, psi_, a_, c_, gp_, n,
+                                                                ftr, fs, apost, apre, rng,
+                                                                rng[POS])
+        rng[POS] = p_r
+        buf.ev[LFSR_DRAWS] += draws
+    ca, cc, na = list_factors(a_, c_, buf.act[0, off:off + n], buf.act[1, off:off + n], n)
+    buf.cnt[l, 0] = ca
+    buf.cnt[l, 1] = cc
+    buf.cnt[l, 2] = na
+    ev[ROWS_SKIPPED] += n - ca
+    ev[ELIGIBILITY_MACS] += nh + 2 * npsi
+    count_muls(ev, -1, nh * (1 + real_mul(apost)) + npsi * (1 + real_mul(apre)))
+    buf.sats[net.lay[l, LC_TID + K_A]] += sat_a
+    buf.sats[net.lay[l, LC_TID + K_C]] += sat_c
+    buf.sats[net.lay[l, LC_TID + K_G]] += sat_g
+
+
+@njit(cache=True)
+def factor_loop(g_, h_, psi_, a_, c_, gp_, n, ftr, fs, apost, apre, rng, p_r):
+    """``factors``' arithmetic for any signal format, skipping the zero products.
+
+    Writes ``a_``, ``c_``, ``gp_`` (n,); returns ``(g*h products, g*psi products,
+    overflows of a, of c, of gp, read position, words drawn)``.
+    """
+    draws = 0
     nh = 0
     npsi = 0
     sat_a = 0
     sat_c = 0
     sat_g = 0
     for m in range(n):
-        g = g_[off + m]
+        g = g_[m]
         a = np.int64(0)
         c = np.int64(0)
         gp = np.int64(0)
         if g != 0:
-            h = h_[off + m]
+            h = h_[m]
             if h != 0:
                 a, p_r, d = rnd(g * h, ftr, fs[RM], rng, p_r)
                 draws += d
@@ -864,9 +890,8 @@ def factors(net, st, buf, l):
                     draws += d
                 a, f = into(a, fs)
                 sat_a += f
-                macs += 1
                 nh += 1
-            p = psi_[off + m]
+            p = psi_[m]
             if p != 0:
                 gp, f, p_r, d = to_fmt(g * p, ftr, fs, rng, p_r)
                 draws += d
@@ -876,30 +901,82 @@ def factors(net, st, buf, l):
                     c, f, p_r, d = to_fmt(gp * apre, ALPHA_FRAC, fs, rng, p_r)
                     draws += d
                     sat_c += f
-                macs += 2
                 npsi += 1
-        a_[off + m] = a
-        c_[off + m] = c
-        gp_[off + m] = gp
-        if a != 0 or c != 0:
-            act[0, off + ca] = m
-            ca += 1
-            if c != 0:
-                act[1, off + cc] = m
-                cc += 1
-            if a != 0:
-                na += 1
-    rng[POS] = p_r
-    buf.ev[LFSR_DRAWS] += draws
-    buf.cnt[l, 0] = ca
-    buf.cnt[l, 1] = cc
-    buf.cnt[l, 2] = na
-    ev[ROWS_SKIPPED] += n - ca
-    ev[ELIGIBILITY_MACS] += macs
-    count_muls(ev, -1, nh * (1 + real_mul(apost)) + npsi * (1 + real_mul(apre)))
-    buf.sats[net.lay[l, LC_TID + K_A]] += sat_a
-    buf.sats[net.lay[l, LC_TID + K_C]] += sat_c
-    buf.sats[net.lay[l, LC_TID + K_G]] += sat_g
+        a_[m] = a
+        c_[m] = c
+        gp_[m] = gp
+    return nh, npsi, sat_a, sat_c, sat_g, p_r, draws
+
+
+@njit(cache=True, inline='always')
+def rnd_lanes(x, k, bias, odd, away):
+    """``rnd_det(x, k, mode)`` for ``k > 0`` as one expression (no branch on the mode):
+    floor ``bias = odd = away = 0``; nearest-even ``bias = 2**(k-1) - 1, odd = 1``;
+    nearest-away ``bias = 2**(k-1), away = 1``."""
+    return (x + bias + ((x >> k) & odd) - ((x >> 63) & away)) >> k
+
+
+@njit(cache=True)
+def factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr, mode, lo, hi, apost, apre):
+    """``factor_loop`` for a deterministic, saturating signal format and 32-bit ``g``, ``h``,
+    ``psi``: every product computed (a zero product rounds and clamps to 0, as the
+    skip gives), branch-free, 32x32->64 multiplies: a SIMD loop.
+    Returns ``(g*h products, g*psi products, overflows of a, of c, of gp)``.
+    """
+    half = np.int64(1) << (ftr - 1)
+    bias = half - 1 if mode == NEAREST_EVEN else (half if mode == NEAREST_AWAY else 0)
+    odd = np.int64(mode == NEAREST_EVEN)
+    away = np.int64(mode == NEAREST_AWAY)
+    ahalf = np.int64(1) << (ALPHA_FRAC - 1)
+    abias = ahalf - 1 if mode == NEAREST_EVEN else (ahalf if mode == NEAREST_AWAY else 0)
+    scale_a = apost != ONE_ALPHA
+    scale_c = apre != ONE_ALPHA
+    nh = 0
+    npsi = 0
+    sat_a = 0
+    sat_c = 0
+    sat_g = 0
+    for m in range(n):
+        g = np.int64(np.int32(g_[m]))
+        x = g * np.int64(np.int32(h_[m]))
+        y = g * np.int64(np.int32(psi_[m]))
+        nh += np.int64(x != 0)
+        npsi += np.int64(y != 0)
+        a = rnd_lanes(x, ftr, bias, odd, away)
+        if scale_a:
+            a = rnd_lanes(a * apost, ALPHA_FRAC, abias, odd, away)
+        ac = min(max(a, lo), hi)
+        sat_a += np.int64(a != ac)
+        gp = rnd_lanes(y, ftr, bias, odd, away)
+        gpc = min(max(gp, lo), hi)
+        sat_g += np.int64(gp != gpc)
+        c = gpc
+        if scale_c:
+            c = rnd_lanes(gpc * apre, ALPHA_FRAC, abias, odd, away)
+        cc = min(max(c, lo), hi)
+        sat_c += np.int64(c != cc)
+        a_[m] = ac
+        c_[m] = cc
+        gp_[m] = gpc
+    return nh, npsi, sat_a, sat_c, sat_g
+
+
+@njit(cache=True)
+def list_factors(a_, c_, act0, act1, n):
+    """List the neurons with ``a`` or ``c != 0`` in ``act0`` and those with ``c != 0`` in
+    ``act1`` (ascending, branch-free: the factors are data). Returns ``(len0, len1, a != 0)``."""
+    ca = 0
+    cc = 0
+    na = 0
+    for m in range(n):
+        a = a_[m]
+        c = c_[m]
+        act0[ca] = m
+        ca += np.int64((a | c) != 0)
+        act1[cc] = m
+        cc += np.int64(c != 0)
+        na += np.int64(a != 0)
+    return ca, cc, na
 
 
 # --------------------------------------------------------------------------- updates
