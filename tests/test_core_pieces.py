@@ -172,6 +172,18 @@ def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, f
         assert np.array_equal(want, got)
 
 
+@settings(max_examples=60, deadline=None)
+@given(v=st.lists(st.sampled_from([0, 0, 0, 0, 1, -1, 7]), max_size=40), uint8=st.booleans())
+def test_list_nonzero_is_np_flatnonzero(v, uint8):
+    """Eight at a time with a scalar tail: any length, blocks all zero or not, negative values."""
+    arr = np.array(v, dtype=np.int64)
+    if uint8:
+        arr = (arr != 0).astype(np.uint8)
+    out = np.full(len(v) + 1, -1, np.int64)
+    cnt = K.list_nonzero(arr, out)
+    assert list(out[:cnt]) == list(np.flatnonzero(arr))
+
+
 def test_factor_lists_are_the_nonzero_neurons():
     a = np.array([0, 3, 0, 0, -1, 0, 7, 0])
     c = np.array([0, 0, 2, 0, -5, 0, 1, 0])

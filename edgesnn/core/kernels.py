@@ -384,32 +384,43 @@ def count_muls(ev, kind, count):
 # --------------------------------------------------------------------------- forward
 
 @njit(cache=True)
+def list_nonzero(v, out):
+    """Write the indices of the nonzero entries of ``v`` (ascending) to ``out``; return their
+    count. Eight entries at a time: spikes are sparse, most blocks of eight are all zero."""
+    n = len(v)
+    cnt = 0
+    n8 = n - n % 8
+    for j0 in range(0, n8, 8):
+        z = np.int64(0)
+        for u in range(8):
+            z |= np.int64(v[j0 + u])
+        if z != 0:
+            for u in range(8):
+                out[cnt] = j0 + u        # branch-free within the block
+                cnt += np.int64(v[j0 + u] != 0)
+    for j in range(n8, n):
+        out[cnt] = j
+        cnt += np.int64(v[j] != 0)
+    return cnt
+
+
+@njit(cache=True)
 def gather_inputs(net, buf, x, t, l):
     """Copy layer ``l``'s input spikes of step ``t`` into ``xb``; list them in ``act_in``."""
     n_in = net.lay[l, LC_NIN]
     ioff = net.lay[l, LC_IOFF]
-    xb = buf.inp[R_XB]
-    act = buf.scr[R_ACT]
-    cnt = 0
+    xb = buf.inp[R_XB, ioff:ioff + n_in]
     if l == 0:
         # the encoder writes the input spikes, the core reads them
         vec_access(net.tens, buf.sram, net.tid_input, n_in, 1, 1)
         xt = x[t]
         for j in range(n_in):
-            v = np.int64(xt[j] != 0)
-            xb[ioff + j] = v
-            act[cnt] = j                 # branch-free listing: spikes are random
-            cnt += v
+            xb[j] = np.int64(xt[j] != 0)
     else:
         poff = net.lay[l - 1, LC_NOFF]
-        s = buf.nrn[R_S]
         vec_access(net.tens, buf.sram, net.lay[l - 1, LC_TID + K_S], n_in, 1, 0)
-        for j in range(n_in):
-            v = s[poff + j]
-            xb[ioff + j] = v
-            act[cnt] = j
-            cnt += np.int64(v != 0)
-    return cnt
+        xb[:] = buf.nrn[R_S, poff:poff + n_in]
+    return list_nonzero(xb, buf.scr[R_ACT])
 
 
 @njit(cache=True)
@@ -496,12 +507,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W], 0)
     if net.lay[l, LC_REC]:
         vec_access(net.tens, buf.sram, tid[K_S], n, 1, 0)
-        c2 = 0
-        sp = buf.nrn[R_SP, off:off + n]
-        act = buf.scr[R_ACT]
-        for k in range(n):
-            act[c2] = k
-            c2 += np.int64(sp[k] != 0)
+        c2 = list_nonzero(buf.nrn[R_SP, off:off + n], buf.scr[R_ACT])
         accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], cnt)
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
@@ -692,20 +698,23 @@ def signal_from_error(net, st, buf, l):
             if g_[eoff + c] != 0:
                 cls[k] = c
                 k += 1
-        for m in range(n):
-            base = wo + m * C
-            a = np.int64(0)
-            if net.sig_exact:            # the sum provably stays inside the accumulator
-                for kk in range(k):
-                    c = cls[kk]
-                    a += g_[eoff + c] * W[base + c]
-            else:
-                for kk in range(k):      # saturating accumulate, branch-free
+        if net.sig_exact:                # the sum provably stays inside the accumulator:
+            for kk in range(k):          # any order, so a class at a time (a long loop)
+                c = cls[kk]
+                e = g_[eoff + c]
+                col = W[wo + c:wo + n * C:C]
+                for m in range(n):
+                    acc[m] += e * np.int64(col[m])
+        else:
+            for m in range(n):
+                base = wo + m * C
+                a = np.int64(0)
+                for kk in range(k):      # saturating accumulate in class order, branch-free
                     c = cls[kk]
                     r = a + g_[eoff + c] * W[base + c]
                     a = min(max(r, alo), ahi)
                     sat += np.int64(r != a)
-            acc[m] = a
+                acc[m] = a
         if nnz > 0:
             tw = net.lay[L, LC_TID + K_W]
             add_words(buf.sram, net.tens, 0, tw, range_words(net.tens[1, tw], 0, n * C))
