@@ -408,3 +408,53 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
     assert outs[0][0] == outs[1][0] and np.array_equal(outs[0][1], outs[1][1])
     if target in ("lim", -1):
         assert outs[0][0][5] > 0                 # those sums round to a nonzero update
+
+
+# --------------------------------------------------------------------------- synaptic events
+
+@pytest.mark.parametrize("device", ["cortex-m7", "saturate", "wrap"])
+@pytest.mark.parametrize("seed", range(6))
+def test_accumulate_rows_equals_one_event_at_a_time(device, seed):
+    """The currents after the feed-forward then the recurrent rows of a step equal a sum one
+    synapse event at a time with the current format's overflow after each: the int32 path
+    (cortex-m7: 32-bit currents; rows four at a time plus the rest) and the clamped path
+    (16-bit currents: extreme weights saturate or wrap), with the overflow counts."""
+    from test_core_reference import make_device, make_spec
+    from edgesnn.core import FixedEngine
+    from edgesnn.hw import load_device
+    from edgesnn.plan import make_plan
+    from edgesnn.reference import init_params
+
+    rs = np.random.default_rng(seed)
+    spec = make_spec(layers=[("recurrent", 9, "soft")], inputs=13)
+    dev = load_device(device) if device == "cortex-m7" else make_device(covf=device)
+    eng = FixedEngine(make_plan(spec, dev), init_params(spec, 0), 0)
+    net, stt, buf = eng.net, eng.st, eng.buf
+    W = stt.W
+    W[:] = rs.choice([127, 127, 126, -128], len(W)) if seed % 2 else rs.integers(-128, 128, len(W))
+    fi = net.fmt[K.F_I]
+    sh = int(fi[0] - net.fmt[K.F_W][0])
+    n, lay = 9, net.lay[0]
+    cur = [0] * n
+    sats = 0
+    buf.nrn[K.R_I, :] = 0
+    prior = 0
+    for woff, rows_total, tid in ((lay[K.LC_WOFF], 13, lay[K.LC_TID + K.K_W]),
+                                  (lay[K.LC_WROFF], 9, lay[K.LC_TID + K.K_WR])):
+        k = int(rs.integers(6 if seed % 2 else 0, rows_total + 1))
+        rows = np.sort(rs.choice(rows_total, k, replace=False))
+        buf.scr[K.R_ACT, :len(rows)] = rows
+        before = int(buf.sats[tid])
+        K.accumulate_rows(net, stt, buf, 0, woff, len(rows), tid, prior)
+        for j in rows:
+            for m in range(n):
+                v, f = overflow(cur[m] + (int(W[woff + j * n + m]) << sh), int(fi[1]), int(fi[2]),
+                                int(fi[3]), bool(fi[4]), int(fi[6]))
+                cur[m] = v
+                sats += f
+        prior += len(rows)
+        assert list(buf.nrn[K.R_I, :n]) == cur
+        assert int(buf.sats[lay[K.LC_TID + K.K_I]]) == sats and int(buf.sats[tid]) == before
+    assert not buf.acc32.any()               # the int32 scratch is left cleared
+    if device != "cortex-m7" and seed % 2:
+        assert sats > 0                      # the extreme weights did overflow
