@@ -555,15 +555,20 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     # pass 2: spike, psi, reset (branch-free: spikes are data)
     if spiking:
         keep = np.int64(0) if hard else np.int64(1)      # hard reset: u = 0, soft: u = v - th
-        for m in range(n):
+        idx_ = buf.scr[R_ACT, :n]        # the input list is used up: LUT indices here
+        s_o = s_[off:off + n]
+        u_o = u_[off:off + n]
+        for m in range(n):               # SIMD; the table lookups (gathers) come after
             v = vv[m]
             d = v - th
-            idx = min(((d if d >= 0 else -d) + phalf) >> psh, e_last)
-            psi_[off + m] = lut[idx]
+            idx_[m] = min(((d if d >= 0 else -d) + phalf) >> psh, e_last)
             sp = np.int64(d > 0)
-            s_[off + m] = sp
+            s_o[m] = sp
             nsp += sp
-            u_[off + m] = v - sp * (v - keep * d)
+            u_o[m] = v - sp * (v - keep * d)
+        psi_o = psi_[off:off + n]
+        for m in range(n):
+            psi_o[m] = lut[idx_[m]]
     else:
         u_[off:off + n] = vv
     if record:
