@@ -327,7 +327,7 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 40), n=st.integers(1, 24),
        x_rate=st.sampled_from([0.0, 0.1, 0.5]), q_zero=st.sampled_from([0.0, 0.3, 0.9]),
-       k=st.integers(1, 14), per_sample=st.booleans(), epw=st.sampled_from([8, 4, -1]),
+       k=st.integers(1, 14), per_sample=st.booleans(), epw=st.sampled_from([8, 4, 3, -1]),
        start=st.sampled_from([0, 4000, 4090]))
 def test_int32_visit_equals_visit_rows(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     """visit_rows32 (int32 lanes, rows four at a time) gives visit_rows' bits and counts.
