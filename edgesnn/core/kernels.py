@@ -286,15 +286,14 @@ def round_vector(v, off, count, shift, f, rng, p):
 
 
 @njit(cache=True)
-def decay_add(trace, src, off, count, qc, one, qk, ft, rng, p):
-    """``trace = decay(trace) + src * one`` over ``count`` elements from ``off``, into format ``ft``.
-
-    Returns ``(overflows, words drawn, read position)``.
+def decay_add(trace, src, off, count, qc, one_sh, qk, ft, rng, p):
+    """``trace = decay(trace) + src * 2**one_sh`` over ``count`` elements from ``off``, into
+    format ``ft``. Returns ``(overflows, words drawn, read position)``.
     """
     tr = trace[off:off + count]
     sr = src[off:off + count]
     for j in range(count):
-        tr[j] = tr[j] * qc + sr[j] * one
+        tr[j] = tr[j] * qc + (sr[j] << one_sh)
     return round_vector(trace, off, count, qk, ft, rng, p)
 
 
@@ -586,8 +585,9 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     ft = net.fmt[F_T]
     qc = net.lay[l, LC_TQ + 0]
     qk = net.lay[l, LC_TQ + 1]
-    one = np.int64(1) << (ft[FR] + qk)
-    sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one, qk, ft, rng, p_r)
+    one_sh = ft[FR] + qk
+    sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk, ft, rng,
+                            p_r)
     draws += d
     buf.sats[tid[K_Q]] += sat
     vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
@@ -595,7 +595,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     qmul = net.decay_mul * real_mul(qc)          # x*one: a spike, not a multiply
     count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
     if net.lay[l, LC_REC]:
-        sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one, qk, ft, rng, p_r)
+        sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one_sh, qk, ft, rng, p_r)
         draws += d
         buf.sats[tid[K_QR]] += sat
         vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
@@ -620,7 +620,7 @@ def post_traces(net, st, buf):
         off = net.lay[l, LC_NOFF]
         hc = net.lay[l, LC_TH + 0]
         hk = net.lay[l, LC_TH + 1]
-        sat, d, p_r = decay_add(h_, psi_, off, n, hc, np.int64(1) << hk, hk, ft, rng, p_r)
+        sat, d, p_r = decay_add(h_, psi_, off, n, hc, hk, hk, ft, rng, p_r)
         draws += d
         buf.sats[net.lay[l, LC_TID + K_H]] += sat
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_PSI], n, 1, 0)
