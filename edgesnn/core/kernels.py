@@ -45,7 +45,7 @@ from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, STOCHAST
                            wrap)
 
 from .constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG, leap_table
-from .rng import LANES, POS, ensure, take, words
+from .rng import FILL, POS, ensure, refill, take, words
 
 #: 32-step LFSR leap tables (output bits and state) for the DFA feedback LFSR:
 #: a compile-time constant of every kernel (no argument passing)
@@ -1238,7 +1238,8 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     ``uint32(dw + (word >> (32 - k))) >= 2**k``, so a first pass over a row only
     takes the maximum of that (no stores: most rows have no nonzero update) and
     only rows that reach ``2**k`` are computed again and written (``row32``).
-    Rows go in chunks whose words fit the buffer: a scan lists the chunk's
+    Rows go in chunks that take the words already buffered (a refill comes only
+    when not one more row fits, so it moves few unread words): a scan lists the chunk's
     list-1 rows (``x_j = 0``, ``q_j != 0``) and list-0 rows (``x_j = 1``) with
     the offsets of their words (``vis`` rows 0-1 and 2-3); the list-1 rows then
     go four at a time through one loop over list 1 (a loop's setup costs about
@@ -1264,7 +1265,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     l0 = lists[0]
     l1 = lists[1]
     rw = words(rng)
-    cap = len(rw) - LANES - PAD              # words a refill guarantees, less the padding
+    widest = max(ca, cc)
     ca8 = (ca + PAD - 1) // PAD * PAD          # list lengths in whole vectors: zero factors
     cc8 = (cc + PAD - 1) // PAD * PAD          # past the end, whose words are read, not used
     vis0 = vis[0]
@@ -1275,13 +1276,18 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
     j = 0
     while j < rows:
         # ---- scan: the chunk's rows and the offsets of their words
-        j, n1, n0, used = scan_chunk(q, x, j, rows, ca, cc, cap, vis0, vis1, vis2, vis3)
+        # a chunk takes the words already buffered (PAD more stay for the whole vectors); a
+        # refill comes only when not one more row fits, so it moves few unread words
+        avail = rng[FILL] - p - PAD
+        if avail < widest:
+            p = refill(rng, p)
+            avail = rng[FILL] - p - PAD
+        j, n1, n0, used = scan_chunk(q, x, j, rows, ca, cc, avail, vis0, vis1, vis2, vis3)
         macs += n1 * cc
         for h in range(n0):
             macs += na + (cc if q[vis2[h]] != 0 else 0)
         reads += chunk_words(wt[1], vis0, n1, n, epw, cc) + chunk_words(wt[0], vis2, n0, n, epw, ca)
         draws += used
-        p = ensure(rng, p, used + PAD)
         # ---- list-1 rows, four at a time
         g = 0
         while g + 4 <= n1:
