@@ -1,12 +1,17 @@
 """The ``edgesnn`` command line.
 
-Every user error (``EdgeSnnError``) becomes one line on stderr and exit code
-2; nothing is written when a command fails.
+Every user error (``EdgeSnnError``, a bad option) becomes one line on stderr
+and exit code 2; nothing is written when a command fails. An interrupted run
+exits 130 (SIGINT) or 143 (SIGTERM) after one line saying what was saved. Any
+other exception is a bug: one line asking for a report, exit 3, and the
+traceback only with ``EDGESNN_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,19 +19,57 @@ import click
 
 from edgesnn.errors import EdgeSnnError
 
+#: the arguments of this invocation (to print the command that resumes a run)
+_ARGS: list[str] = []
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"edgesnn: error: {message}", err=True)
+    sys.exit(code)
+
 
 def _one_line_errors(fn):
-    """Turn EdgeSnnError into 'edgesnn: error: ...' and exit 2."""
+    """Turn EdgeSnnError into 'edgesnn: error: ...' and its exit code (2 unless stated)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except EdgeSnnError as exc:
-            click.echo(f"edgesnn: error: {exc}", err=True)
-            sys.exit(2)
+            _fail(str(exc), getattr(exc, "exit_code", 2))
 
     return wrapper
+
+
+class _Cli(click.Group):
+    """The group, with click's own errors and unexpected exceptions as one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        global _ARGS
+        _ARGS = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            _fail(exc.format_message() + where)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted; nothing was written", 130)
+        except EdgeSnnError as exc:
+            _fail(str(exc), getattr(exc, "exit_code", 2))
+        except SystemExit:
+            raise
+        except Exception as exc:  # a bug: say so in one line, traceback on request
+            if os.environ.get("EDGESNN_DEBUG"):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {exc}); this is a bug in edgesnn, "
+                  "please report it (EDGESNN_DEBUG=1 shows the traceback)", 3)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -39,7 +82,7 @@ def _emit(text: str, out: Path | None) -> None:
         click.echo(f"wrote {out}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgesnn")
 def main() -> None:
     """Can this spiking network learn on this device?
@@ -116,10 +159,11 @@ def hw_show(name: str) -> None:
 def hw_validate(file: Path) -> None:
     """Check a device TOML file; prints 'ok' or one line saying what is wrong."""
     from edgesnn.hw import load_device
+    from edgesnn.report import plural
 
     d = load_device(str(file) if str(file).endswith(".toml") or "/" in str(file)
                     else f"./{file}")
-    click.echo(f"{file}: ok ({d.name}, {len(d.banks)} banks, {d.sram_bytes:,} bytes)")
+    click.echo(f"{file}: ok ({d.name}, {plural(len(d.banks), 'bank')}, {d.sram_bytes:,} bytes)")
 
 
 # --------------------------------------------------------------------------
@@ -160,10 +204,28 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
     from edgesnn.report import to_json
     from edgesnn.spec import load_spec
 
+    if out is not None:
+        _check_writable_file(out)
     report = build(load_spec(spec, overrides), load_device(hw_name), input_rate, hidden_rate)
     if not report["fits"] and not allow_over_budget:
         raise BudgetError(report["problems"][0])
     _emit(to_json(report) if fmt == "json" else to_markdown(report), out)
+
+
+def _check_writable_file(out: Path) -> None:
+    """OutputError now if ``out`` could not be written later (its folder, or a folder there)."""
+    import tempfile
+
+    from edgesnn.errors import OutputError
+
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; --out takes a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".edgesnn-probe.", dir=out.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write there ({exc.strerror or exc})") from None
 
 
 # --------------------------------------------------------------------------
@@ -192,8 +254,9 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
               help="Folder of a data set's files.")
 @click.option("--samples", type=click.IntRange(1), default=5000, show_default=True,
               help="Training samples learned online (passes over the data = samples / train size).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the initial weights, the sample order and the encoders.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
+              help="Seed of the initial weights, the sample order and the encoders "
+                   "(0 to 2^32-1).")
 @click.option("--encoding", type=click.Choice(["regular", "rate", "latency", "iaf", "delta",
                                               "events"]),
               default=None,
@@ -206,23 +269,33 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
               help="Validation points per evaluation.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec key, e.g. --set learning.alpha_post=-1 --set layers.0.size=128.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out"),
               show_default=True,
-              help="Folder for report.json, report.md, learning_curve.png, energy.png.")
+              help="Folder for report.json, report.md, learning_curve.png, energy.png (and "
+                   "checkpoint.npz, trace.npz). A run locks it while it runs; a folder that "
+                   "holds another run's results is refused unless --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the files of an earlier run in --out (report.*, *.png, trace.npz, "
+                   "checkpoint.npz; nothing else) before starting. Resuming from "
+                   "OUT/checkpoint.npz needs no --overwrite: it continues that run.")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
-              help="Write OUT/checkpoint.npz every N samples (0: never).")
+              help="Write OUT/checkpoint.npz every N samples (0: never), and on Ctrl-C or "
+                   "SIGTERM.")
 @click.option("--resume", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Continue a run from a checkpoint (same spec, seed and options).")
+              help="Continue a run from a checkpoint (same spec, device, data, seed and "
+                   "options; the first difference is named).")
 @click.option("--trace-sample", type=click.IntRange(0), default=None, metavar="K",
-              help="Write every state variable of training sample K, per engine, to "
-                   "OUT/trace.npz (to see where fixed and float diverge).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+              help="Write the per-step states of training sample K, per engine, to "
+                   "OUT/trace.npz: membrane before and after reset, spikes, psi, traces, "
+                   "learning signals, readout error, and the weights before and after it "
+                   "(to see where fixed and float diverge).")
+@click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
 @_one_line_errors
 def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str,
              data_dir: Path | None, samples: int, seed: int, encoding: str | None,
              eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
-             checkpoint_every: int, resume: Path | None, trace_sample: int | None,
-             quiet: bool) -> None:
+             overwrite: bool, checkpoint_every: int, resume: Path | None,
+             trace_sample: int | None, quiet: bool) -> None:
     """Learn SPEC online, one sample at a time, and report accuracy and cost.
 
     SPEC defaults to the built-in Yin-Yang network (examples/yinyang.toml).
@@ -230,10 +303,18 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     accuracy, the validation accuracy over samples, the counted operations
     per sample and the memory map on the device. A resumed run ends
     bit-identical to an uninterrupted one.
+
+    Everything that can be checked before the first sample is (spec against
+    data and device, output folder, checkpoint, learning-rate schedule).
+    Ctrl-C or SIGTERM stops between two samples, writes the checkpoint when
+    --checkpoint-every is set, and prints the command that resumes it. When
+    stderr is not a terminal, progress comes as a line every 30 s.
     """
     from edgesnn.hw import load_device
     from edgesnn.datasets import ENCODINGS
     from edgesnn.errors import DataError
+    from edgesnn.outdir import RunFolder
+    from edgesnn.progress import Progress, SlowNotice
     from edgesnn.simulate import (ENGINE_CHOICES, SimulateOptions, prepare, simulate as run,
                                   write_outputs)
     from edgesnn.spec import load_spec
@@ -247,22 +328,99 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
     opts = SimulateOptions(engines=ENGINE_CHOICES[engine], data=data, config=cfg, batch=batch,
                            resume=str(resume) if resume else None,
                            data_dir=str(data_dir) if data_dir else None)
-    trainer = prepare(net, device, opts)
-    if trace_sample is not None:
-        if not trainer.k <= trace_sample < samples:
-            raise DataError(f"--trace-sample {trace_sample} is not among the samples this run "
-                            f"learns ({trainer.k} to {samples - 1})")
-        trainer.trace_at = trace_sample
-    todo = samples - trainer.k
-    with click.progressbar(length=todo, label=f"learning {net.name} ({engine}) on {device.name}",
-                           file=sys.stderr, show_pos=True, show_eta=True, hidden=quiet) as bar:
-        report = run(net, device, opts, progress=bar.update, trainer=trainer)
-    for path in write_outputs(report, out, trainer.traced):
-        click.echo(f"wrote {path}", err=True)
+    with RunFolder(out, overwrite=overwrite, resume=resume), _signals() as stop:
+        trainer = prepare(net, device, opts)
+        if trace_sample is not None:
+            if not trainer.k <= trace_sample < samples:
+                raise DataError(f"--trace-sample {trace_sample} is not among the samples this "
+                                f"run learns ({trainer.k} to {samples - 1})")
+            trainer.trace_at = trace_sample
+        bar = Progress(samples - trainer.k, f"learning {net.name} ({engine}) on {device.name}",
+                       hidden=quiet)
+        compiled = "fixed" in opts.engines
+        with SlowNotice(bar, "compiling the fixed-point core (the first run on a machine; "
+                             "about a minute, once)" if compiled else "warming up"):
+            compile_seconds = trainer.warm_up()
+        stop.trainer = trainer
+        try:
+            bar.start()
+            report = run(net, device, opts, progress=bar, trainer=trainer,
+                         compile_seconds=compile_seconds)
+        except EdgeSnnError as exc:
+            from edgesnn.errors import Interrupted
+
+            if isinstance(exc, Interrupted) and exc.checkpoint:
+                _fail(f"{exc}; resume with: {_resume_command(exc.checkpoint)}", exc.exit_code)
+            raise
+        finally:
+            stop.trainer = None
+            bar.close()
+        for path in write_outputs(report, out, trainer.traced):
+            click.echo(f"wrote {path}", err=True)
     click.echo(f"{net.name}: " + ", ".join(
         f"{name} test accuracy {100 * report[name]['test_accuracy']:.2f}%"
         for name in opts.engines)
         + (f"; gap {report['gap_points']:+.2f} points" if "gap_points" in report else ""))
+
+
+def _resume_command(checkpoint: str) -> str:
+    """This invocation with ``--resume CHECKPOINT`` (replacing any earlier --resume)."""
+    args, skip = [], False
+    for a in _ARGS:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith("--resume="):
+            args.append(a)
+    return shlex.join(["edgesnn", *args, "--resume", checkpoint])
+
+
+class _signals:
+    """SIGINT and SIGTERM during a run: stop between two samples (``Trainer.stop``).
+
+    While no trainer runs (loading data, writing reports) a signal stops at once
+    (nothing is half-written: every file is written atomically). A second
+    SIGINT during a run stops at once too.
+    """
+
+    def __init__(self) -> None:
+        self.trainer = None
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        from edgesnn.errors import Interrupted
+
+        name = signal.Signals(signum).name
+        t = self.trainer
+        if t is None:
+            raise Interrupted(name, 0, None, before=True)
+        if t.stop():
+            raise KeyboardInterrupt
+        t.stop.signal_name = name
+
+    def __enter__(self) -> "_signals":
+        import signal
+
+        self._old = {}
+        if threading_is_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def threading_is_main() -> bool:
+    """Signal handlers can only be installed from the main thread."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _default_spec() -> Path:

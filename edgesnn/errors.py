@@ -27,3 +27,31 @@ class DataError(EdgeSnnError):
 
 class CheckpointError(EdgeSnnError):
     """A checkpoint is missing, corrupt or belongs to another run."""
+
+
+class OutputError(EdgeSnnError):
+    """An output file or folder cannot be written, is locked, or holds another run's results."""
+
+
+class DivergenceError(EdgeSnnError):
+    """A learning run's weights or states became non-finite: names the tensor and the sample."""
+
+
+class Interrupted(EdgeSnnError):
+    """A run stopped by SIGINT or SIGTERM between two samples (exit 130 or 143).
+
+    ``checkpoint`` is the path written at the stop (None when the run does not
+    checkpoint); ``sample`` is the number of samples learned.
+    """
+
+    def __init__(self, signal_name: str, sample: int, checkpoint: str | None,
+                 before: bool = False):
+        self.signal_name, self.sample, self.checkpoint = signal_name, sample, checkpoint
+        self.exit_code = 130 if signal_name == "SIGINT" else 143
+        if before:
+            super().__init__(f"stopped by {signal_name} before learning started; nothing was "
+                             "written")
+            return
+        where = (f"checkpoint written to {checkpoint}" if checkpoint
+                 else "nothing saved (--checkpoint-every N makes a run resumable)")
+        super().__init__(f"stopped by {signal_name} after {sample} learned samples; {where}")

@@ -129,6 +129,8 @@ class PaperEngine(FloatEngine):
                 got = arrays[name].shape if name in arrays else "missing"
                 raise CheckpointError(f"checkpoint array {name}: expected shape {a.shape}, "
                                       f"got {got}")
+            if arrays[name].dtype.kind not in "iuf" or not np.isfinite(arrays[name]).all():
+                raise CheckpointError(f"checkpoint array {name}: not finite numbers")
         for k, p in self._trainables().items():
             p[...] = arrays[k]
         for store, prefix in ((self._m, "adam_m/"), (self._v, "adam_v/"), (self._grad, "grad/")):

@@ -15,7 +15,7 @@ from edgesnn import analytic
 from edgesnn.hw import Device
 from edgesnn.plan import (Plan, as_float32, bptt_tensors, learning_tensors, make_plan,
                           total_packed_bytes)
-from edgesnn.report import energy, human, kib, md_table
+from edgesnn.report import energy, human, kib, md_table, power_of_two
 from edgesnn.spec import NetworkSpec
 
 
@@ -69,6 +69,7 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
         "feedback": ln.feedback if ln.signal == "dfa" else None,
         "update": ln.update, "residual": ln.residual if ln.per_sample else None,
         "learning_rate": 2.0 ** -ln.learning_rate_shift,
+        "lr_halving_every": ln.lr_halving_every,
     }
 
 
@@ -101,7 +102,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"{d['title']}. Network {layers}; T = {s['time_steps']}, window {s['window']}, "
         f"{s['rule'].upper()} with {s['signal'].upper()}"
         + (f" ({s['feedback']} feedback)" if s["feedback"] else "")
-        + f", updates {s['update']}, learning rate {s['learning_rate']:g}.",
+        + f", updates {s['update']}, learning rate {power_of_two(s['learning_rate'])}.",
         "",
         f"On-chip learning {verdict}. Spike rates assumed: inputs {r['rates']['input']:g}, "
         f"hidden {r['rates']['hidden']:g} per neuron per step.",

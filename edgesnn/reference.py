@@ -170,13 +170,26 @@ class FloatEngine:
         return {k: v.copy() for k, v in self.params.arrays().items()}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore ``state()`` output in place; CheckpointError on a missing or misshaped array."""
-        for name, mine in self.params.arrays().items():
-            if name not in arrays or arrays[name].shape != mine.shape:
-                got = arrays[name].shape if name in arrays else "missing"
-                raise CheckpointError(f"checkpoint array {name}: expected shape {mine.shape}, "
-                                      f"got {got}")
-            mine[...] = arrays[name]
+        """Restore ``state()`` output in place; CheckpointError on a missing, misshaped,
+        non-numeric or non-finite array (nothing is changed then)."""
+        mine = self.params.arrays()
+        for name, a in mine.items():
+            got = arrays.get(name)
+            if got is None or got.shape != a.shape or got.dtype.kind not in "iuf":
+                what = "missing" if got is None else f"{got.dtype} {got.shape}"
+                raise CheckpointError(f"checkpoint array {name}: expected a float array of "
+                                      f"shape {a.shape}, got {what}")
+            if not np.isfinite(got).all():
+                raise CheckpointError(f"checkpoint array {name}: holds NaN or Inf")
+        for name, a in mine.items():
+            a[...] = arrays[name]
+
+    def nonfinite(self) -> str | None:
+        """The first learnable tensor holding NaN or Inf, or None (checked after learning)."""
+        for name, a in self.params.arrays().items():
+            if not np.isfinite(a).all():
+                return name
+        return None
 
     def _layer_params(self) -> list[DenseParams]:
         p = self.params

@@ -13,19 +13,39 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from edgesnn.errors import OutputError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` all at once (temporary file + rename)."""
+    """Write ``data`` to ``path`` all at once (temporary file + rename).
+
+    The file gets the permissions of a plain ``open()`` (0666 less the umask),
+    not ``mkstemp``'s 0600. Any OSError becomes one ``OutputError`` line
+    naming the path; the temporary file is removed and ``path`` is untouched.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
         os.replace(tmp, p)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{p}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return p
 
@@ -67,6 +87,22 @@ def human(x: float) -> str:
     if abs(x) >= 100 or float(x).is_integer():
         return f"{x:,.0f}"
     return f"{x:.3g}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 bank``, ``2 banks``, ``1 channel`` (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def power_of_two(x: float) -> str:
+    """``2^-8`` for an exact power of two, else the number (a learning rate on the device)."""
+    import math
+
+    if x > 0:
+        m, e = math.frexp(x)
+        if m == 0.5:
+            return f"2^{e - 1}"
+    return f"{x:g}"
 
 
 def kib(n: int | float) -> str:

@@ -26,7 +26,8 @@ from edgesnn.plan import make_plan
 from edgesnn.profile import _memory, _spec_summary
 from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import NetworkSpec
-from edgesnn.train import Trainer, TrainConfig, evaluate
+from edgesnn.train import (Trainer, TrainConfig, data_identity, device_identity,
+                           evaluate_counts)
 
 ENGINES = ("fixed", "float", "paper")
 ENGINE_CHOICES = {"both": ("fixed", "float"), "fixed": ("fixed",), "float": ("float",),
@@ -64,31 +65,66 @@ def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], see
 
 
 def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer:
-    """Check inputs and build a ready Trainer (resumed if asked); raises one-line errors."""
+    """Check inputs and build a ready Trainer (resumed if asked); raises one-line errors.
+
+    Everything that can be known before the first sample is checked here, in
+    the order a user fixes it: options, the spec against the data, the spec on
+    the device, the engines, the checkpoint, the learning-rate schedule.
+    """
     cfg = opts.config
     if cfg.samples < 1 or cfg.eval_every < 1 or cfg.eval_samples < 1:
         raise DataError("--samples, --eval-every and --eval-samples must be >= 1")
-    make_plan(spec, device).check()
+    if not 0 <= cfg.seed < SEED_LIMIT:
+        raise DataError(f"--seed {cfg.seed} is outside 0..{SEED_LIMIT - 1} (the seeds numpy's "
+                        "generators and the device's LFSRs take)")
     train, validation, test = load_dataset(opts.data, opts.data_dir, spec.time_steps,
                                            spec.inputs, cfg.encoding)
-    if train.n_inputs != spec.inputs:
-        raise DataError(f"data set '{opts.data}' gives {train.n_inputs} inputs, spec "
-                        f"'{spec.name}' expects network.inputs = {spec.inputs}")
-    if int(train.labels.max()) >= spec.classes:
-        raise DataError(f"data set '{opts.data}' has {int(train.labels.max()) + 1} classes, the "
-                        f"spec's readout has {spec.classes}")
+    check_data_fits_spec(opts.data, spec, (train, validation, test))
+    make_plan(spec, device).check()
+    identity = {"device": device_identity(device),
+                "data": data_identity(opts.data, train, validation, test)}
     trainer = Trainer(spec, build_engines(spec, device, opts.engines, cfg.seed, opts.batch),
-                      train, validation, cfg)
+                      train, validation, cfg, identity)
     trainer.test = test
     if opts.resume:
         trainer.load(opts.resume)
+    trainer.check_schedule()
     return trainer
+
+
+#: seeds are taken by numpy's SeedSequence (any int >= 0) and mixed into 64-bit LFSR seeds
+#: as ``seed * 1000 + stream``; 2**32 keeps every derived seed far inside both
+SEED_LIMIT = 2 ** 32
+
+
+def check_data_fits_spec(name: str, spec: NetworkSpec, splits) -> None:
+    """DataError unless every split gives ``network.inputs`` channels and labels the
+    readout has (checked before placing the spec on a device: a wrong size is a
+    spec problem, not a budget one)."""
+    train = splits[0]
+    if train.n_inputs != spec.inputs:
+        raise DataError(f"data set '{name}' gives {train.n_inputs} inputs, spec "
+                        f"'{spec.name}' expects network.inputs = {spec.inputs}")
+    for split, what in zip(splits, ("train", "validation", "test")):
+        labels = np.asarray(split.labels)
+        if len(labels) == 0:
+            raise DataError(f"data set '{name}': the {what} split is empty")
+        if int(labels.min()) < 0 or int(labels.max()) >= spec.classes:
+            raise DataError(f"data set '{name}' has {int(labels.max()) + 1} classes (labels "
+                            f"{int(labels.min())}..{int(labels.max())} in its {what} split), "
+                            f"the spec's readout has {spec.classes} (layers[-1].size)")
 
 
 def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
              progress: Callable[[int], None] | None = None,
-             trainer: Trainer | None = None) -> dict[str, Any]:
-    """Run (or finish) training and return the report dict."""
+             trainer: Trainer | None = None, compile_seconds: float | None = None
+             ) -> dict[str, Any]:
+    """Run (or finish) training and return the report dict.
+
+    ``compile_seconds`` is the warm-up time spent before (reported apart from the
+    simulation time); without it the first sample's compilation is inside
+    ``wall_seconds``.
+    """
     trainer = trainer or prepare(spec, device, opts)
     cfg = opts.config
     start_k = trainer.k
@@ -97,33 +133,39 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
     seconds = time.perf_counter() - t0
     test = trainer.test
     plan = make_plan(spec, device)
+    memory = _memory(plan)
     report: dict[str, Any] = {
         "command": "simulate",
         "spec": _spec_summary(spec),
         "device": {"name": device.name, "title": device.title, "clock_mhz": device.clock_mhz},
+        "fits": plan.fits,
         "data": {"name": opts.data, "encoding": cfg.encoding, "train": len(trainer.train_split),
                  "validation": len(trainer.validation), "test": len(test)},
         "config": {"samples": cfg.samples, "seed": cfg.seed, "eval_every": cfg.eval_every,
-                   "eval_samples": cfg.eval_samples,
+                   "eval_samples": cfg.eval_samples, "batch": opts.batch,
                    "resumed_at": start_k if opts.resume else None},
         "curve": {"samples": trainer.history.samples, "accuracy": trainer.history.accuracy,
                   "train_accuracy": trainer.history.train_accuracy,
                   "loss": trainer.history.loss},
-        "memory": _memory(plan),
+        "memory": memory,
         "wall_seconds": round(seconds, 3),
+        "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
     }
     learned = max(trainer.totals.learned, 1)
+    correct = {}
     for name, eng in trainer.engines.items():
         infer = Counters()
-        acc, loss = evaluate(eng, test, spec, cfg.encoding, counts=infer)
+        right, n, loss = evaluate_counts(eng, test, spec, cfg.encoding, counts=infer)
+        correct[name] = (right, n)
         learn = trainer.totals.counters.get(name, Counters())
         sp = trainer.totals.spikes.get(name, np.zeros(len(spec.hidden)))
-        report[name] = engine_report(name, plan, learn, learned, infer, len(test),
-                                     trainer.totals.spikes.get(name, sp))
-        report[name].update(test_accuracy=acc, test_loss=loss)
-    if "fixed" in report and "float" in report:
-        report["gap_points"] = 100 * (report["float"]["test_accuracy"]
-                                      - report["fixed"]["test_accuracy"])
+        report[name] = engine_report(name, plan, learn, learned, infer, len(test), sp)
+        report[name].update(test_accuracy=right / max(n, 1), test_correct=right, test_loss=loss)
+    if "fixed" in correct and "float" in correct:
+        # from the counts, not from the two accuracies: 100 * (a - b) of two floats gives
+        # -0.40000000000000036 where the exact figure is -0.4
+        n = correct["fixed"][1]
+        report["gap_points"] = 100 * (correct["float"][0] - correct["fixed"][0]) / max(n, 1)
     return report
 
 
@@ -166,24 +208,53 @@ def engine_report(name: str, plan, learn: Counters, learned: int, infer: Counter
     return out
 
 
+def gap_sentence(gap: float) -> str:
+    """The accuracy gap in words (printed to 2 decimals; report.json keeps full precision)."""
+    shown = f"{abs(gap):.2f}"
+    if shown == "0.00":
+        return ("Fixed point matches float on the test set (the same accuracy to 0.01 points, "
+                "same samples).")
+    if gap > 0:
+        return (f"Fixed point costs **{shown} points** of test accuracy against float on the "
+                "same samples.")
+    return (f"Fixed point is **{shown} points better** than float on the test set (same "
+            "samples; rounding noise can help a small network).")
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     """The simulate report for people: accuracy, latency, energy, operations, memory."""
-    from edgesnn.report import energy, md_table
+    from edgesnn.report import energy, md_table, power_of_two
 
     s = r["spec"]
     engines = [n for n in ENGINES if n in r]
     layers = " → ".join([str(s["inputs"])] + [f"{x['size']} {x['kind']}" for x in s["layers"]])
     d = r["device"]
+    c = r["config"]
+    if engines == ["paper"]:
+        how = (f"{c['samples']} samples learned by the paper engine (weight standardisation, "
+               f"Adam, mini-batches of {c.get('batch', '?')})")
+    else:
+        how = f"{c['samples']} samples learned online at batch 1"
+    rate = power_of_two(s["learning_rate"])
+    if s.get("lr_halving_every"):
+        rate += f", halved every {s['lr_halving_every']:,} samples"
+    secs = f"{r['wall_seconds']:.1f} s of simulation"
+    if r.get("compile_seconds") is not None:
+        secs += f" (and {r['compile_seconds']:.1f} s compiling and loading the kernels before)"
+    used = sum(b["used_bytes"] for b in r["memory"]["banks"])
+    cap = sum(b["capacity_bytes"] for b in r["memory"]["banks"])
     lines = [
         f"# Simulation: {s['name']} on {d['name']}",
         "",
         f"{d['title']}, {d['clock_mhz']:g} MHz. Network {layers}; T = {s['time_steps']}, "
         f"window {s['window']}, {s['rule'].upper()} with {s['signal'].upper()}, updates "
-        f"{s['update']}, learning rate {s['learning_rate']:g}. Data: {r['data']['name']} "
+        f"{s['update']}, learning rate {rate}. Data: {r['data']['name']} "
         f"({r['data']['train']} train / {r['data']['validation']} validation / "
         f"{r['data']['test']} test), {r['data']['encoding']} encoding. "
-        f"{r['config']['samples']} samples learned online at batch 1, seed "
-        f"{r['config']['seed']}; {r['wall_seconds']:.1f} s of simulation.",
+        f"{how}, seed {c['seed']}; {secs}.",
+        "",
+        f"Fits {d['name']}: {'yes' if r.get('fits', True) else '**no**'} "
+        f"({used:,} of {cap:,} bytes of SRAM).",
         "",
         md_table(["engine", "test accuracy", "test loss", "hidden spike rate"],
                  [[n, f"{100 * r[n]['test_accuracy']:.2f}%", f"{r[n]['test_loss']:.4f}",
@@ -191,8 +262,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
     ]
     if "gap_points" in r:
-        lines += [f"Fixed point costs **{r['gap_points']:+.2f} points** of test accuracy "
-                  "against float on the same samples (positive: float is better).", ""]
+        lines += [gap_sentence(r["gap_points"]), ""]
     lines += [
         "## Latency and energy",
         "",
@@ -267,12 +337,19 @@ def write_outputs(report: dict[str, Any], out: Path, traced: dict | None = None)
     for n in engines:
         bars[f"{n}\nlearn"] = report[n]["energy_pj_per_sample"]
         bars[f"{n}\ninfer"] = report[n]["energy_pj_per_inference"]
-    written = [write_atomic(out / "report.json", to_json(report)),
-               write_atomic(out / "report.md", to_markdown(report)),
-               write_atomic(out / "learning_curve.png", curve),
-               write_atomic(out / "energy.png", energy_bars_png(bars, f"{title}: energy per sample"))]
+    files = {"report.json": to_json(report), "report.md": to_markdown(report),
+             "learning_curve.png": curve,
+             "energy.png": energy_bars_png(bars, f"{title}: energy per sample")}
     if traced:
         buf = io.BytesIO()
         np.savez_compressed(buf, **traced)
-        written.append(write_atomic(out / "trace.npz", buf.getvalue()))
+        files["trace.npz"] = buf.getvalue()
+    written: list[Path] = []
+    try:                  # all rendered above; now all files or none of them
+        for name, data in files.items():
+            written.append(write_atomic(out / name, data))
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     return written

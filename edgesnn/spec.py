@@ -39,8 +39,9 @@ A spec is a TOML file::
                             # (the rounding remainder, into the next sample's accumulation)
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
 
-Kinds that later issues build (LLIF/SLIF neurons, TESS, learned delays,
-convolutional layers) are recognised and refused with a message saying so.
+Kinds from the papers that are not simulated yet (LLIF/SLIF neurons, TESS,
+learned delays, convolutional layers) are recognised and refused with a
+message listing what is supported.
 """
 
 from __future__ import annotations
@@ -57,15 +58,16 @@ NEURONS = ("lif",)
 RULES = ("stllr",)
 SIGNALS = ("bp", "dfa")
 RESIDUALS = ("clear", "carry")
+#: kinds a user may know from the papers that this version does not simulate:
+#: value -> what it is (refused with the list of what is supported)
 NOT_BUILT = {
-    "layer kind": {"conv": "convolutional layers come with the float reference engine issue",
-                   "delay": "learned delays come with the delay-learning issue"},
-    "neuron": {"llif": "LLIF neurons come with the adaptive-neuron issue",
-               "slif": "SLIF neurons come with the adaptive-neuron issue"},
-    "rule": {"tess": "TESS comes with the TESS issue",
-             "delays": "three-factor delay learning comes with the delay-learning issue"},
-    "signal": {"tess": "the TESS local learning signal comes with the TESS issue"},
+    "layer kind": {"conv": "convolutional layers", "delay": "delay layers"},
+    "neuron": {"llif": "LLIF neurons", "slif": "SLIF neurons"},
+    "rule": {"tess": "the TESS rule", "delays": "three-factor delay learning"},
+    "signal": {"tess": "the TESS local learning signal"},
 }
+#: how a refusal names the supported values of each ``NOT_BUILT`` group
+_SUPPORTED = {"layer kind": "kinds", "neuron": "neurons", "rule": "rules", "signal": "signals"}
 
 
 @dataclass(frozen=True)
@@ -232,9 +234,11 @@ def parse_spec(data: dict, source: str = "<spec>") -> NetworkSpec:
 
 
 def _refuse_unbuilt(t: Table, key: str, value: str, what: str, built: tuple[str, ...]) -> None:
-    reason = NOT_BUILT.get(what, {}).get(value)
-    if reason:
-        t.fail(f"{what} '{value}' is not built yet ({reason}); built: {', '.join(built)}", key)
+    """"'conv' (convolutional layers) is not supported yet; supported kinds: dense, ..."."""
+    desc = NOT_BUILT.get(what, {}).get(value)
+    if desc:
+        t.fail(f"'{value}' ({desc}) is not supported yet; supported {_SUPPORTED[what]}: "
+               f"{', '.join(built)}", key)
 
 
 def _parse_layer(t: Table) -> LayerSpec:

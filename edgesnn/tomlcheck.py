@@ -68,8 +68,16 @@ class Table:
         if key in self.data:
             return self.data[key]
         if default is _MISSING:
-            self.fail("is required but missing", key)
+            self.fail("is required but missing" + self._misspelt(key), key)
         return default
+
+    def _misspelt(self, key: str) -> str:
+        """``" (unknown key 'sise' here: a misspelling of 'size'?)"`` or ``""``."""
+        import difflib
+
+        near = difflib.get_close_matches(key, [k for k in self.data if k not in self._read],
+                                         n=1, cutoff=0.6)
+        return f" (unknown key '{near[0]}' here: a misspelling of '{key}'?)" if near else ""
 
     def has(self, key: str) -> bool:
         return key in self.data

@@ -132,7 +132,7 @@ SPEC_CASES = [
     ("reset", lambda t: t.replace("threshold = 0.5", 'threshold = 0.5\nreset = "sometimes"'),
      "key 'layers[0].reset': must be one of soft, hard"),
     ("llif", lambda t: t.replace("threshold = 0.5", 'threshold = 0.5\nneuron = "llif"'),
-     "key 'layers[0].neuron': neuron 'llif' is not built yet"),
+     "key 'layers[0].neuron': 'llif' (LLIF neurons) is not supported yet; supported neurons: lif"),
     ("signal", lambda t: t.replace('signal = "bp"', 'signal = "hebb"'),
      "key 'learning.signal': must be one of bp, dfa"),
     ("missing inputs", lambda t: t.replace("inputs = 3", ""),

@@ -31,11 +31,14 @@ def test_learning_rate_becomes_the_nearest_power_of_two(rate, shift):
 
 
 @pytest.mark.parametrize("section,key,value,message", [
-    ("layers0", "neuron", "llif", "neuron 'llif' is not built yet"),
-    ("layers0", "neuron", "slif", "neuron 'slif' is not built yet"),
-    ("layers0", "kind", "conv", "layer kind 'conv' is not built yet"),
-    ("learning", "rule", "tess", "rule 'tess' is not built yet"),
-    ("learning", "rule", "delays", "rule 'delays' is not built yet"),
+    ("layers0", "neuron", "llif", r"'llif' \(LLIF neurons\) is not supported yet; supported "
+                                  "neurons: lif$"),
+    ("layers0", "neuron", "slif", r"'slif' \(SLIF neurons\) is not supported yet"),
+    ("layers0", "kind", "conv", r"'conv' \(convolutional layers\) is not supported yet; "
+                                "supported kinds: dense, recurrent, readout$"),
+    ("learning", "rule", "tess", r"'tess' \(the TESS rule\) is not supported yet; supported "
+                                 "rules: stllr$"),
+    ("learning", "rule", "delays", r"'delays' \(three-factor delay learning\) is not supported"),
 ])
 def test_unbuilt_kinds_are_refused_with_a_reason(section, key, value, message):
     data = tomllib.loads(TINY_SPEC)

@@ -64,7 +64,7 @@ def test_checkpoint_for_another_seed_or_spec_is_refused(tmp_path):
 def test_damaged_or_missing_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(CheckpointError, match="not a readable edgesnn checkpoint"):
+    with pytest.raises(CheckpointError, match="bad.npz: damaged or truncated checkpoint"):
         _trainer(20, resume=str(bad))
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         _trainer(20, resume=str(tmp_path / "none.npz"))

@@ -26,7 +26,8 @@ import numpy as np
 
 from edgesnn.audio import AudioEncoder
 from edgesnn.datasets.base import SpikeSplit
-from edgesnn.errors import DataError
+from edgesnn.errors import DataError, OutputError
+from edgesnn.report import plural
 
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 SPLITS = {"test": range(0, 5), "validation": range(5, 10), "train": range(10, 50)}
@@ -53,7 +54,7 @@ def read_wav(path: Path, sample_rate: int) -> np.ndarray:
         with wave.open(str(path), "rb") as w:
             if w.getnchannels() != 1 or w.getsampwidth() != 2:
                 raise DataError(f"FSDD: {path} is not mono 16-bit PCM "
-                                f"({w.getnchannels()} channels, {8 * w.getsampwidth()} bit)")
+                                f"({plural(w.getnchannels(), 'channel')}, {8 * w.getsampwidth()} bit)")
             if w.getframerate() != sample_rate:
                 raise DataError(f"FSDD: {path} is sampled at {w.getframerate()} Hz, "
                                 f"the encoder expects {sample_rate} Hz")
@@ -96,7 +97,7 @@ def encode_all(data_dir: str | Path, encoder: AudioEncoder,
     np.savez_compressed(buf, spikes=spikes, labels=labels, names=np.array(names))
     try:
         write_atomic(path, buf.getvalue())
-    except OSError:             # a read-only cache folder only costs re-encoding
+    except (OSError, OutputError):   # a read-only cache folder only costs re-encoding
         pass
     return spikes, labels, names
 
