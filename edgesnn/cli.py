@@ -349,12 +349,13 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
         except EdgeSnnError as exc:
             from edgesnn.errors import Interrupted
 
+            stop.trainer = None
+            bar.close()                  # the error is the last line
             if isinstance(exc, Interrupted) and exc.checkpoint:
                 _fail(f"{exc}; resume with: {_resume_command(exc.checkpoint)}", exc.exit_code)
             raise
-        finally:
-            stop.trainer = None
-            bar.close()
+        stop.trainer = None
+        bar.close()
         for path in write_outputs(report, out, trainer.traced):
             click.echo(f"wrote {path}", err=True)
     click.echo(f"{net.name}: " + ", ".join(
