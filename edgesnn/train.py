@@ -377,7 +377,9 @@ class Trainer:
                               f"holds NaN or Inf; {kept}; try a smaller learning_rate")
 
     def _trace(self, x: np.ndarray, label: int) -> None:
-        """Record every state variable of this sample in each engine, leaving runs unchanged.
+        """Record the per-step states of this sample in each engine (``trace``), and its
+        parameters before and after it (``weights_before/L0.W`` ..., float, output-major),
+        leaving the run unchanged.
 
         The engine's state is restored after ``trace`` so that the sample is then
         learned exactly as in an untraced run.
@@ -386,8 +388,12 @@ class Trainer:
             if not hasattr(eng, "trace"):
                 continue
             saved = eng.state()
+            for key, arr in _weights(eng).items():
+                self.traced[f"{name}/weights_before/{key}"] = arr
             for key, arr in eng.trace(x, label).items():
                 self.traced[f"{name}/{key}"] = np.asarray(arr)
+            for key, arr in _weights(eng).items():
+                self.traced[f"{name}/weights_after/{key}"] = arr
             eng.load_state(saved)
         self.traced["x"], self.traced["label"] = x, np.array(label)
 
@@ -514,6 +520,16 @@ def _read_checkpoint(p: Path) -> tuple[dict[str, np.ndarray], dict]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{p}: damaged checkpoint state ({exc})") from None
     return arrays, state
+
+
+def _weights(eng: Engine) -> dict[str, np.ndarray]:
+    """An engine's parameters as float arrays by tensor name (copies)."""
+    if hasattr(eng, "float_params"):
+        params = eng.float_params()
+    else:
+        params = getattr(eng, "params", None)
+    return {} if params is None else {k: np.array(v, dtype=np.float64)
+                                      for k, v in params.arrays().items()}
 
 
 def _largest_shift(eng: Engine, start: int) -> int | None:

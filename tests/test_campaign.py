@@ -256,9 +256,9 @@ CASES: list[Case] = [
          r"Invalid value for '--engine'"),
 
     # -- the spec against the data and the device
-    Case("spec vs data", "inputs the data set does not give",
-         lambda t: sim(t, "--set", "network.inputs=700"),
-         r"data set 'yinyang' gives 4 inputs, spec 'small' expects network.inputs = 700"),
+    Case("spec vs data", "inputs the data set does not give",   # and would not fit either:
+         lambda t: sim(t, "--set", "network.inputs=700", "--set", "layers.0.size=2000"),
+         r"data set 'yinyang' gives 4 inputs, spec 'small' expects network.inputs = 700$"),
     Case("spec vs data", "fewer classes than the data",
          lambda t: sim(t, "--set", "layers.1.size=2"),
          r"data set 'yinyang' has 3 classes .*the spec's readout has 2"),
@@ -319,6 +319,8 @@ CASES: list[Case] = [
          r"FSDD: .*0_george_0\.wav is not a readable WAV file"),
     Case("data files", "stereo WAV", lambda t: sim(t, *_fsdd(t, "stereo"), spec=_fsdd_spec(t)),
          r"FSDD: .*0_george_0\.wav is not mono 16-bit PCM \(2 channels, 16 bit\)"),
+    Case("data files", "8-bit WAV", lambda t: sim(t, *_fsdd(t, "8bit"), spec=_fsdd_spec(t)),
+         r"FSDD: .*0_george_0\.wav is not mono 16-bit PCM \(1 channel, 8 bit\)"),
     Case("data files", "WAV at another rate",
          lambda t: sim(t, *_fsdd(t, "rate"), spec=_fsdd_spec(t)),
          r"FSDD: .*0_george_0\.wav is sampled at 16000 Hz, the encoder expects 8000 Hz"),
@@ -432,6 +434,12 @@ def _fsdd(tmp: Path, kind: str) -> list[str]:
             w.setframerate(8000)
             w.writeframes(good.tobytes())
         bad.write_bytes(bad.read_bytes()[:30])
+    elif kind == "8bit":
+        with wave.open(str(bad), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(1)
+            w.setframerate(8000)
+            w.writeframes(bytes(4000))
     elif kind in ("stereo", "rate"):
         with wave.open(str(bad), "wb") as w:
             w.setnchannels(2 if kind == "stereo" else 1)
