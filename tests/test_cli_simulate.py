@@ -45,7 +45,8 @@ def test_simulate_resume_from_cli(runner, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--set", "network.inputs=5"], "gives 4 inputs, spec 'yinyang' expects network.inputs = 5"),
-    (["--set", "layers.1.size=2"], "has 3 classes, the spec's readout has 2"),
+    (["--set", "layers.1.size=2"], "has 3 classes (labels 0..2 in its train split), the spec's "
+                                   "readout has 2"),
     (["--set", "learning.window=99"], "key 'learning.window': must be <= network.time_steps"),
     (["--set", "nonsense"], "must look like section.key=value"),
     (["--resume", "missing.npz"], "no such checkpoint"),

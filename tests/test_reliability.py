@@ -198,3 +198,18 @@ def test_an_unexpected_exception_is_one_line_exit_3(monkeypatch, tmp_path):
     assert res.stderr.strip() == ("edgesnn: error: internal error (ZeroDivisionError: division by "
                                   "zero); this is a bug in edgesnn, please report it "
                                   "(EDGESNN_DEBUG=1 shows the traceback)")
+
+
+def test_a_slow_warm_up_says_it_is_compiling_and_a_fast_one_says_nothing():
+    """Defect 8: a first run printed nothing while numba compiled for a minute."""
+    import time
+
+    from edgesnn.progress import SlowNotice
+
+    log = io.StringIO()
+    bar = Progress(10, "learning x", stream=log, tty=False)
+    with SlowNotice(bar, "compiling", after=0.05):
+        time.sleep(0.3)
+    with SlowNotice(bar, "not said", after=5.0):
+        pass
+    assert log.getvalue() == "learning x: compiling\n"
