@@ -213,3 +213,32 @@ def test_a_slow_warm_up_says_it_is_compiling_and_a_fast_one_says_nothing():
     with SlowNotice(bar, "not said", after=5.0):
         pass
     assert log.getvalue() == "learning x: compiling\n"
+
+
+def test_the_warm_up_leaves_the_run_unchanged(tmp_path):
+    """The compile warm-up runs a sample through every engine and restores its state: a run
+    with it ends exactly as one without."""
+    from edgesnn.hw import load_device
+    from edgesnn.simulate import SimulateOptions, prepare
+    from edgesnn.spec import load_spec
+    from edgesnn.train import TrainConfig
+
+    spec = load_spec(_spec(tmp_path), ["learning.signal=dfa"])
+    device = load_device("audio-edge")      # stochastic rounding: the rounding words matter
+    opts = SimulateOptions(engines=("fixed", "float"), config=TrainConfig(
+        samples=30, eval_every=10, eval_samples=20))
+    runs = []
+    for warm in (False, True):
+        t = prepare(spec, device, opts)
+        if warm:
+            t.warm_up()
+        t.run()
+        runs.append((t.history, {n: e.state() for n, e in t.engines.items()},
+                     {n: c.events.copy() for n, c in t.totals.counters.items()}))
+    (h0, s0, c0), (h1, s1, c1) = runs
+    assert h0 == h1
+    for n in s0:
+        assert s0[n].keys() == s1[n].keys()
+        for k in s0[n]:
+            np.testing.assert_array_equal(s0[n][k], s1[n][k], err_msg=f"{n} {k}")
+        np.testing.assert_array_equal(c0[n], c1[n])
