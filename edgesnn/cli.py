@@ -57,7 +57,7 @@ class _Cli(click.Group):
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except (click.Abort, KeyboardInterrupt):
-            _fail("interrupted; nothing was written", 130)
+            _fail("interrupted; no report was written", 130)
         except EdgeSnnError as exc:
             _fail(str(exc), getattr(exc, "exit_code", 2))
         except SystemExit:
