@@ -8,12 +8,11 @@ import shutil
 import pytest
 
 from edgesnn.cli import main
-from conftest import EXAMPLES, SHARED
+from conftest import EXAMPLES, golden_dir
 
 FAST = ["--engine", "float", "--samples", "40", "--eval-every", "20", "--eval-samples", "10", "--quiet",
         "--set", "layers.0.size=16", "--set", "network.time_steps=12",
         "--set", "learning.window=6"]
-GOLDEN = SHARED / "golden" / "stllr"
 
 
 def test_simulate_writes_the_three_outputs(runner, tmp_path):
@@ -62,13 +61,12 @@ def test_simulate_bad_input_is_one_line_and_writes_nothing(runner, tmp_path, arg
 
 @pytest.fixture
 def golden_copy(tmp_path):
-    if not GOLDEN.is_dir():
-        pytest.skip(f"golden vectors not found at {GOLDEN}")
+    golden = golden_dir()
     dst = tmp_path / "cases"
     dst.mkdir()
     for stem in ("linear_c1_apostm1", "readout_c1_shd"):
         for ext in (".json", ".npz"):
-            shutil.copy(GOLDEN / f"{stem}{ext}", dst / f"{stem}{ext}")
+            shutil.copy(golden / f"{stem}{ext}", dst / f"{stem}{ext}")
     return dst
 
 

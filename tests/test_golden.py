@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import golden_cases as gc
+from conftest import GOLDEN as SHIPPED, GOLDEN_MISSING
 from edgesnn.errors import DataError
 from edgesnn.golden import parse_psi, run_case, run_golden
 
-SHIPPED = Path(__file__).parents[2] / "shared" / "golden" / "stllr"
-needs_shipped = pytest.mark.skipif(not SHIPPED.is_dir(), reason=f"shipped golden cases not found at {SHIPPED}")
+needs_shipped = pytest.mark.skipif(not SHIPPED.is_dir(), reason=GOLDEN_MISSING)
 
 
 def _run(folder):
