@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -10,7 +11,40 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-SHARED = ROOT.parent / "shared"
+SHARED = ROOT.parent / "shared"       # the shared folder CI checks out beside the project
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+#: Golden-vector cases (``NAME.json`` + ``NAME.npz`` pairs recorded from the S-TLLR authors'
+#: code). Set ``EDGESNN_GOLDEN`` to their folder; default ``../shared/golden/stllr``.
+GOLDEN = _env_path("EDGESNN_GOLDEN", SHARED / "golden" / "stllr")
+GOLDEN_MISSING = (f"golden vectors not found at {GOLDEN}: set EDGESNN_GOLDEN to the folder of "
+                  "golden cases (NAME.json + NAME.npz pairs, shipped beside the project in "
+                  "shared/golden/stllr)")
+
+#: The Free Spoken Digit Dataset's ``recordings`` folder (3,000 ``DIGIT_SPEAKER_INDEX.wav``).
+#: Set ``EDGESNN_FSDD`` to it; default ``../shared/data/fsdd/recordings``.
+FSDD = _env_path("EDGESNN_FSDD", SHARED / "data" / "fsdd" / "recordings")
+FSDD_MISSING = (f"FSDD recordings not found at {FSDD}: set EDGESNN_FSDD to the 'recordings' "
+                "folder of a clone of github.com/Jakobovski/free-spoken-digit-dataset")
+
+
+def golden_dir() -> Path:
+    """The golden-case folder, or skip the test saying how to point at one."""
+    if not GOLDEN.is_dir():
+        pytest.skip(GOLDEN_MISSING)
+    return GOLDEN
+
+
+def fsdd_dir() -> Path:
+    """The FSDD recordings folder, or skip the test saying how to point at one."""
+    if not FSDD.is_dir():
+        pytest.skip(FSDD_MISSING)
+    return FSDD
 
 #: The energy table every test device uses (Horowitz 45 nm, int16 multiply assumed 0.8 pJ).
 ENERGY = """

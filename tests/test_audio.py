@@ -11,7 +11,7 @@ import pytest
 from edgesnn.audio import AudioEncoder, delta_spikes, hz_to_mel, iaf_spikes, mel_filters
 from edgesnn.datasets.fsdd import encode_all, load_fsdd
 from edgesnn.errors import DataError
-from conftest import SHARED
+from conftest import fsdd_dir
 
 
 def write_wav(path: Path, signal: np.ndarray, rate: int = 8000, channels: int = 1) -> Path:
@@ -139,9 +139,7 @@ def test_missing_or_empty_folder(tmp_path):
 
 
 def test_real_fsdd_reads_all_3000_recordings(tmp_path):
-    folder = SHARED / "data" / "fsdd"
-    if not (folder / "recordings").is_dir():
-        pytest.skip(f"FSDD not found at {folder} (the shared data folder)")
+    folder = fsdd_dir()
     tr, va, te = load_fsdd(folder, AudioEncoder(steps=100, bands=16), cache_dir=tmp_path)
     assert (len(tr), len(va), len(te)) == (2400, 300, 300)
     assert list(np.bincount(te.labels)) == [30] * 10

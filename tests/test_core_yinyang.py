@@ -6,6 +6,8 @@ A loose bound (chance is 1/3): the measured comparison with the float engine
 
 from __future__ import annotations
 
+import math
+
 from edgesnn.core import FixedEngine
 from edgesnn.datasets import load_dataset
 from edgesnn.hw import load_device
@@ -26,5 +28,5 @@ def test_fixed_engine_learns_yinyang_on_cortex_m7():
     acc, loss = evaluate(eng, test, spec, "regular", limit=300)
     assert acc > 0.6, (untrained, acc)
     assert acc > untrained + 0.15
-    assert loss == loss                       # finite, computed from the dequantised readout
+    assert math.isfinite(loss)                # computed from the dequantised readout
     assert sum(eng.last_counters.sram_reads.values()) > 0

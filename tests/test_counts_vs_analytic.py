@@ -10,8 +10,9 @@ exactly those). The leak and trace-decay multiplies are one per element per
 step too, so they are equal as well (the fixed engine's under its device's
 decay mode, the float engine's as multiplies). Learning
 counts differ by design: the analytic ones are dense upper bounds, the fixed
-engine skips rows whose factors are zero, so its counts are at most those;
-the float engine counts densely, so its counts equal them.
+engine skips zero factors and rows, so its counts are derived exactly from the
+values it recorded (``FixedEngine.trace``) by the rules of docs/fixed_point.md;
+the float engine counts densely, so its counts equal the formulas.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edgesnn import analytic
+from edgesnn import analytic, fixed
 from edgesnn.core import FixedEngine
 from edgesnn.hw import load_device
 from edgesnn.plan import make_plan
@@ -29,7 +30,8 @@ from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import load_spec
 from conftest import EXAMPLES
 
-from edgesnn.counters import INDEX, update_multiplies
+from edgesnn.core.constants import ALPHA_FRAC
+from edgesnn.counters import INDEX, is_multiply, update_multiplies
 
 #: the devices: a shift leak and a multiplying one
 DEVICES = ("cortex-m7", "spinnaker2-pe")
@@ -91,24 +93,150 @@ def test_inference_multiplies_are_the_forward_formula(spec, device):
         assert ev["multiplies"] == fwd.multiplies + dense.trace_multiplies
 
 
-@pytest.mark.parametrize("update,residual,device", [("per-step", "clear", "cortex-m7"),
-                                                    ("per-sample", "clear", "spinnaker2-pe"),
-                                                    ("per-sample", "carry", "cortex-m7")])
-def test_fixed_learning_work_is_at_most_the_dense_formula(spec, update, residual, device):
-    spec = replace(spec, learning=replace(spec.learning, update=update, residual=residual))
+def _codes(values: np.ndarray, frac: int) -> np.ndarray:
+    """Integer codes of dequantised values (exact: each value is a code times 2**-frac)."""
+    return np.rint(np.asarray(values) * 2.0 ** frac).astype(np.int64)
+
+
+def _exact_learning_counts(eng, spec, x, tr) -> dict[str, int]:
+    """The fixed engine's learning counts of one sample (BP), from the values it recorded.
+
+    At each window step, by docs/fixed_point.md, top-down: the signal of the top hidden
+    layer is ``e W_out`` (``n`` MACs and multiplies per nonzero ``e_c``), of a lower one
+    ``gp W`` over the nonzero ``gp`` above. Factors: ``a = S(g h_prev)`` (times
+    ``alpha_post``, a second rounding, unless 1), ``gp = S(g psi)``, ``c = gp`` (times
+    ``alpha_pre`` likewise); ``S`` rounds by the trace's fractional bits and saturates into
+    the signal format. One MAC per ``g h`` product, two (``c`` and the bias term) per
+    ``g psi``; a multiply per product and per alpha scaling that is not a power of two.
+    Each weight matrix (``W``, then ``W_rec`` with inputs ``s[t-1]`` and trace ``q_rec``):
+    a row with ``x_j = 1`` visits the neurons with ``a != 0`` (a*x) and those with ``c != 0``
+    (c*q, a multiply each), a row with only ``q_j != 0`` those with ``c != 0``; neurons with
+    ``a = c = 0`` are skipped rows. The readout is a layer with ``c = gp = e``, ``a = 0``.
+    Also returned, ``visited``: the synapses and biases visited (at least the parameters
+    written per step).
+    """
+    fs, ft = eng.fmt["signal"], eng.fmt["trace"]
+    S, F = fs.frac_bits, ft.frac_bits
+    lo, hi = fs.qformat.min_int, fs.qformat.max_int
+    mode = fixed.rounding_mode(fs.rounding)
+    ln = spec.learning
+    apost, apre = (int(round(v * 2 ** ALPHA_FRAC)) for v in (ln.alpha_post, ln.alpha_pre))
+    T, W = spec.time_steps, ln.window
+    L = len(spec.hidden)
+
+    def sat(v):
+        return min(max(v, lo), hi)
+
+    def rnd(v, k):
+        return fixed.shift_round(int(v), k, mode, 0)
+
+    def scaled(prods, alpha, into_before):
+        out = []
+        for v in prods:
+            r = rnd(v, F)
+            if alpha != 1 << ALPHA_FRAC:
+                r = rnd((sat(r) if into_before else r) * alpha, ALPHA_FRAC)
+            out.append(sat(r))
+        return np.array(out, dtype=np.int64)
+
+    def visits(xs, qs, na, nc, nac):
+        rows_x = int(np.count_nonzero(xs))
+        rows_q = int(np.count_nonzero((qs != 0) & (xs == 0)))
+        nq = int(np.count_nonzero(qs))
+        return rows_x * (na + nc) + rows_q * nc, nc * nq, rows_x * nac + rows_q * nc
+
+    e = _codes(tr["out.e"], S)
+    q_out = _codes(tr["out.q"], F)
+    out = dict(eligibility_macs=0, signal_macs=0, signal_multiplies=0, update_multiplies=0,
+               rows_skipped=0, visited=0)
+    assert T - W >= 1
+    for t in range(T - W, T):
+        gp_above = e[t]
+        for l in range(L - 1, -1, -1):
+            p, n = f"L{l}", spec.hidden[l].size
+            g, psi = _codes(tr[f"{p}.g"][t], S), _codes(tr[f"{p}.psi"][t], F)
+            hp = _codes(tr[f"{p}.h"][t - 1], F)
+            nsig = int(np.count_nonzero(gp_above))
+            out["signal_macs"] += n * nsig
+            out["signal_multiplies"] += n * nsig
+            nh = int(np.count_nonzero((g != 0) & (hp != 0)))
+            npsi = int(np.count_nonzero((g != 0) & (psi != 0)))
+            a = scaled(g * hp, apost, into_before=False)
+            gp = scaled(g * psi, 1 << ALPHA_FRAC, into_before=True)
+            c = scaled(g * psi, apre, into_before=True)
+            na, nc, nac = (int(np.count_nonzero(v)) for v in (a, c, (a != 0) | (c != 0)))
+            out["eligibility_macs"] += nh + 2 * npsi
+            out["update_multiplies"] += (nh * (1 + is_multiply(ln.alpha_post))
+                                         + npsi * (1 + is_multiply(ln.alpha_pre)))
+            out["rows_skipped"] += n - nac
+            out["visited"] += int(np.count_nonzero(gp))            # biases
+            xs = x[t] if l == 0 else tr[f"L{l - 1}.s"][t]
+            mats = [(xs, _codes(tr[f"{p}.q"][t], F))]
+            if spec.hidden[l].recurrent:
+                s_prev = tr[f"{p}.s"][t - 1]
+                mats.append((s_prev, _codes(tr[f"{p}.q_rec"][t], F)))
+            for xs_, qs in mats:
+                macs, muls, vis = visits(xs_, qs, na, nc, nac)
+                out["eligibility_macs"] += macs
+                out["update_multiplies"] += muls
+                out["visited"] += vis
+            gp_above = gp
+        nnz = int(np.count_nonzero(e[t]))
+        macs, muls, vis = visits(tr[f"L{L - 1}.s"][t], q_out[t], 0, nnz, nnz)
+        out["eligibility_macs"] += nnz + macs
+        out["update_multiplies"] += muls
+        out["rows_skipped"] += spec.classes - nnz
+        out["visited"] += nnz + vis
+    return out
+
+
+def _changed(before, after) -> int:
+    return sum(int(np.count_nonzero(before[k] != after[k]))
+               for k in ("L0.W", "L0.b", "out.W", "out.b"))
+
+
+@pytest.mark.parametrize("update,residual,device,window", [
+    ("per-step", "clear", "cortex-m7", 8), ("per-step", "clear", "spinnaker2-pe", 1),
+    ("per-sample", "clear", "spinnaker2-pe", 8), ("per-sample", "carry", "cortex-m7", 8)])
+def test_fixed_learning_work_is_counted_exactly(spec, update, residual, device, window):
+    """The counted learning work equals the count derived from the recorded factors,
+    traces and spikes. Weight writes: per sample, or per step with a one-step window,
+    each parameter once if it changed; per step over 8 window steps (a parameter may
+    move more than once) at least the parameters that changed, at most those visited."""
+    spec = replace(spec, learning=replace(spec.learning, update=update, residual=residual,
+                                          window=window))
     eng = _engine("fixed", spec, device)
     dense = analytic.stllr_ops(spec, 0.0, 0.0, load_device(device).decay)
     rng = np.random.default_rng(4)
+    skipped = 0
     for k in range(5):
         x = (rng.random((20, 4)) < 0.4).astype(np.uint8)
+        before = eng.state()
+        if k == 2:                   # weights at their limits: updates that saturate write nothing
+            wq = eng.fmt["weight"].qformat
+            for name in ("L0.W", "out.W"):
+                w = before[name]
+                before[name] = np.where(np.arange(w.size).reshape(w.shape) % 2, wq.max_int,
+                                        wq.min_int).astype(w.dtype)
+            eng.load_state(before)
+        tr = eng.trace(x, k % 3)
+        eng.load_state(before)
         ev = _events(eng.run_sample(x, k % 3))
-        assert 0 <= ev["eligibility_macs"] <= dense.eligibility_macs
-        assert 0 <= ev["signal_macs"] <= dense.signal_macs
-        assert 0 <= ev["weight_writes"] <= dense.weight_writes
-        assert 0 < ev["signal_multiplies"] <= dense.signal_multiplies
-        assert 0 < update_multiplies(ev) <= dense.update_multiplies
+        after = eng.state()
+        want = _exact_learning_counts(eng, spec, x, tr)
+        for name in ("eligibility_macs", "signal_macs", "signal_multiplies", "rows_skipped"):
+            assert ev[name] == want[name], (k, name)
+        assert update_multiplies(ev) == want["update_multiplies"], k
         assert ev["trace_multiplies"] == dense.trace_multiplies
-        assert ev["multiplies"] <= dense.multiplies
+        assert ev["membrane_multiplies"] == dense.membrane_multiplies
+        assert ev["multiplies"] == (want["update_multiplies"] + want["signal_multiplies"]
+                                    + dense.trace_multiplies + dense.membrane_multiplies)
+        if spec.learning.per_sample or window == 1:
+            assert ev["weight_writes"] == _changed(before, after), k
+        else:
+            assert _changed(before, after) <= ev["weight_writes"] <= want["visited"], k
+        skipped += ev["rows_skipped"]
+    assert skipped > 0 and ev["eligibility_macs"] < dense.eligibility_macs   # rows were skipped
 
 
 @pytest.mark.parametrize("overrides", [[], ["learning.signal=dfa"],
@@ -157,11 +285,17 @@ def test_two_hidden_layers_with_recurrence():
     rng = np.random.default_rng(8)
     x = (rng.random((12, 4)) < 0.5).astype(np.uint8)
     fixed = FixedEngine(make_plan(spec, load_device("spinnaker2-pe")), init_params(spec, 0), 0)
+    before = fixed.state()
+    tr = fixed.trace(x, 1)
+    fixed.load_state(before)
     ev = _events(fixed.run_sample(x, 1))
-    assert ev["signal_multiplies"] == ev["signal_macs"] > 0      # BP: every signal MAC multiplies
+    want = _exact_learning_counts(fixed, spec, x, tr)
+    assert ev["signal_multiplies"] == ev["signal_macs"] == want["signal_macs"] > 0
     assert ev["membrane_multiplies"] == dense.membrane_multiplies == 12 * (8 + 3)
     assert ev["trace_multiplies"] == dense.trace_multiplies == 12 * (4 + 8 + 8 + 8 + 6 + 6)
-    assert 0 < update_multiplies(ev) <= dense.update_multiplies
+    assert update_multiplies(ev) == want["update_multiplies"]
+    assert ev["eligibility_macs"] == want["eligibility_macs"]
+    assert ev["rows_skipped"] == want["rows_skipped"]
     fl = _events(FloatEngine(spec, init_params(spec, 0)).run_sample(x, 1))
     for name in ("multiplies", "membrane_multiplies", "trace_multiplies", "signal_multiplies"):
         assert fl[name] == getattr(dense, name), name

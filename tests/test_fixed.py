@@ -113,7 +113,11 @@ def test_qformat_matches_fxpmath(fmt):
     assert fmt.max_value == ref.upper and fmt.min_value == ref.lower
     assert fmt.resolution == ref.precision
     assert fmt.max_int - fmt.min_int + 1 == 2 ** fmt.total_bits
-    assert fmt.scale * fmt.resolution == 1.0
+    assert fmt.scale == 2 ** ref.n_frac and fmt.total_bits == ref.n_word
+    # one LSB (fxpmath's precision) is code 1, and code 1 is one LSB
+    if fmt.max_int >= 1:
+        assert quantize([ref.precision], fmt)[0].tolist() == [1]
+    assert dequantize(np.array([1]), fmt).tolist() == [ref.precision]
     assert QFormat.from_total(fmt.signed, fmt.total_bits, fmt.frac_bits) == fmt
 
 
@@ -123,6 +127,14 @@ def test_qformat_str_and_args():
     f = QFormat.from_total(True, 12, 4)
     assert f.overflow_args == (-2048, 2047, 12, True)
     assert (f.min_value, f.max_value) == (-128.0, 127.9375)
+    # by hand: Q1.6 has 64 codes per unit, an LSB of 1/64, codes -128..127
+    q = QFormat(True, 1, 6)
+    assert (q.scale, q.resolution, q.min_int, q.max_int) == (64, 0.015625, -128, 127)
+    u = QFormat.from_total(False, 16, 12)                       # Q4.12: 0 .. 16 - 1/4096
+    assert (u.scale, u.resolution, u.min_int, u.max_int) == (4096, 2.0 ** -12, 0, 65535)
+    assert (u.min_value, u.max_value) == (0.0, 15.999755859375)
+    z = QFormat(True, 7, 0)                                     # integers -128 .. 127
+    assert (z.scale, z.resolution, z.max_value) == (1, 1.0, 127.0)
 
 
 @pytest.mark.parametrize("args", [(True, 20, 12), (False, 33, 0), (False, 0, 0),

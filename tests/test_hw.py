@@ -24,11 +24,59 @@ def test_every_preset_loads_and_is_consistent(name):
     assert d.clock_mhz > 0 and d.banks
     for kind in ("weight", "bias", "membrane", "current", "trace", "signal", "update", "delay"):
         assert kind in d.formats
-    # a format's storage width is what the sign, integer and fraction bits add up to
-    for f in d.formats.values():
-        if not f.is_float:
-            assert f.bits == int(f.signed) + f.int_bits + f.frac_bits <= 32
-    assert d.formats["update"].bits <= d.accumulator_bits
+
+
+#: formats as a device file writes them, with their storage widths worked out by hand
+FORMAT_CASES = [
+    ("{ signed = true,  int_bits = 1, frac_bits = 6 }", 8, "Q1.6 (s8"),       # 1 + 1 + 6
+    ("{ signed = false, int_bits = 1, frac_bits = 6 }", 7, "Q1.6 (u7"),       # 0 + 1 + 6
+    ("{ signed = true,  int_bits = 0, frac_bits = 15 }", 16, "Q0.15 (s16"),   # 1 + 0 + 15
+    ("{ signed = false, int_bits = 7, frac_bits = 9 }", 16, "Q7.9 (u16"),     # 0 + 7 + 9
+    ("{ signed = true,  int_bits = 7, frac_bits = 24 }", 32, "Q7.24 (s32"),   # 1 + 7 + 24
+    ("{ signed = false, int_bits = 0, frac_bits = 1 }", 1, "Q0.1 (u1"),       # one bit
+    ("{ signed = true,  int_bits = 7, frac_bits = 0 }", 8, "Q7.0 (s8"),       # integers
+]
+
+
+@pytest.mark.parametrize("text,bits,shown", FORMAT_CASES)
+def test_format_widths_from_device_text(text, bits, shown):
+    """A format parsed from device TOML text has the storage width counted by hand."""
+    dev = TINY_DEVICE.replace("weight   = { signed = true,  int_bits = 1, frac_bits = 6 }",
+                              f"weight   = {text}")
+    f = parse_device(tomllib.loads(dev)).formats["weight"]
+    assert f.bits == bits and not f.is_float
+    assert str(f).startswith(shown)
+
+
+def test_tiny_device_widths_by_hand():
+    """conftest.TINY_DEVICE: Q1.6 s8, Q3.12 s16, Q7.24 s32, Q7.9 u16, Q7.24 s32; bias and
+    signal default to the membrane and current formats; delay is an unsigned byte."""
+    d = parse_device(tomllib.loads(TINY_DEVICE))
+    widths = {k: f.bits for k, f in d.formats.items()}
+    assert widths == {"weight": 8, "membrane": 16, "current": 32, "trace": 16, "update": 32,
+                      "bias": 16, "signal": 32, "delay": 8}
+    assert {k for k, f in d.formats.items() if not f.signed} == {"trace", "delay"}
+
+
+@pytest.mark.parametrize("text,bits", [("{ float = 32 }", 32), ("{ float = 16 }", 16)])
+def test_float_format_width_is_the_float_width(text, bits):
+    dev = TINY_DEVICE
+    for kind in ("weight  ", "membrane", "current ", "trace   ", "update  "):
+        start = dev.index(kind + " = {")
+        dev = dev[:start] + f"{kind.strip()} = {text}" + dev[dev.index("}", start) + 1:]
+    d = parse_device(tomllib.loads(dev))
+    widths = {k: f.bits for k, f in d.formats.items()}
+    # bias and signal take the membrane and current formats; delay defaults to float32
+    assert d.is_float and widths == {"weight": bits, "membrane": bits, "current": bits,
+                                     "trace": bits, "update": bits, "bias": bits,
+                                     "signal": bits, "delay": 32}
+
+
+def test_update_wider_than_the_accumulator_is_refused():
+    """32-bit update format, 24-bit accumulator: a one-line error naming the key."""
+    dev = TINY_DEVICE.replace("accumulator_bits = 32", "accumulator_bits = 24")
+    with pytest.raises(DeviceError, match=r"formats\.update.*must be in 1\.\.24, got 32"):
+        parse_device(tomllib.loads(dev))
 
 
 def test_mcu_preset_is_about_one_mebibyte_with_8_bit_weights():

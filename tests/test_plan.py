@@ -36,8 +36,12 @@ def test_tiny_plan_is_word_exact(tiny):
     assert by["L0.s"].words == 1 and by["L0.s"].tensor.shape == (2, 4)
     # per-step updates: no accumulator is stored
     assert not any(n.endswith(".dW") for n in by)
-    # every tensor is placed once, and the bank's use is their sum
-    assert plan.banks[0].used_bytes == sum(p.bytes for p in plan.placements) == plan.total_bytes
+    # every tensor is placed once, in 64-bit words: W 2, W_rec 2, out.W 1 (8 bytes); b, u,
+    # out.b, out.u, q, q_rec, h, psi, out.q (16-bit, up to 4 a word) 1 each; currents 2 + 1,
+    # g 2, out.e 1 (32-bit); spikes L0.s and input 1 each; the psi table 16 x 8 bits 2,
+    # the exp table 16 x 16 bits 4: 28 words, 224 bytes
+    assert len(by) == len(plan.placements) == 20
+    assert plan.banks[0].used_bytes == plan.total_bytes == 28 * 8
 
 
 def test_per_sample_update_adds_accumulators_of_the_weight_shapes(tiny):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgesnn.counters import INDEX
 from edgesnn.errors import DataError
 from edgesnn.neurons.lif import LIFParams, psi_rational
 from edgesnn.reference import FloatEngine, dfa_matrix, init_params
@@ -73,16 +74,22 @@ def test_dfa_matrix_is_signs_times_a_power_of_two_and_seeded():
     assert not np.array_equal(B, dfa_matrix(7, 1, 4, 16))
 
 
-def test_synops_are_counted_per_active_input_and_fanout():
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_synops_are_counted_per_active_input_and_fanout(rate):
+    """Synops = sum over steps of active inputs x fan-out, from the recorded spike rasters:
+    each input spike reaches 9 hidden neurons; each hidden spike 4 readout neurons in its
+    step and 9 recurrent synapses in the next, so those of the last step reach none."""
     spec = _small_shd()
-    eng = FloatEngine(spec, init_params(spec, seed=1))
-    x = np.zeros((20, 12), dtype=np.uint8)
-    x[0, :3] = 1                               # 3 input spikes, fan-out 9
-    r = eng.run_sample(x, 0, learn=False)
-    hidden_spikes = r.spikes[0]
-    # inputs 3*9, each hidden spike reaches 9 recurrent synapses (next step) and 4 readout ones
-    recurrent_counted = r.events[0] - 27 - 4 * hidden_spikes
-    assert 0 <= recurrent_counted <= 9 * hidden_spikes
+    params = init_params(spec, seed=1)
+    x = (np.random.default_rng(7).random((20, 12)) < rate).astype(np.uint8)
+    x[0, :3] = 1                               # at least 3 input spikes at step 0
+    r = FloatEngine(spec, params.copy()).run_sample(x, 0, learn=False)
+    s = FloatEngine(spec, params.copy()).trace(x, 0)["L0.s"]     # (20, 9) hidden raster
+    assert s.shape == (20, 9) and int(s.sum()) == r.spikes[0]
+    if rate:
+        assert s[-1].sum() > 0                 # last-step spikes (no recurrent synapse) occur
+    per_step = x.sum(axis=1) * 9 + s.sum(axis=1) * 4 + np.concatenate([[0], s[:-1].sum(axis=1)]) * 9
+    assert r.events[INDEX["synops"]] == int(per_step.sum())
 
 
 @pytest.mark.parametrize("x,msg", [(np.zeros((20, 11)), "expects \\(time steps, 12 inputs\\)"),

@@ -36,13 +36,15 @@ def test_resumed_run_ends_bit_identical(tmp_path):
     ckpt = str(tmp_path / "c.npz")
     whole = _trainer(60)
     whole.run()
-    first = _trainer(60, ckpt=ckpt, every=30)
-    first.k_stop = 30
     # run only the first half, as an interrupted run would
-    first.config = first.config.__class__(**{**first.config.__dict__, "samples": 30})
+    first = _trainer(30, ckpt=ckpt, every=30)
     first.run()
+    assert first.k == 30
     resumed = _trainer(60, resume=ckpt)
     assert resumed.k == 30
+    # the checkpoint holds the first half's state: the resumed run starts from it
+    for name, arr in first.engines["float"].state().items():
+        assert np.array_equal(arr, resumed.engines["float"].state()[name]), name
     resumed.run()
     for name, arr in whole.engines["float"].state().items():
         assert np.array_equal(arr, resumed.engines["float"].state()[name]), name

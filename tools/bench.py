@@ -12,7 +12,7 @@ Measures, in one run and on the same random input samples:
 * synaptic operations per second of the fixed engine,
 * peak resident memory of a fresh process learning at T=100 and at T=1000
   (the fixed engine's state must not grow with T),
-* (``--fsdd DIR``) spoken digits: samples/s of the audio front end
+* (``--fsdd [DIR]``) spoken digits: samples/s of the audio front end
   (``AudioEncoder.spikes`` on waveforms already read from the WAV files, no
   disk cache) and of the fixed engine learning examples/fsdd.toml (16 mel
   bands, 128 recurrent LIF, 10 classes, T=100, per-sample updates) on the
@@ -26,13 +26,20 @@ sample of each engine is run once before timing (numba compiles it).
     python tools/bench.py            # table
     python tools/bench.py --json     # one JSON object
     python tools/bench.py --quick    # fewer samples, under a minute
-    python tools/bench.py --fsdd ../shared/data/fsdd   # adds the FSDD row
+    python tools/bench.py --fsdd PATH/TO/free-spoken-digit-dataset/recordings
+                                     # adds the FSDD row
+    python tools/bench.py --fsdd     # the same from $EDGESNN_FSDD, else
+                                     # ../shared/data/fsdd/recordings (beside the project)
+
+The FSDD recordings are the ``recordings`` folder of
+github.com/Jakobovski/free-spoken-digit-dataset.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -55,6 +62,13 @@ DEVICE = "cortex-m7"
 INPUT_RATE = 0.02
 FSDD_SPEC = ROOT / "examples" / "fsdd.toml"
 FSDD_DEVICE = "audio-edge"
+#: ``--fsdd`` without a folder: ``$EDGESNN_FSDD``, else the shared data folder beside the project
+FSDD_DEFAULT = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+
+
+def default_fsdd_dir() -> str:
+    """The FSDD recordings folder ``--fsdd`` uses when given none."""
+    return os.environ.get("EDGESNN_FSDD", "").strip() or str(FSDD_DEFAULT)
 
 
 def shd_spec(T: int = 100):
@@ -152,8 +166,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
     ap.add_argument("--engines", default="fixed,float", help="comma-separated: fixed,float")
-    ap.add_argument("--fsdd", metavar="DIR", default=None,
-                    help="FSDD recordings folder: add encoding and fixed-engine learning samples/s")
+    ap.add_argument("--fsdd", metavar="DIR", nargs="?", default=None, const=default_fsdd_dir(),
+                    help="FSDD recordings folder: add encoding and fixed-engine learning "
+                         "samples/s (without DIR: $EDGESNN_FSDD, else "
+                         "../shared/data/fsdd/recordings beside the project)")
     args = ap.parse_args(argv)
     n_fixed = args.samples or (40 if args.quick else 400)
     n_float = max(3, n_fixed // (20 if args.quick else 10))
