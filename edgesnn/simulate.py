@@ -26,7 +26,7 @@ from edgesnn.plan import make_plan
 from edgesnn.profile import _memory, _spec_summary
 from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import NetworkSpec
-from edgesnn.train import (Trainer, TrainConfig, data_identity, device_identity,
+from edgesnn.train import (Stop, Trainer, TrainConfig, data_identity, device_identity,
                            evaluate_counts)
 
 ENGINES = ("fixed", "float", "paper")
@@ -155,7 +155,11 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
     correct = {}
     for name, eng in trainer.engines.items():
         infer = Counters()
-        right, n, loss = evaluate_counts(eng, test, spec, cfg.encoding, counts=infer)
+        try:
+            right, n, loss = evaluate_counts(eng, test, spec, cfg.encoding, counts=infer,
+                                             stop=trainer.stop)
+        except Stop:
+            raise trainer.interrupted() from None
         correct[name] = (right, n)
         learn = trainer.totals.counters.get(name, Counters())
         sp = trainer.totals.spikes.get(name, np.zeros(len(spec.hidden)))

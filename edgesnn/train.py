@@ -132,7 +132,7 @@ class Stream:
         return self.split.spikes(i, self.spec.time_steps, self.encoding)
 
 
-class _Stop(Exception):
+class Stop(Exception):
     """Raised inside a loop when a stop was requested (caught by ``Trainer.run``)."""
 
 
@@ -142,14 +142,14 @@ def evaluate_counts(engine: Engine, split: Split, spec: NetworkSpec, encoding: s
     """``(correct, n, mean window loss)`` on the first ``limit`` points, no learning.
 
     ``counts``, if given, accumulates the counters of every inference; ``stop``
-    is polled between samples (raises ``_Stop`` when it returns True).
+    is polled between samples (raises ``Stop`` when it returns True).
     """
     n = len(split) if limit is None else min(limit, len(split))
     stream = Stream(split, spec, 0, encoding)
     correct, losses = 0, []
     for i in range(n):
         if stop is not None and stop():
-            raise _Stop
+            raise Stop
         r = engine.run_sample(stream.x(i), int(split.labels[i]), learn=False)
         correct += int(r.prediction == split.labels[i])
         losses.append(r.loss)
@@ -318,7 +318,7 @@ class Trainer:
                 self._evaluate()          # the curve starts at the untrained network
             while self.k < cfg.samples:
                 if self.stop():
-                    raise _Stop
+                    raise Stop
                 self._learn_one()
                 if progress:
                     progress(1)
@@ -329,12 +329,18 @@ class Trainer:
                     self.save(cfg.checkpoint_path)
                 if self._due(self.k):
                     self._evaluate()
-        except _Stop:
-            path = None
-            if cfg.checkpoint_every and cfg.checkpoint_path:
-                path = str(self.save(cfg.checkpoint_path))
-            raise Interrupted(self.stop.signal_name or "SIGINT", self.k, path) from None
+        except Stop:
+            raise self.interrupted() from None
         return self.history
+
+    def interrupted(self) -> Interrupted:
+        """The stop asked for: the checkpoint written now (if the run checkpoints), and the
+        ``Interrupted`` error to raise."""
+        cfg = self.config
+        path = None
+        if cfg.checkpoint_every and cfg.checkpoint_path:
+            path = str(self.save(cfg.checkpoint_path))
+        return Interrupted(self.stop.signal_name or "SIGINT", self.k, path)
 
     def _due(self, k: int) -> bool:
         """An evaluation belongs at sample ``k`` (start, every eval_every, the end)."""

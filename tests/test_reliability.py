@@ -242,3 +242,27 @@ def test_the_warm_up_leaves_the_run_unchanged(tmp_path):
         for k in s0[n]:
             np.testing.assert_array_equal(s0[n][k], s1[n][k], err_msg=f"{n} {k}")
         np.testing.assert_array_equal(c0[n], c1[n])
+
+
+def test_a_stop_during_the_final_test_evaluation_checkpoints_and_stops(tmp_path):
+    """A signal after the last learned sample, during the test evaluation, still stops the
+    run (it was ignored there until the report was written)."""
+    from edgesnn.errors import Interrupted
+    from edgesnn.hw import load_device
+    from edgesnn.simulate import SimulateOptions, prepare, simulate
+    from edgesnn.spec import load_spec
+
+    from edgesnn.train import TrainConfig
+
+    spec, device = load_spec(_spec(tmp_path)), load_device("cortex-m7")
+    ck = tmp_path / "c.npz"
+    opts = SimulateOptions(engines=("fixed", "float"), config=TrainConfig(
+        samples=12, eval_every=6, eval_samples=5, checkpoint_every=100,
+        checkpoint_path=str(ck)))
+    trainer = prepare(spec, device, opts)
+    trainer.run()
+    trainer.stop.signal_name = "SIGTERM"
+    with pytest.raises(Interrupted) as err:
+        simulate(spec, device, opts, trainer=trainer)
+    assert err.value.exit_code == 143 and err.value.sample == 12
+    assert err.value.checkpoint == str(ck) and ck.exists()
