@@ -332,6 +332,8 @@ CASES: list[Case] = [
          r"shd_train\.h5"),
     Case("data files", "HDF5 with NaN spike times", lambda t: sim(t, *_shd(t, "nan")),
          r"shd_train\.h5.*(NaN|finite)"),
+    Case("data files", "DVS Gesture events with NaN", lambda t: sim(t, *_gesture(t)),
+         r"DVS Gesture: .*user01_fluorescent/0\.npy: non-finite values"),
     Case("data files", "N-MNIST truncated event file", lambda t: sim(t, *_nmnist(t)),
          r"N-MNIST: .*\.bin: 7 bytes is not a whole number of 5-byte events"),
 
@@ -478,6 +480,19 @@ def _nmnist(tmp: Path) -> list[str]:
     victim.write_bytes(raw + raw[:2])       # two bytes of a second event: not whole events
     return ["--data", "nmnist", "--data-dir", str(root), "--set", "network.inputs=2312",
             "--set", "layers.1.size=10"]
+
+
+def _gesture(tmp: Path) -> list[str]:
+    from event_files import gesture_dir
+
+    root = tmp / "dvs"
+    gesture_dir(root)
+    victim = root / "ibmGestureTrain" / "user01_fluorescent" / "0.npy"
+    arr = np.load(victim)
+    arr[0, 3] = np.nan
+    np.save(victim, arr)
+    return ["--data", "dvsgesture", "--data-dir", str(root), "--set", "network.inputs=2048",
+            "--set", "layers.1.size=11"]
 
 
 def _other_run(tmp: Path) -> str:
