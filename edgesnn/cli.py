@@ -286,8 +286,9 @@ def _check_writable_file(out: Path) -> None:
                    "options; the first difference is named).")
 @click.option("--trace-sample", type=click.IntRange(0), default=None, metavar="K",
               help="Write the per-step states of training sample K, per engine, to "
-                   "OUT/trace.npz: membrane before and after reset, spikes, psi, traces, "
-                   "learning signals, readout error, and the weights before and after it "
+                   "OUT/trace.npz: synaptic current, membrane before and after reset, spikes, "
+                   "psi, traces, learning signals, readout error, and the weights before and "
+                   "after it "
                    "(to see where fixed and float diverge).")
 @click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
 @_one_line_errors

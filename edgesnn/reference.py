@@ -206,9 +206,10 @@ class FloatEngine:
     def trace(self, x: np.ndarray, label: int | None = None) -> dict[str, np.ndarray]:
         """Run one sample (learning as usual) and return every state variable per step.
 
-        Keys (float64, first axis the step): ``L{i}.v`` (before reset), ``L{i}.u``,
+        Keys (float64, first axis the step): ``L{i}.i`` (synaptic current, bias apart),
+        ``L{i}.v`` (before reset), ``L{i}.u``,
         ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``, ``L{i}.q_rec`` (recurrent
-        layers), ``L{i}.g`` (0 outside the window), ``out.u``, ``out.q``, ``out.e``
+        layers), ``L{i}.g`` (0 outside the window), ``out.i``, ``out.u``, ``out.q``, ``out.e``
         (``softmax - onehot``, 0 outside the window); the fixed engine's ``trace``
         returns the same keys.
         """
@@ -373,12 +374,14 @@ class FloatEngine:
 def _record(rec: dict[str, list], spec: NetworkSpec, steps: list, rstep, gs: list) -> None:
     """Append one step's state to ``rec`` (``gs`` is filled later in the step, in place)."""
     for i, (st, layer) in enumerate(zip(steps, spec.hidden)):
-        items = {"v": st.v, "u": st.u, "s": st.s, "psi": st.psi, "q": st.q, "h": st.h}
+        items = {"i": st.i, "v": st.v, "u": st.u, "s": st.s, "psi": st.psi, "q": st.q,
+                 "h": st.h}
         if layer.recurrent:
             items["q_rec"] = st.q_rec
         for k, v in items.items():
             rec.setdefault(f"L{i}.{k}", []).append(v[0].copy())
         rec.setdefault(f"L{i}.g", []).append(gs[i])
+    rec.setdefault("out.i", []).append(rstep.i[0].copy())
     rec.setdefault("out.u", []).append(rstep.u[0].copy())
     rec.setdefault("out.q", []).append(rstep.q[0].copy())
     rec.setdefault("out.e", []).append(gs[-1])

@@ -266,3 +266,27 @@ def test_a_stop_during_the_final_test_evaluation_checkpoints_and_stops(tmp_path)
         simulate(spec, device, opts, trainer=trainer)
     assert err.value.exit_code == 143 and err.value.sample == 12
     assert err.value.checkpoint == str(ck) and ck.exists()
+
+
+def test_the_trace_holds_the_synaptic_current_in_both_engines():
+    """Defect 10: --trace-sample left out the current. On wide formats the two engines'
+    currents agree; at step 0 (no recurrent input yet) the current is exactly W x."""
+    import tomllib
+
+    from edgesnn.core import FixedEngine
+    from edgesnn.hw import parse_device
+    from edgesnn.plan import make_plan
+    from edgesnn.reference import FloatEngine, init_params
+    from test_core_engine import WIDE, _inputs, _small_shd
+
+    spec = _small_shd()
+    params = init_params(spec, 3)
+    x = _inputs(1)[0]
+    fl = FloatEngine(spec, params.copy()).trace(x, 1)
+    fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE))), params.copy(), 3).trace(
+        x, 1)
+    np.testing.assert_allclose(fl["L0.i"][0], params.W[0] @ x[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fx["L0.i"][0], params.W[0] @ x[0], rtol=0, atol=1e-4)
+    assert np.any(fl["L0.i"][1:] != 0) and fl["out.i"].shape == fx["out.i"].shape
+    for key in ("L0.i", "out.i"):
+        assert np.max(np.abs(fl[key] - fx[key])) < 1e-3, key

@@ -266,7 +266,7 @@ class FixedEngine:
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(dev.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)))
         e2 = np.zeros((0, 0), dtype=np.int64)
-        self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2)
+        self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2, e2)
         self.last_counters = C.Counters()
 
     # ------------------------------------------------------------------ checks
@@ -390,17 +390,18 @@ class FixedEngine:
     def trace(self, x: np.ndarray, label: int | None = None) -> dict[str, np.ndarray]:
         """Run one sample (learning as usual) and return every state variable per step.
 
-        Keys (dequantised float64, first axis the step): ``L{i}.v`` (before
-        reset), ``L{i}.u``, ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``,
+        Keys (dequantised float64, first axis the step): ``L{i}.i`` (synaptic
+        current, bias apart), ``L{i}.v`` (before reset), ``L{i}.u``, ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``,
         ``L{i}.q_rec`` (recurrent layers), ``L{i}.g`` (0 outside the window),
-        ``out.u``, ``out.q``, ``out.e``; the same keys as ``FloatEngine.trace``.
+        ``out.i``, ``out.u``, ``out.q``, ``out.e``; the same keys as
+        ``FloatEngine.trace``.
         """
         net = self.net
         T = net.T
         ntot, itot = self.buf.nrn.shape[1], self.buf.inp.shape[1]
         z = lambda k: np.zeros((T, k), dtype=np.int64)  # noqa: E731
         rec = K.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
-                       g=z(ntot), q=z(itot))
+                       g=z(ntot), q=z(itot), i=z(ntot))
         self._run(x, label, True, rec)
         f = {k: float(1 << int(self._fmt[i, FR])) for i, k in enumerate(FORMAT_KINDS)}
         out: dict[str, np.ndarray] = {}
@@ -409,6 +410,7 @@ class FixedEngine:
             qa, qb = int(self.layout.in_off[l]), int(self.layout.in_off[l] + self.layout.n_in[l])
             if l < net.L:
                 p = f"L{l}"
+                out[f"{p}.i"] = rec.i[:, a:b] / f["current"]
                 out[f"{p}.v"] = rec.v[:, a:b] / f["membrane"]
                 out[f"{p}.u"] = rec.u[:, a:b] / f["membrane"]
                 out[f"{p}.s"] = rec.s[:, a:b].astype(np.float64)
@@ -419,6 +421,7 @@ class FixedEngine:
                     out[f"{p}.q_rec"] = rec.q_rec[:, a:b] / f["trace"]
                 out[f"{p}.g"] = rec.g[:, a:b] / f["signal"]
             else:
+                out["out.i"] = rec.i[:, a:b] / f["current"]
                 out["out.u"] = rec.u[:, a:b] / f["membrane"]
                 out["out.q"] = rec.q[:, qa:qb] / f["trace"]
                 out["out.e"] = rec.g[:, a:b] / f["signal"]

@@ -160,6 +160,7 @@ class Record(NamedTuple):
     q_rec: np.ndarray
     g: np.ndarray
     q: np.ndarray
+    i: np.ndarray             # synaptic current before the neuron update (current codes)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -550,6 +551,8 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         vv[m] = ((uu[m] * dcode) << s1) + (ii[m] << s2) + (bb[m] << s3)
     sat, d, p_r = round_vector(vv, 0, n, rsh, fu, rng, p_r)
     draws += d
+    if record:
+        rec.i[t, off:off + n] = ii
     ii[:] = 0
     # pass 2: spike, psi, reset (branch-free: spikes are data)
     if spiking:

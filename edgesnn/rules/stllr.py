@@ -166,6 +166,7 @@ class DenseStep(NamedTuple):
     h: np.ndarray       # (B, N_out) post trace h[t]
     x_rec: np.ndarray   # (B, N_out) recurrent input s[t-1]
     q_rec: np.ndarray   # (B, N_out) recurrent pre trace including s[t-1]
+    i: np.ndarray       # (B, N_out) synaptic current W x[t] (+ W_rec s[t-1]), bias apart
 
 
 def dense_init(B: int, N_in: int, N_out: int) -> DenseState:
@@ -178,16 +179,18 @@ def dense_forward(x: np.ndarray, st: DenseState, p: DenseParams) -> tuple[DenseS
     """One forward step of a feed-forward (``W_rec`` None) or recurrent layer."""
     f = p.factors
     q = f.lambda_pre * st.q + x
-    current = x @ p.W.T + p.b
-    v = lif_integrate(current, st.lif, p.lif)
+    syn = x @ p.W.T
+    v = lif_integrate(syn + p.b, st.lif, p.lif)
     if p.W_rec is not None:
-        v = v + st.s @ p.W_rec.T
+        rec = st.s @ p.W_rec.T
+        v = v + rec
+        syn = syn + rec
     s, psi, _ = lif_fire(v, p.lif)
     h = f.lambda_post * st.h + psi
     q_rec = f.lambda_pre * st.q_rec + st.s
     new_lif = lif_reset(v, s, p.lif)
     step = DenseStep(x=x, q=q, v=v, u=new_lif.u, s=s, psi=psi, h_prev=st.h, h=h,
-                     x_rec=st.s, q_rec=q_rec)
+                     x_rec=st.s, q_rec=q_rec, i=syn)
     return step, DenseState(lif=new_lif, q=q, h=h, s=s, q_rec=q_rec)
 
 
@@ -321,11 +324,12 @@ class ReadoutLayerState(NamedTuple):
 
 
 class ReadoutStep(NamedTuple):
-    """``x, q (B, N_in)``; ``u (B, C)``."""
+    """``x, q (B, N_in)``; ``u (B, C)``; ``i (B, C)`` the synaptic current ``W x`` (bias apart)."""
 
     x: np.ndarray
     q: np.ndarray
     u: np.ndarray
+    i: np.ndarray
 
 
 def readout_layer_init(B: int, N_in: int, C: int) -> ReadoutLayerState:
@@ -337,8 +341,9 @@ def readout_forward(x: np.ndarray, st: ReadoutLayerState, p: ReadoutLayerParams
                     ) -> tuple[ReadoutStep, ReadoutLayerState]:
     """One step of the leaky readout (no spike, no reset)."""
     q = p.lambda_pre * st.q + x
-    u, out = readout_step(x @ p.W.T + p.b, st.out, ReadoutParams(p.beta))
-    return ReadoutStep(x=x, q=q, u=u), ReadoutLayerState(out=out, q=q)
+    syn = x @ p.W.T
+    u, out = readout_step(syn + p.b, st.out, ReadoutParams(p.beta))
+    return ReadoutStep(x=x, q=q, u=u, i=syn), ReadoutLayerState(out=out, q=q)
 
 
 def readout_grads(g: np.ndarray, st: ReadoutStep, p: ReadoutLayerParams) -> Grads:
