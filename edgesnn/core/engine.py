@@ -55,6 +55,19 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
     return names
 
 
+def weight_dtype(row: np.ndarray) -> type:
+    """Storage type of the weight codes of format row ``row`` (``constants.format_row``).
+
+    ``int8`` when every code of the format fits it (signed of 8 bits or fewer, unsigned
+    of 7 or fewer: an eighth of the cache footprint of the SHD matrices, whose rows the
+    synaptic accumulates read), else ``int64`` (an unsigned 8-bit code such as 192 would
+    wrap in int8). The kernels compute in int64 either way; two storage types keep the
+    compiled signatures to two.
+    """
+    i8 = np.iinfo(np.int8)
+    return np.int8 if i8.min <= int(row[LO]) and int(row[HI]) <= i8.max else np.int64
+
+
 class Layout(NamedTuple):
     """Per-layer sizes, offsets and constants (Python side; the kernels get them packed as
     the rows of ``Net.lay``). Index ``L`` is the readout."""
@@ -226,9 +239,7 @@ class FixedEngine:
 
         # ---- parameters
         wq, bq = self.fmt["weight"].qformat, self.fmt["bias"].qformat
-        # weights of 8 bits or fewer live in int8 (a quarter of the cache footprint of the
-        # SHD matrices: the synaptic accumulates read rows of it); the kernels compute in int64
-        W = np.zeros(nw, dtype=np.int8 if self.fmt["weight"].bits <= 8 else np.int64)
+        W = np.zeros(nw, dtype=weight_dtype(fmt[0]))
         b = np.zeros(nb, dtype=np.int64)
         mats = [(params.W[l], params.W_rec[l], params.b[l]) for l in range(L)]
         mats.append((params.W_out, None, params.b_out))
@@ -456,8 +467,27 @@ class FixedEngine:
         return {name: arr[off:off + math.prod(shape)].reshape(shape).copy()
                 for name, (arr, off, shape) in self._views().items()}
 
+    def _code_range(self, name: str) -> tuple[int, int, str]:
+        """``(lo, hi, what)``: the codes persistent array ``name`` may hold (``_views`` names)."""
+        kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
+                "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
+        row = self._fmt[FORMAT_KINDS.index(kind)]
+        return int(row[LO]), int(row[HI]), f"the {kind} format {self.fmt[kind]}"
+
+    def _loaded_problem(self, name: str, a: np.ndarray) -> str | None:
+        """What is wrong with the values of loaded array ``name`` (right shape), or None."""
+        if a.size == 0 or name == "rng" or name.endswith(".B_seed"):
+            return None
+        lo, hi, what = self._code_range(name)
+        amin, amax = int(a.min()), int(a.max())
+        if amin < lo or amax > hi:
+            return f"codes {amin}..{amax} outside {what}: {lo}..{hi}"
+        return None
+
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore ``state()`` output; CheckpointError on a missing, extra or misshaped array."""
+        """Restore ``state()`` output. CheckpointError, naming the array, on a missing, extra
+        or misshaped array and on values the engine could not have written (codes outside
+        their format); nothing is restored then."""
         views = self._views()
         extra = sorted(set(arrays) - set(views))
         if extra:
@@ -468,6 +498,9 @@ class FixedEngine:
                 got = "missing" if a is None else f"{a.dtype} {a.shape}"
                 raise CheckpointError(f"checkpoint array {name}: expected integer array of shape "
                                       f"{shape}, got {got}")
+            problem = self._loaded_problem(name, a)
+            if problem:
+                raise CheckpointError(f"checkpoint array {name}: {problem}")
         for name, (arr, off, shape) in views.items():
             arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
 
