@@ -21,7 +21,7 @@ from edgesnn.plan import Plan
 from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
 
 from . import kernels as K
-from .rng import new_state as new_rng_state
+from . import rng as R
 from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
                         psi_table, quantize_const)
 
@@ -256,9 +256,14 @@ class FixedEngine:
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
         ntot, itot = int(n.sum()), int(n_in.sum())
         width = int(max(n.max(), n_in.max()))
-        # visit_rows32 needs a chunk to hold at least one row (+ PAD + a round): 4 rows keeps
-        # its chunks long
-        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, 4 * width)
+        # the buffer must hold the largest request after a refill (the kernels rely on it:
+        # check_state); 4 rows keeps visit_rows32's chunks long
+        self._word_request = K.largest_word_request(width)
+        rng = R.new_state(self.seed * 1000 + RNG_STREAM,
+                          max(4 * width, R.min_capacity(self._word_request)))
+        problem = R.check_state(rng, self._word_request)
+        if problem:
+            raise DeviceError(f"the rounding state of {width}-wide layers: {problem}")
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
         # ---- work buffers (once per engine)
@@ -469,6 +474,8 @@ class FixedEngine:
 
     def _code_range(self, name: str) -> tuple[int, int, str]:
         """``(lo, hi, what)``: the codes persistent array ``name`` may hold (``_views`` names)."""
+        if name.endswith(".B_seed"):
+            return 1, (1 << 32) - 1, "a feedback LFSR state (nonzero, 32 bits)"
         kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
                 "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
         row = self._fmt[FORMAT_KINDS.index(kind)]
@@ -476,7 +483,9 @@ class FixedEngine:
 
     def _loaded_problem(self, name: str, a: np.ndarray) -> str | None:
         """What is wrong with the values of loaded array ``name`` (right shape), or None."""
-        if a.size == 0 or name == "rng" or name.endswith(".B_seed"):
+        if name == "rng":
+            return R.check_state(a, self._word_request)
+        if a.size == 0:
             return None
         lo, hi, what = self._code_range(name)
         amin, amax = int(a.min()), int(a.max())

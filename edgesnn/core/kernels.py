@@ -65,6 +65,16 @@ PAD = 8
 BIAS = np.int64(1) << 61
 
 
+def largest_word_request(width: int) -> int:
+    """The most consecutive rounding words a kernel asks the word buffer for when no layer
+    and no input vector is wider than ``width``: ``round_vector``, ``decay_add`` and
+    ``visit_rows`` ask for one vector or row list (``rng.ensure``), ``visit_rows32`` needs
+    a chunk to hold its widest row list and ``PAD`` words more. The engine checks at build
+    and at load that a refill leaves this many (``rng.check_state``): otherwise a chunk's
+    scan takes no row and ``visit_rows32`` never returns."""
+    return int(width) + PAD
+
+
 # columns of Net.lay, one row per layer (the readout last)
 (LC_NIN, LC_N, LC_REC, LC_WOFF, LC_WROFF, LC_BOFF, LC_NOFF, LC_IOFF, LC_FBOFF, LC_DWOFF,
  LC_DWROFF, LC_DBOFF) = range(12)
