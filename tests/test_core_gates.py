@@ -86,6 +86,38 @@ def test_accumulated_rows_whose_bound_leaves_int64_take_the_clamped_path():
         assert got == want, rows
 
 
+# --------------------------------------------------------------------------- learning signal
+
+@pytest.mark.parametrize("acc", [18, 19])
+def test_readout_error_dot_products_at_the_exactness_gate(acc):
+    """3 classes of ``e = -1`` (-2^9) times Q1.6 weights of -2 (-128): the dot product
+    reaches 3 * 2^16, which a 19-bit accumulator holds (sums without clamps) and an
+    18-bit one does not (a clamp after each class: it saturates at 2^17 - 1); both give
+    the big-integer signal."""
+    eng = _engine(dict(layers=[("dense", 4, "soft")]), {"signal": _q(4, 9, "nearest-away")},
+                  acc=acc)
+    net, st, buf = eng.net, eng.st, eng.buf
+    assert net.sig_exact == (acc == 19)
+    L, C = int(net.L), int(net.C)
+    lay, top = net.lay[L], net.lay[L - 1]
+    n, off = int(top[K.LC_N]), int(top[K.LC_NOFF])
+    eoff, woff = int(lay[K.LC_NOFF]), int(lay[K.LC_WOFF])
+    st.W[woff:woff + n * C] = -128
+    e = [-512] * C
+    buf.nrn[K.R_G, eoff:eoff + C] = e
+    buf.sats[:] = 0
+    K.signal_from_error(net, st, buf, L - 1)
+    fs, fw = net.fmt[K.F_S], int(net.fmt[K.F_W][K.FR])
+    want = []
+    for m in range(n):
+        a = 0
+        for c in range(C):
+            a = min(max(a + e[c] * -128, int(net.acc_lo)), int(net.acc_hi))
+        want.append(_sat(_away(a, fw), fs)[0])
+    assert buf.nrn[K.R_G, off:off + n].tolist() == want
+    assert want == [3 * 2 ** 16 >> 6 if acc == 19 else 2 ** 17 >> 6] * n    # 18 bits: clamped
+
+
 # --------------------------------------------------------------------------- factors
 
 def _factors(eng, g, h, psi):
@@ -127,11 +159,12 @@ def _factors(eng, g, h, psi):
     return got, (a, c, gp, sats)
 
 
-def _extremes(f, n, rs):
+def _extremes(f, n, reverse):
+    """``n`` codes of format row ``f``: its edges, their neighbours, 0 and +-1, in turn."""
     lo, hi = int(f[K.LO]), int(f[K.HI])
     pool = [v for v in (lo, lo + 1, hi, hi - 1, 0, 1, -1) if lo <= v <= hi]
-    return np.array([pool[k % len(pool)] for k in range(n)][::-1] if rs else
-                    [pool[k % len(pool)] for k in range(n)], dtype=np.int64)
+    codes = [pool[k % len(pool)] for k in range(n)]
+    return np.array(codes[::-1] if reverse else codes, dtype=np.int64)
 
 
 SIGNAL31 = _q(21, 9, "nearest-away")                    # signed, 31 bits: |g| <= 2^30
