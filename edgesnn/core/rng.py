@@ -32,9 +32,6 @@ from numba import njit
 
 from edgesnn.fixed import lfsr_seed
 
-# kernels.py inlines ensure/take with these constants, and numba's cache of
-# kernels.py does not notice a change here: after editing them, delete
-# edgesnn/core/__pycache__ (a stale cache reads the wrong offsets).
 #: xorshift lanes of the rounding bank (32: the SIMD loop of a round vectorises fully)
 LANES = 32
 #: index of the read position and of the fill level in the state array
