@@ -156,13 +156,19 @@ def test_a_changed_constant_in_another_module_is_recompiled(tmp_path):
     def loaded(out):                     # numba's cache log: f's machine code came from disk
         return any("data loaded" in line and "a.f-" in line for line in out.splitlines())
 
+    cache = pkg / "__pycache__"
+    cache.mkdir()
+    for name in ("a.f-5.py311.nbi", "a.f-5.py311.1.nbc", "c.g-1.py311.nbi"):
+        (cache / name).write_bytes(b"numba's own, unkeyed")
     first = run()
     assert first.strip().splitlines()[-1] == "1" and not loaded(first)
+    # numba's unkeyed files of the registered modules are removed, others kept
+    assert sorted(p.name for p in cache.glob("*.nb*")) == ["c.g-1.py311.nbi"]
     second = run()
     assert second.strip().splitlines()[-1] == "1" and loaded(second)     # cached
     (pkg / "b.py").write_text("K = 2\n")
     third = run()
     assert third.strip().splitlines()[-1] == "2" and not loaded(third)   # recompiled
     # one folder per fingerprint; the stale one is removed
-    folders = [p.name for p in (pkg / "__pycache__").iterdir() if p.is_dir()]
+    folders = [p.name for p in cache.iterdir() if p.is_dir()]
     assert len(folders) == 1 and folders[0].startswith(jitcache.FOLDER_PREFIX), folders

@@ -69,6 +69,8 @@ def folder_name(source_digest: str) -> str:
 
 #: registered directory -> cache folder name
 _REGISTRY: dict[str, str] = {}
+#: numba's cache files: "<module>.<function>-<line>.py<version>.nbi" (index) and ".nbc"
+_NUMBA_SUFFIXES = (".nbi", ".nbc")
 
 
 def _key(directory: str | Path) -> str:
@@ -85,16 +87,24 @@ def register(directory: str | Path, files: list[Path], root: str | Path | None =
     return name
 
 
-def _prune(parent: str, keep: str) -> None:
-    """Remove the cache folders of other sources next to ``keep`` (same options or not)."""
+def _prune(parent: str, keep: str, modules: set[str]) -> None:
+    """Remove what the kernels of ``modules`` left next to their new folder ``keep``: the
+    folders of other sources (any options), and numba's own unkeyed cache files of those
+    modules (written before the fingerprint, or with it not installed)."""
     stem = keep[:len(FOLDER_PREFIX) + FOLDER_DIGITS]
     try:
         names = os.listdir(parent)
     except OSError:
         return
     for name in names:
+        path = os.path.join(parent, name)
         if name.startswith(FOLDER_PREFIX) and not name.startswith(stem):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.endswith(_NUMBA_SUFFIXES) and name.split(".", 1)[0] in modules:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 def _numba_class(name: str):
@@ -131,7 +141,8 @@ class FingerprintLocator(caching._CacheLocator):
         new = not os.path.isdir(self._path)
         super().ensure_cache_path()
         if new:
-            _prune(os.path.dirname(self._path), os.path.basename(self._path))
+            modules = {p.stem for p in Path(self._base._py_file).parent.glob("*.py")}
+            _prune(os.path.dirname(self._path), os.path.basename(self._path), modules)
 
     @classmethod
     def from_function(cls, py_func, py_file):
