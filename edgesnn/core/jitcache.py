@@ -125,6 +125,7 @@ class FingerprintLocator(caching._CacheLocator):
 
     def __init__(self, base, folder: str):
         self._base = base
+        self._py_file = base._py_file        # numba's warnings name the source file
         self._path = os.path.join(base.get_cache_path(), folder)
         self._stamp = folder
 
@@ -141,7 +142,7 @@ class FingerprintLocator(caching._CacheLocator):
         new = not os.path.isdir(self._path)
         super().ensure_cache_path()
         if new:
-            modules = {p.stem for p in Path(self._base._py_file).parent.glob("*.py")}
+            modules = {p.stem for p in Path(self._py_file).parent.glob("*.py")}
             _prune(os.path.dirname(self._path), os.path.basename(self._path), modules)
 
     @classmethod
