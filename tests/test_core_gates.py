@@ -210,10 +210,12 @@ def test_the_factor_times_alpha_at_the_largest_alpha_accepted(code):
 
 # --------------------------------------------------------------------------- update rows
 
-#: stochastic Q24.6 weights (updates of up to 2^25 stay visible), Q31.0 signal (factors up
-#: to 2^31), unsigned Q5.10 trace: the weight update shifts by 0 + 10 + lr - 6 bits
-UPDATE_FORMATS = {"weight": _q(24, 6, "stochastic"), "signal": _q(31, 0, "nearest-away"),
+#: stochastic Q1.6 weights (int8, as the reference cases: the same compiled kernels), Q31.0
+#: signal (factors up to 2^31), unsigned Q5.10 trace: the weight update shifts by
+#: 0 + 10 + lr - 6 bits, 26 by default (a dw of 2^31 moves a weight by 32 codes)
+UPDATE_FORMATS = {"weight": _q(1, 6, "stochastic"), "signal": _q(31, 0, "nearest-away"),
                   "trace": _q(5, 10, signed=False)}
+LR = 22
 N, ROWS, FTR = 6, 5, 10
 
 
@@ -273,8 +275,8 @@ def _update(eng, c, a, q, x):
 LANE = 2 ** 31
 UPDATE_EDGES = {
     # bound + 2**sh against 2**31: visit_rows32's int32 lanes, then visit_rows' int64 ones
-    "int32 lanes at their limit": dict(bound=LANE - 1 - 2 ** 8),
-    "int64 lanes one past it": dict(bound=LANE - 2 ** 8),
+    "int32 lanes at their limit": dict(bound=LANE - 1 - 2 ** 26),
+    "int64 lanes one past it": dict(bound=LANE - 2 ** 26),
     # 32-bit operands of the unclamped int64 loop: |c| = 2^31 - 1, then 2^31 (general loop)
     "32-bit factors at their limit": dict(cmax=LANE - 1),
     "a 2^31 factor": dict(cmax=-LANE),
@@ -290,7 +292,7 @@ UPDATE_EDGES = {
 @pytest.mark.parametrize("name", list(UPDATE_EDGES))
 def test_update_rows_at_each_gate(name):
     kw = dict(UPDATE_EDGES[name])
-    lr = kw.pop("lr", 4)
+    lr = kw.pop("lr", LR)
     eng = _engine(dict(inputs=ROWS, lr=2.0 ** -lr), UPDATE_FORMATS, acc=kw.pop("acc", 64))
     c, a, q, x = _factors_with_bound(kw.get("bound"), kw.get("cmax"))
     if "bound" in kw:
