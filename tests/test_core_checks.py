@@ -205,3 +205,32 @@ def test_a_left_shifted_bias_update_is_checked():
             "bias": "signed = false, int_bits = 0, frac_bits = 32"}
     with pytest.raises(DeviceError, match="bias update"):
         _engine(dict(lr=1.0), formats=fmts)          # lr 2^0: the shift is 0 + 0 - 32
+
+
+def test_a_checkpoint_with_a_zero_lane_is_one_line_from_the_cli(tmp_path):
+    """``simulate --resume`` of a damaged fixed-engine state: exit 2, one line naming the
+    array and what is wrong (CLI contract), nothing written."""
+    from click.testing import CliRunner
+
+    from edgesnn.cli import main
+
+    fast = ["--engine", "fixed", "--samples", "40", "--eval-every", "20", "--eval-samples", "5",
+            "--quiet", "--set", "layers.0.size=8", "--set", "network.time_steps=8",
+            "--set", "learning.window=4"]
+    out = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(main, ["simulate", *fast, "--out", str(out), "--checkpoint-every", "20"])
+    assert res.exit_code == 0, res.output
+    ckpt = out / "checkpoint.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k in arrays if k.endswith("/rng"))
+    arrays[key][0] = 0
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    again = tmp_path / "again"
+    res = runner.invoke(main, ["simulate", *fast, "--out", str(again), "--resume", str(bad)])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "checkpoint array rng" in lines[0] and "lane 0" in lines[0], lines
+    assert not again.exists()

@@ -451,8 +451,9 @@ class FixedEngine:
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore ``state()`` output. CheckpointError, naming the array, on a missing, extra
-        or misshaped array and on values the engine could not have written (codes outside
-        their format); nothing is restored then."""
+        or misshaped array and on values the engine could not have written: codes outside
+        their format, a zero feedback seed, a rounding state the kernels cannot use
+        (``rng.check_state``); nothing is restored then."""
         views = self._views()
         extra = sorted(set(arrays) - set(views))
         if extra:
