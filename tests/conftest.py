@@ -144,3 +144,18 @@ def tiny_device_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_spec_file(tmp_path: Path) -> Path:
     return write(tmp_path, "tiny_spec.toml", TINY_SPEC)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The bounds-checked kernel test runs last (test_core_boundscheck.run_last)."""
+    from test_core_boundscheck import run_last
+
+    run_last(items)
+
+
+def pytest_collection_finish(session):
+    """Start the bounds-checked kernel run (test_core_boundscheck) in the background as soon
+    as the suite is collected: its compilation runs beside the other tests."""
+    from test_core_boundscheck import start_if_selected
+
+    start_if_selected(session)

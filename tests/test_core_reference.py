@@ -10,6 +10,8 @@ signal, feedback, reset, overflow and rounding mode.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -63,9 +65,14 @@ exp_bits = 12
 
 
 def make_device(decay="shift", wround="stochastic", mround="nearest-even", covf="saturate",
-                tround="nearest-even", uround="nearest-even", acc=32):
+                tround="nearest-even", uround="nearest-even", acc=32, formats=None):
+    """The test device; ``formats`` replaces whole format lines (kind -> the fields inside
+    the braces, e.g. ``'signed = true, int_bits = 2, frac_bits = 9, overflow = "wrap"'``)."""
     text = ENERGY + DEVICE.format(decay=decay, wround=wround, mround=mround, covf=covf, tround=tround,
                          uround=uround, acc=acc)
+    for kind, fields in (formats or {}).items():
+        text, n = re.subn(rf"(?m)^{kind} += .*$", f"{kind} = {{ {fields} }}", text)
+        assert n == 1, kind
     return parse_device(tomllib.loads(text))
 
 
@@ -366,6 +373,12 @@ def _samples(spec, n, seed, rate=0.35):
     return out
 
 
+def _q(int_bits, frac_bits, rounding="nearest-even", overflow="saturate", signed=True):
+    """The fields of a format line (``make_device(formats=...)``)."""
+    return (f"signed = {str(signed).lower()}, int_bits = {int_bits}, frac_bits = {frac_bits}, "
+            f'rounding = "{rounding}", overflow = "{overflow}"')
+
+
 CASES = {
     "recurrent bp per-step stochastic": (
         dict(layers=[("recurrent", 6, "soft")]), dict()),
@@ -391,6 +404,28 @@ CASES = {
     "bp per-sample carry, remainders beyond the update format's range": (
         dict(layers=[("recurrent", 4, "soft")], update="per-sample", residual="carry",
              lr=2.0 ** -10), dict()),
+    # the stochastic and wrapping paths (issue 13, item 16): factor_loop with a stochastic
+    # signal (every g, a, alpha, gp, c rounding takes a word), a stochastic membrane
+    "stochastic signal with alphas (factor_loop), stochastic membrane and traces": (
+        dict(layers=[("dense", 5, "soft"), ("recurrent", 4, "soft")], alpha_post=0.75,
+             alpha_pre=-1.25),
+        dict(mround="stochastic", tround="stochastic", formats={"signal": _q(2, 9, "stochastic")})),
+    "wrapping weight and trace formats per step": (
+        dict(layers=[("recurrent", 5, "soft")], lr=0.5),
+        dict(formats={"weight": _q(0, 6, "stochastic", "wrap"),
+                      "trace": _q(1, 6, "nearest-even", "wrap", signed=False)})),
+    "wrapping update and signal formats per sample (factor_loop)": (
+        dict(layers=[("dense", 5, "soft")], update="per-sample", alpha_post=12.0,
+             alpha_pre=-12.0, init_scale=1.0),
+        dict(uround="stochastic", formats={"update": _q(0, 8, "stochastic", "wrap"),
+                                           "signal": _q(0, 9, "nearest-away", "wrap")})),
+}
+#: input spike rates of the cases that need dense input (traces that wrap)
+RATES = {"wrapping weight and trace formats per step": 0.8}
+#: tensors whose overflow a case exists to exercise (suffixes of the saturation counters)
+MUST_OVERFLOW = {
+    "wrapping weight and trace formats per step": (".W", ".q"),
+    "wrapping update and signal formats per sample (factor_loop)": (".dW", ".a", ".c"),
 }
 
 
@@ -401,7 +436,7 @@ def test_kernel_equals_naive_reference(name):
     eng = FixedEngine(make_plan(spec, make_device(**dev_kw)), init_params(spec, 4), seed=4)
     naive = Naive(eng)
     naive.fb_seed = [int(v) for v in eng.st.fb_seed]
-    sats = _compare(eng, naive, _samples(spec, 4, seed=9))
+    sats = _compare(eng, naive, _samples(spec, 4, seed=9, rate=RATES.get(name, 0.35)))
     if dev_kw.get("acc") == 16:              # the clamped accumulator path is exercised
         assert not eng.net.sig_exact
     # the carry cases exercise what their names say
@@ -411,6 +446,8 @@ def test_kernel_equals_naive_reference(name):
         assert sum(v for k, v in sats.items() if k.endswith((".W", ".W_rec"))) > 0
     if "beyond" in name:
         assert sum(v for k, v in sats.items() if ".d" in k) > 0
+    for suffix in MUST_OVERFLOW.get(name, ()):
+        assert sum(v for k, v in sats.items() if k.endswith(suffix)) > 0, suffix
 
 
 def test_reference_cases_exercise_learning_and_stochastic_rounding():

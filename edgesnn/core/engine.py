@@ -3,7 +3,8 @@
 ``FixedEngine(plan, params, seed)`` quantises the float initial parameters
 into the plan's formats, derives every constant the kernel needs
 (:mod:`edgesnn.core.constants`), checks that no intermediate of the int64
-datapath can overflow, and allocates the work buffers once. ``run_sample``
+datapath can overflow and derives the kernels' fast-path gates from the same table
+(:mod:`edgesnn.core.bounds`), and allocates the work buffers once. ``run_sample``
 is one ``run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
 """
 
@@ -20,8 +21,9 @@ from edgesnn.fixed import lfsr_seed, quantize
 from edgesnn.plan import Plan
 from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
 
+from . import bounds
 from . import kernels as K
-from .rng import new_state as new_rng_state
+from . import rng as R
 from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
                         psi_table, quantize_const)
 
@@ -31,7 +33,6 @@ FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "upd
 #: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix
 #: draws it
 RNG_STREAM = 999
-_INT64_LIMIT = 1 << 63
 
 
 def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
@@ -53,6 +54,19 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
         if rec:
             names[K.K_DWR] = f"{prefix}.dW_rec"
     return names
+
+
+def weight_dtype(row: np.ndarray) -> type:
+    """Storage type of the weight codes of format row ``row`` (``constants.format_row``).
+
+    ``int8`` when every code of the format fits it (signed of 8 bits or fewer, unsigned
+    of 7 or fewer: an eighth of the cache footprint of the SHD matrices, whose rows the
+    synaptic accumulates read), else ``int64`` (an unsigned 8-bit code such as 192 would
+    wrap in int8). The kernels compute in int64 either way; two storage types keep the
+    compiled signatures to two.
+    """
+    i8 = np.iinfo(np.int8)
+    return np.int8 if i8.min <= int(row[LO]) and int(row[HI]) <= i8.max else np.int64
 
 
 class Layout(NamedTuple):
@@ -206,6 +220,16 @@ class FixedEngine:
             fb_mag = 1 << (f_w - k)
         acc_bits = min(dev.accumulator_bits, 63)
         acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+        self._operands = bounds.Operands(
+            fmt=fmt, nu=nu, tq=tq, th=th, alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr,
+            classes=spec.classes, exp_bits=luts.exp_bits, fb_mag=fb_mag, acc_hi=acc_hi,
+            per_sample=per_sample, carry=bool(ln.carry))
+        excess = bounds.first_excess(self._operands)
+        if excess:
+            raise DeviceError(f"device '{dev.name}': formats too wide for the fixed engine's "
+                              f"64-bit datapath ({excess}); use fewer bits or, for a shift, "
+                              "a larger learning rate")
+        gates = bounds.gates(self._operands)
 
         self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=w_off, wr_off=wr_off, b_off=b_off,
                              nrn_off=nrn_off, in_off=in_off, fb_off=fb_off, dw_off=dw_off,
@@ -219,16 +243,13 @@ class FixedEngine:
             alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
             per_sample=(K.CARRY if ln.carry else 1) if per_sample else 0, fb_mag=fb_mag,
             acc_lo=acc_lo, acc_hi=acc_hi,
-            sig_exact=int(self._signal_bound(fmt, spec.classes) <= acc_hi),
-            tid_input=tid_input, tens=np.stack([t_bank, t_epw]),
+            sig_exact=gates.sig_exact, syn_rows=gates.syn_rows, syn_rows32=gates.syn_rows32,
+            factor_det=gates.factor_det, tid_input=tid_input, tens=np.stack([t_bank, t_epw]),
             decay_mul=int(dev.decay == "multiply"))
-        self._check_bounds(alpha_post, alpha_pre)
 
         # ---- parameters
         wq, bq = self.fmt["weight"].qformat, self.fmt["bias"].qformat
-        # weights of 8 bits or fewer live in int8 (a quarter of the cache footprint of the
-        # SHD matrices: the synaptic accumulates read rows of it); the kernels compute in int64
-        W = np.zeros(nw, dtype=np.int8 if self.fmt["weight"].bits <= 8 else np.int64)
+        W = np.zeros(nw, dtype=weight_dtype(fmt[0]))
         b = np.zeros(nb, dtype=np.int64)
         mats = [(params.W[l], params.W_rec[l], params.b[l]) for l in range(L)]
         mats.append((params.W_out, None, params.b_out))
@@ -245,9 +266,14 @@ class FixedEngine:
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
         ntot, itot = int(n.sum()), int(n_in.sum())
         width = int(max(n.max(), n_in.max()))
-        # visit_rows32 needs a chunk to hold at least one row (+ PAD + a round): 4 rows keeps
-        # its chunks long
-        rng = new_rng_state(self.seed * 1000 + RNG_STREAM, 4 * width)
+        # the buffer must hold the largest request after a refill (the kernels rely on it:
+        # check_state); 4 rows keeps visit_rows32's chunks long
+        self._word_request = K.largest_word_request(width)
+        rng = R.new_state(self.seed * 1000 + RNG_STREAM,
+                          max(4 * width, R.min_capacity(self._word_request)))
+        problem = R.check_state(rng, self._word_request)
+        if problem:
+            raise DeviceError(f"the rounding state of {width}-wide layers: {problem}")
         self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
         # ---- work buffers (once per engine)
@@ -269,61 +295,6 @@ class FixedEngine:
         self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2, e2)
         self.last_counters = C.Counters()
 
-    # ------------------------------------------------------------------ checks
-
-    @staticmethod
-    def _signal_bound(fmt: np.ndarray, classes: int) -> int:
-        """Largest |partial sum| of ``sum_c e_c * W_out[m, c]`` (|e_c| <= 1)."""
-        w = max(-int(fmt[0, LO]), int(fmt[0, HI]))
-        return classes * (1 << int(fmt[5, FR])) * w
-
-    def _check_bounds(self, alpha_post: int, alpha_pre: int) -> None:
-        """Refuse formats whose intermediates could leave the int64 datapath (DeviceError).
-
-        Every single product must stay within 2**62 (MAC sums then saturate in
-        the accumulator, at most 63 bits), every other sum below 2**63.
-        """
-        net, fmt, lo = self.net, self._fmt, self.layout
-        mag = {k: max(-int(fmt[k, LO]), int(fmt[k, HI])) for k in range(7)}
-        f = {k: int(fmt[k, FR]) for k in range(7)}
-        W, B, U, I, T, S, UP = range(7)
-        e_max = 1 << f[S]
-        alpha = max(abs(alpha_post), abs(alpha_pre))
-        products = {
-            "readout error x weight": e_max * mag[W],
-            "g*psi x weight": mag[S] * mag[W],
-            "signal x trace": mag[S] * mag[T],
-            "factor x alpha": mag[S] * alpha,
-            "factor a aligned to the trace": mag[S] << f[T],
-            "DFA feedback": e_max * max(net.fb_mag, 1),
-        }
-        dw_max = min(net.acc_hi, mag[S] * mag[T] + (mag[S] << f[T]))
-        sums = {
-            "synaptic accumulate": (mag[W] << (f[I] - f[W])) + mag[I],
-            "trace update": mag[T] * int(max(lo.tq[:, 0].max(), lo.th[:, 0].max(), 1))
-            + (mag[T] << int(max(lo.tq[:, 1].max(), lo.th[:, 1].max()))),
-            "softmax division": (1 << self.device.luts.exp_bits) * (2 << f[S])
-            + net.C * (1 << self.device.luts.exp_bits),
-            "update accumulate": (dw_max << max(0, f[UP] - f[S] - f[T])) + mag[UP],
-        }
-        for l in range(net.L + 1):
-            code, s1, s2, s3, rsh = (int(v) for v in lo.nu[l])
-            sums[f"layer {l} membrane update"] = ((mag[U] * code) << s1) + (mag[I] << s2) \
-                + (mag[B] << s3)
-        for what, v in list(products.items()) + list(sums.items()):
-            limit = 1 << 62 if what in products else _INT64_LIMIT - 1
-            if v > limit:
-                raise DeviceError(f"device '{self.device.name}': formats too wide for the fixed "
-                                  f"engine's 64-bit datapath ({what} may reach 2^{v.bit_length()})")
-        shifts = {"weight update": f[S] + f[T] + net.lr - f[W],
-                  "bias update": f[S] + f[T] + net.lr - f[B],
-                  "accumulated update": f[UP] + net.lr - min(f[W], f[B])}
-        for what, sh in shifts.items():
-            if sh > 62:
-                raise DeviceError(f"device '{self.device.name}': the {what} shifts by {sh} bits "
-                                  "(at most 62); use fewer fractional bits or a larger "
-                                  "learning rate")
-
     # ------------------------------------------------------------------ running
 
     @property
@@ -332,16 +303,17 @@ class FixedEngine:
         return int(self.net.lr)
 
     def set_lr_shift(self, shift: int) -> None:
-        """Set the learning-rate shift (the spec's schedule, before each learned sample)."""
+        """Set the learning-rate shift (the spec's schedule, before each learned sample);
+        DeviceError if an update would leave the datapath (the build's check, ``core.bounds``)."""
         shift = int(shift)
         if shift == self.net.lr:
             return
-        f = {k: int(self._fmt[i, FR]) for i, k in enumerate(FORMAT_KINDS)}
-        worst = f["signal"] + f["trace"] + shift - min(f["weight"], f["bias"])
-        worst = max(worst, f["update"] + shift - min(f["weight"], f["bias"]))
-        if shift < 0 or worst > 62:
+        op = self._operands._replace(lr=shift)
+        excess = "it is negative" if shift < 0 else bounds.first_excess(op)
+        if excess:
             raise DeviceError(f"learning-rate shift {shift} is outside what the fixed engine's "
-                              f"formats allow (an update would shift by {worst} bits, at most 62)")
+                              f"formats allow ({excess})")
+        self._operands = op
         self.net = self.net._replace(lr=shift)
 
     def _prepare(self, x: np.ndarray, label: int | None) -> tuple[np.ndarray, int]:
@@ -459,8 +431,32 @@ class FixedEngine:
         return {name: arr[off:off + math.prod(shape)].reshape(shape).copy()
                 for name, (arr, off, shape) in self._views().items()}
 
+    def _code_range(self, name: str) -> tuple[int, int, str]:
+        """``(lo, hi, what)``: the codes persistent array ``name`` may hold (``_views`` names)."""
+        if name.endswith(".B_seed"):
+            return 1, (1 << 32) - 1, "a feedback LFSR state (nonzero, 32 bits)"
+        kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
+                "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
+        row = self._fmt[FORMAT_KINDS.index(kind)]
+        return int(row[LO]), int(row[HI]), f"the {kind} format {self.fmt[kind]}"
+
+    def _loaded_problem(self, name: str, a: np.ndarray) -> str | None:
+        """What is wrong with the values of loaded array ``name`` (right shape), or None."""
+        if name == "rng":
+            return R.check_state(a, self._word_request)
+        if a.size == 0:
+            return None
+        lo, hi, what = self._code_range(name)
+        amin, amax = int(a.min()), int(a.max())
+        if amin < lo or amax > hi:
+            return f"codes {amin}..{amax} outside {what}: {lo}..{hi}"
+        return None
+
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore ``state()`` output; CheckpointError on a missing, extra or misshaped array."""
+        """Restore ``state()`` output. CheckpointError, naming the array, on a missing, extra
+        or misshaped array and on values the engine could not have written: codes outside
+        their format, a zero feedback seed, a rounding state the kernels cannot use
+        (``rng.check_state``); nothing is restored then."""
         views = self._views()
         extra = sorted(set(arrays) - set(views))
         if extra:
@@ -471,6 +467,9 @@ class FixedEngine:
                 got = "missing" if a is None else f"{a.dtype} {a.shape}"
                 raise CheckpointError(f"checkpoint array {name}: expected integer array of shape "
                                       f"{shape}, got {got}")
+            problem = self._loaded_problem(name, a)
+            if problem:
+                raise CheckpointError(f"checkpoint array {name}: {problem}")
         for name, (arr, off, shape) in views.items():
             arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
 

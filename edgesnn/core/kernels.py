@@ -25,7 +25,8 @@ numba reference-counts every array of a tuple argument at each call.
 Arithmetic follows docs/fixed_point.md, operation by operation; every result
 stored into a format goes through ``fixed.shift_round`` / ``fixed.overflow``
 (or the same written-out integer logic) and its overflow is counted per
-tensor. All values stay below 2**63 by the bounds the engine checks at build.
+tensor. All values stay below 2**63 by the bounds the engine checks at build
+(:mod:`edgesnn.core.bounds`, which also derives the static fast-path gates in ``Net``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ ONE_ALPHA = 1 << ALPHA_FRAC
 PAD = 8
 #: offset that makes a floor shift a logical one (|values| < BIAS; a multiple of 2**32)
 BIAS = np.int64(1) << 61
+#: largest int32: what the int32 lanes may hold (the data-dependent gates of update_rows)
+I32_MAX = (1 << 31) - 1
+
+
+def largest_word_request(width: int) -> int:
+    """The most consecutive rounding words a kernel asks the word buffer for when no layer
+    and no input vector is wider than ``width``: ``round_vector``, ``decay_add`` and
+    ``visit_rows`` ask for one vector or row list (``rng.ensure``), ``visit_rows32`` needs
+    a chunk to hold its widest row list and ``PAD`` words more. The engine checks at build
+    and at load that a refill leaves this many (``rng.check_state``): otherwise a chunk's
+    scan takes no row and ``visit_rows32`` never returns."""
+    return int(width) + PAD
 
 
 # columns of Net.lay, one row per layer (the readout last)
@@ -109,6 +122,9 @@ class Net(NamedTuple):
     acc_lo: int               # MAC accumulator range (device accumulator_bits)
     acc_hi: int
     sig_exact: int            # 1: no learning-signal sum can reach the accumulator's range
+    syn_rows: int             # rows accumulate_rows sums without a clamp (bounds.gates) ...
+    syn_rows32: int           # ... and in int32 lanes
+    factor_det: int           # 1: factors runs factor_loop_det (bounds.gates)
     tid_input: int
     tens: np.ndarray          # (2, n_tensors): bank index (-1: a register), elements per
                               # word (> 0) or -(words per element)
@@ -431,8 +447,9 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
     current format (exact shift; saturations counted on the layer's ``i``).
     The currents start each step at 0 and ``prior`` rows were added before
     these: when ``prior + cnt`` rows of the largest weight cannot leave the
-    current's range, no partial sum saturates and the rows are summed without
-    clamps in int32 lanes (``Buffers.acc32``), then added to the currents.
+    current's range (``net.syn_rows``) and ``cnt`` rows fit int32 (``net.syn_rows32``;
+    both from ``bounds.gates``), no partial sum saturates and the rows are summed
+    without clamps in int32 lanes (``Buffers.acc32``), then added to the currents.
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
@@ -449,8 +466,7 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
     sat = 0
     words = 0
     saturate = fi[OV] == SATURATE
-    wabs = max(fw[HI], -fw[LO]) << sh
-    if (prior + cnt) * wabs <= min(hi, -lo) and cnt * wabs < (1 << 31):
+    if prior + cnt <= net.syn_rows and cnt <= net.syn_rows32:
         acc = buf.acc32[:n]
         sh32 = np.int32(sh)
         k = 0
@@ -863,10 +879,7 @@ def factors(net, st, buf, l):
     gp_ = buf.nrn[R_GP, off:off + n]
     apost = net.alpha_post
     apre = net.alpha_pre
-    gmax = max(fs[HI], -fs[LO])
-    tmax = max(ft[HI], -ft[LO])
-    if (fs[RM] != STOCHASTIC and fs[OV] == SATURATE and ftr > 0 and gmax < (1 << 31)
-            and tmax < (1 << 31)):
+    if net.factor_det:                   # deterministic, saturating, 32-bit codes (bounds.gates)
         nh, npsi, sat_a, sat_c, sat_g = factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr,
                                                         fs[RM], fs[LO], fs[HI], apost, apre)
     else:
@@ -1426,9 +1439,9 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     for j in range(rows):
         qmax = max(qmax, abs(qv[j]))
         nq += np.int64(qv[j] != 0)
-    bound = cmax * qmax + (amax << ftr)
+    bound = cmax * qmax + (amax << ftr)  # fits int64: bounds' "update dw"
     c32 = buf.c32
-    if bound < (1 << 31):                # int32 copies for visit_rows' 32-bit lanes
+    if bound <= I32_MAX:                 # int32 copies for visit_rows' 32-bit lanes
         for kk in range(ca):
             c32[0, kk] = cmp[0, kk]
             c32[1, kk] = cmp[1, kk] << ftr
@@ -1440,7 +1453,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         for kk in range(cc, cc + PAD):
             c32[2, kk] = 0
     rng = st.rng
-    if (f[RM] == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) < (1 << 31)
+    if (f[RM] == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) <= I32_MAX
             and bound <= min(net.acc_hi, -net.acc_lo)):
         p_r, draws, macs, reads, writes, changed, sat = visit_rows32(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], c32, ca, cc, na, wt, epw,
@@ -1448,7 +1461,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     else:
         p_r, draws, macs, reads, writes, changed, sat = visit_rows(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], cmp, ca, cc, na,
-            cmax < (1 << 31) and qmax < (1 << 31), bound, wt, epw, ftr, net.acc_lo, net.acc_hi,
+            cmax <= I32_MAX and qmax <= I32_MAX, bound, wt, epw, ftr, net.acc_lo, net.acc_hi,
             sh, f[RM], f, per_sample, rng, rng[POS])
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws

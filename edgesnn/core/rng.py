@@ -32,9 +32,6 @@ from numba import njit
 
 from edgesnn.fixed import lfsr_seed
 
-# kernels.py inlines ensure/take with these constants, and numba's cache of
-# kernels.py does not notice a change here: after editing them, delete
-# edgesnn/core/__pycache__ (a stale cache reads the wrong offsets).
 #: xorshift lanes of the rounding bank (32: the SIMD loop of a round vectorises fully)
 LANES = 32
 #: index of the read position and of the fill level in the state array
@@ -54,6 +51,40 @@ def new_state(stream: int, min_words: int) -> np.ndarray:
     for r in range(LANES):
         rng[r] = lfsr_seed(SEED_BASE + stream * LANES + r)
     return rng
+
+
+def min_capacity(request: int) -> int:
+    """Words a buffer needs so that a refill leaves ``request`` consecutive words (a refill
+    appends whole rounds: it leaves at least ``capacity - LANES + 1``)."""
+    return int(request) + LANES - 1
+
+
+def check_state(rng: np.ndarray, request: int) -> str | None:
+    """What is wrong with a state array for kernels that ask for up to ``request``
+    consecutive words at once, or None.
+
+    The kernels trust the state (numba checks no bounds): every lane must be a nonzero
+    32-bit state (a zero lane gives zero words forever, and stochastic rounding with zero
+    words is floor), the fill level within the buffer, the read position within the fill,
+    and the buffer large enough that a refill leaves ``request`` words (``visit_rows32``
+    would otherwise loop forever on a row it cannot fit).
+    """
+    if len(rng) < WORDS:
+        return f"{len(rng)} slots, fewer than the {WORDS} of the lanes, position and fill"
+    for r in range(LANES):
+        if not 0 < int(rng[r]) < 1 << 32:
+            return (f"lane {r} is {int(rng[r])}: a lane is a nonzero 32-bit state "
+                    f"(1..{(1 << 32) - 1}; a zero lane gives only zero words)")
+    cap = capacity(rng)
+    if cap < min_capacity(request):
+        return (f"the word buffer holds {cap} words; the kernels need {request} after a "
+                f"refill, i.e. at least {min_capacity(request)}")
+    fill, pos = int(rng[FILL]), int(rng[POS])
+    if not 0 <= fill <= cap:
+        return f"fill level {fill} outside the buffer's 0..{cap} words"
+    if not 0 <= pos <= fill:
+        return f"read position {pos} outside 0..{fill} (the fill level)"
+    return None
 
 
 def xorshift32(x: int) -> int:
