@@ -248,7 +248,6 @@ def test_energy_of_the_hand_sample_charges_the_counted_multiplies():
     # update 32 bit: 12 MACs, 6 multiplies; signal 16 bit: 4 MACs, 4 multiplies
     assert e["learning"] == pytest.approx(12 * add32 + 6 * mul32 + 4 * add16 + 4 * mul16)
     # the old inference charged a multiply per MAC and per update: more than counted
-    assert e["learning"] < 12 * (add32 + mul32) + 4 * (add16 + mul16)
 
 
 def test_a_stochastic_weight_format_takes_one_word_per_visited_synapse():

@@ -250,9 +250,15 @@ def test_bad_samples_and_labels_are_refused():
 
 
 def test_learning_rate_shift_is_set_and_checked():
+    """The shift set reaches the updates: an engine whose spec starts at 2^-4, set to 2^-6,
+    learns the same bits as one built at 2^-6 (and not those of one left at 2^-4)."""
     spec, eng = _small_engine()
     eng.set_lr_shift(6)
     assert eng.lr_shift == 6
+    _, at6 = _small_engine(lr=2.0 ** -6)
+    _, at4 = _small_engine()
+    samples = _samples(spec, 3, seed=5)
+    assert _digest(eng, samples) == _digest(at6, samples) != _digest(at4, samples)
     with pytest.raises(DeviceError, match="learning-rate shift"):
         eng.set_lr_shift(80)
 

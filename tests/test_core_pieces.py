@@ -224,8 +224,8 @@ def test_decay_constants():
     assert decay_constant(0.5, "shift", 12) == (1, 1)
     assert decay_constant(1.0, "shift", 12) == (1, 0)
     assert decay_constant(0.0, "multiply", 12) == (0, 0)
-    d = decay_constant(0.9, "multiply", 12)
-    assert d.k == 16 and abs(d.effective - 0.9) <= 2 ** -17
+    assert decay_constant(0.9, "multiply", 12) == (58982, 16)     # round(0.9 * 65536 = 58982.4)
+    assert decay_constant(0.9, "multiply", 20) == (943718, 20)    # round(943718.4)
     assert decay_constant(0.9, "multiply", 24).k == 24
     with pytest.raises(DeviceError):
         decay_constant(1.5, "shift", 12)

@@ -169,7 +169,7 @@ class Naive:
         dW, dWr, db = self.dW, self.dWr, self.db
         scores = [0] * C
         spikes = [0] * L
-        ftr, fs = fmt[F_T][FR], fmt[F_S][FR]
+        ftr = fmt[F_T][FR]
         for t in range(T):
             s_prev = [list(r) for r in s]
             xin = []
