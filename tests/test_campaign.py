@@ -305,6 +305,12 @@ CASES: list[Case] = [
     Case("checkpoints", "missing array", lambda t: sim(t, "--resume", _checkpoint(t, "drop")),
          r"c\.npz: checkpoint array L0\.W: expected a float array of shape \(8, 4\), got "
          r"missing"),
+    Case("checkpoints", "weight code outside its format",
+         lambda t: sim(t, "--resume", _checkpoint(t, "code")),
+         r"c\.npz: checkpoint array L0\.W: codes -?\d+\.\.1000 outside the weight format Q1\.6 "
+         r"\(s8, .*\): -128\.\.127$"),
+    Case("checkpoints", "a zero rounding lane", lambda t: sim(t, "--resume", _checkpoint(t, "lane")),
+         r"c\.npz: checkpoint array rng: lane 0 is 0: a lane is a nonzero 32-bit state"),
     Case("checkpoints", "NaN weight", lambda t: sim(t, "--resume", _checkpoint(t, "nan")),
          r"c\.npz: checkpoint array out\.W: holds NaN or Inf"),
     Case("checkpoints", "past --samples",
@@ -400,6 +406,12 @@ def _checkpoint(tmp: Path, damage: str = "") -> str:
         state["meta"]["version"] = 2
     elif damage == "drop":
         del arrays["engine/float/L0.W"]
+    elif damage == "code":
+        arrays["engine/fixed/L0.W"] = arrays["engine/fixed/L0.W"].astype(np.int64)
+        arrays["engine/fixed/L0.W"][0, 0] = 1000           # Q1.6 codes are -128..127
+    elif damage == "lane":
+        arrays["engine/fixed/rng"] = arrays["engine/fixed/rng"].copy()
+        arrays["engine/fixed/rng"][0] = 0
     elif damage == "nan":
         arrays["engine/float/out.W"] = arrays["engine/float/out.W"].copy()
         arrays["engine/float/out.W"][0, 0] = np.nan
