@@ -9,7 +9,6 @@ traceback only with ``EDGESNN_DEBUG=1``.
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 import sys
@@ -26,19 +25,6 @@ _ARGS: list[str] = []
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"edgesnn: error: {message}", err=True)
     sys.exit(code)
-
-
-def _one_line_errors(fn):
-    """Turn EdgeSnnError into 'edgesnn: error: ...' and its exit code (2 unless stated)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except EdgeSnnError as exc:
-            _fail(str(exc), getattr(exc, "exit_code", 2))
-
-    return wrapper
 
 
 class _Cli(click.Group):
@@ -109,7 +95,6 @@ def hw() -> None:
 
 
 @hw.command("list")
-@_one_line_errors
 def hw_list() -> None:
     """List the device presets shipped with edgesnn."""
     from edgesnn.hw import load_device, preset_names
@@ -122,7 +107,6 @@ def hw_list() -> None:
 
 @hw.command("show")
 @click.argument("name")
-@_one_line_errors
 def hw_show(name: str) -> None:
     """Show a device: banks, units, formats, energy table (NAME: preset or .toml path)."""
     from edgesnn.hw import load_device
@@ -155,7 +139,6 @@ def hw_show(name: str) -> None:
 
 @hw.command("validate")
 @click.argument("file", type=click.Path(path_type=Path))
-@_one_line_errors
 def hw_validate(file: Path) -> None:
     """Check a device TOML file; prints 'ok' or one line saying what is wrong."""
     from edgesnn.hw import load_device
@@ -186,7 +169,6 @@ def hw_validate(file: Path) -> None:
               help="Write the report (fits: false) instead of failing when it does not fit.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec key, e.g. --set learning.update=per-sample.")
-@_one_line_errors
 def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: float,
             hidden_rate: float, allow_over_budget: bool, overrides: tuple[str, ...]) -> None:
     """Memory map, operation counts and energy of learning SPEC on a device.
@@ -214,18 +196,12 @@ def profile(spec: Path, hw_name: str, fmt: str, out: Path | None, input_rate: fl
 
 def _check_writable_file(out: Path) -> None:
     """OutputError now if ``out`` could not be written later (its folder, or a folder there)."""
-    import tempfile
-
     from edgesnn.errors import OutputError
+    from edgesnn.outdir import probe_writable
 
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; --out takes a file name")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=".edgesnn-probe.", dir=out.parent):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write there ({exc.strerror or exc})") from None
+    probe_writable(out.parent, named=out)
 
 
 # --------------------------------------------------------------------------
@@ -291,7 +267,6 @@ def _check_writable_file(out: Path) -> None:
                    "after it "
                    "(to see where fixed and float diverge).")
 @click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
-@_one_line_errors
 def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str,
              data_dir: Path | None, samples: int, seed: int, encoding: str | None,
              eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
@@ -438,7 +413,6 @@ def _default_spec() -> Path:
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-@_one_line_errors
 def golden(folder: Path) -> None:
     """Run the float engine on every golden case in FOLDER and compare.
 

@@ -35,6 +35,20 @@ def _os_error(path: Path, exc: OSError) -> OutputError:
                        "--out")
 
 
+def probe_writable(folder: Path, named: Path | None = None) -> bool:
+    """Create ``folder`` (and its parents) and write and remove a probe file in it, or raise
+    ``OutputError`` naming ``named`` (default ``folder``). Returns whether it was created."""
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".edgesnn-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _os_error(named or folder, exc) from None
+    return created
+
+
 class RunFolder:
     """The output folder of one run: writable, locked, holding no other run's files."""
 
@@ -69,14 +83,7 @@ class RunFolder:
         p = self.path
         if p.exists() and not p.is_dir():
             raise OutputError(f"{p}: --out must be a folder, and this is a file")
-        try:
-            self._created = not p.exists()
-            p.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".edgesnn-probe.", dir=p)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise _os_error(p, exc) from None
+        self._created = probe_writable(p)
 
     def _lock(self) -> None:
         import fcntl

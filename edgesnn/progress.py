@@ -43,6 +43,7 @@ class Progress:
         self._last_draw = 0.0
         self._last_line = -1.0
         self._next_tenth = 1
+        self._printed = -1                   # samples done at the last printed line
 
     # -- phases -------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -106,7 +107,7 @@ class Progress:
             return
         tenth = 10 * self.done // self.total if self.total else 10
         if final or tenth >= self._next_tenth or now - self._last_line >= self.every:
-            if self.done != getattr(self, "_printed", None):
+            if self.done != self._printed:
                 print(f"{self.label}: {self.status()}", file=self.stream, flush=True)
                 self._printed = self.done
             self._last_line = now

@@ -165,11 +165,6 @@ def evaluate(engine: Engine, split: Split, spec: NetworkSpec, encoding: str,
     return correct / max(n, 1), loss
 
 
-def spec_fingerprint(spec: NetworkSpec) -> str:
-    """Hash of everything in the spec but its file name: a checkpoint fits only its spec."""
-    return hashlib.sha256(json.dumps(spec_identity(spec), sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _plain(x):
     """Dataclasses, mappings and tuples as JSON-ready dicts and lists."""
     from collections.abc import Mapping
