@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, layer_state_tensors
-from edgesnn.spec import NetworkSpec
+from edgesnn.spec import LayerSpec, NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,13 @@ class OpCounts:
 DECAYS = ("multiply", "shift")
 
 
+def learning_layers(spec: NetworkSpec) -> list[tuple[int, LayerSpec]]:
+    """``(index, layer)`` of the layers that learn: all, or with ``learning.hidden =
+    "frozen"`` the readout alone (frozen layers keep no traces and make no updates)."""
+    return [(i, layer) for i, layer in enumerate(spec.layers)
+            if not (layer.spiking and spec.learning.frozen)]
+
+
 def _rate_in(i: int, input_rate: float, hidden_rate: float) -> float:
     return input_rate if i == 0 else hidden_rate
 
@@ -111,7 +118,7 @@ def _trace_multiplies(spec: NetworkSpec, decay: str) -> int:
     """Trace decays that multiply, per step (the traces of ``_trace_updates``)."""
     ln = spec.learning
     total = 0
-    for i, layer in enumerate(spec.layers):
+    for i, layer in learning_layers(spec):
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             total += (n_in + (n if layer.recurrent else 0)) * _decays(decay, ln.lambda_pre)
@@ -140,9 +147,10 @@ def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
                     membrane_multiplies=leaks)
 
 
-def _parameters(spec: NetworkSpec) -> int:
+def _parameters(spec: NetworkSpec, learned: bool = False) -> int:
+    """Weights and biases of every layer (``learned``: of the layers that learn)."""
     total = 0
-    for i, layer in enumerate(spec.layers):
+    for i, layer in (learning_layers(spec) if learned else enumerate(spec.layers)):
         n_in, n = spec.fan_in(i), layer.size
         total += n_in * n + n + (n * n if layer.recurrent else 0)
     return total
@@ -152,7 +160,7 @@ def _trace_updates(spec: NetworkSpec) -> float:
     """q (n_in) for every layer incl. readout; h (n) and q_rec (n) for spiking layers."""
     T = spec.time_steps
     total = 0
-    for i, layer in enumerate(spec.layers):
+    for i, layer in learning_layers(spec):
         n_in, n = spec.fan_in(i), layer.size
         total += n_in
         if layer.spiking:
@@ -165,7 +173,7 @@ def _eligibility_macs(spec: NetworkSpec) -> float:
     1 per readout synapse and bias (dW_out += e q^T, db_out += e)."""
     Tl = spec.learning.window
     total = 0
-    for i, layer in enumerate(spec.layers):
+    for i, layer in learning_layers(spec):
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             synapses = n * (n_in + (n if layer.recurrent else 0))
@@ -182,7 +190,7 @@ def _eligibility_multiplies(spec: NetworkSpec) -> float:
     ln = spec.learning
     per_neuron = 2 + is_multiply(ln.alpha_post) + is_multiply(ln.alpha_pre)
     total = 0
-    for i, layer in enumerate(spec.layers):
+    for i, layer in learning_layers(spec):
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             total += n * (n_in + (n if layer.recurrent else 0)) + per_neuron * n
@@ -204,7 +212,7 @@ def _with_multiplies(ops: OpCounts, spec: NetworkSpec, decay: str, signal: float
 
 def _weight_writes(spec: NetworkSpec) -> float:
     per_step = spec.learning.update == "per-step"
-    return float(_parameters(spec) * (spec.learning.window if per_step else 1))
+    return float(_parameters(spec, learned=True) * (spec.learning.window if per_step else 1))
 
 
 def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
@@ -214,7 +222,8 @@ def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
     Learning signal per window step: BP sends ``e @ W_out`` to the last
     hidden layer (C*n MACs) and ``(g*psi) @ W`` down to each earlier layer
     (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs; they
-    multiply only when ``B`` is stored). ``decay``: the device's decay mode
+    multiply only when ``B`` is stored). With ``learning.hidden = "frozen"``
+    only the readout learns: no signal, no hidden traces or updates. ``decay``: the device's decay mode
     (``"multiply"`` for float32).
     """
     ln = spec.learning
@@ -222,7 +231,7 @@ def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
     C = spec.classes
     signal = 0
     products = 0
-    hidden = spec.hidden
+    hidden = () if ln.frozen else spec.hidden
     for i, layer in enumerate(hidden):
         if ln.signal == "dfa" or i == len(hidden) - 1:
             signal += C * layer.size
@@ -377,7 +386,8 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     add = lambda k: e.op_pj("add", f[k])  # noqa: E731
     mul = lambda k: e.op_pj("mul", f[k])  # noqa: E731
     shift = int(dev.decay == "shift" and not float32)   # x - (x >> k): one more add
-    lut = e.lut_read_pj if dev.luts.psi_entries and not float32 else 0.0
+    has_lut = any(p.tensor.name == "lut.psi" for p in plan.placements)   # none when frozen
+    lut = e.lut_read_pj if has_lut and not float32 else 0.0
     parts = {
         "synaptic": ops.synops * (add("current") + w_acc.read_pj),
         "neuron": ops.neuron_updates * ((3 + shift) * add("membrane") + lut

@@ -76,6 +76,8 @@ class PaperEngine(FloatEngine):
         dfa = self.spec.learning.signal == "dfa"
         scale_hidden = 1.0 if dfa else 1.0 / self.batch
         for i, (dW, dW_rec, db) in enumerate(grads[:-1]):
+            if dW is None:     # frozen hidden: zero gradient, so Adam leaves the layer as is
+                continue
             dW_raw, dgain = standardize_vjp(self.raw[i], self.gain[i], dW)
             self._grad[f"L{i}.W_raw"] += scale_hidden * dW_raw
             self._grad[f"L{i}.gain"] += scale_hidden * dgain

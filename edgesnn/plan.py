@@ -140,7 +140,8 @@ def _stochastic(device: Device) -> bool:
 
 
 def _regenerated(spec: NetworkSpec) -> bool:
-    return spec.learning.signal == "dfa" and spec.learning.feedback == "regenerated"
+    ln = spec.learning
+    return ln.signal == "dfa" and ln.feedback == "regenerated" and not ln.frozen
 
 
 def layer_state_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
@@ -169,10 +170,17 @@ def layer_state_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
 
 
 def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
-    """Everything on-chip S-TLLR learning stores: independent of T by construction."""
+    """Everything on-chip S-TLLR learning stores: independent of T by construction.
+
+    With ``learning.hidden = "frozen"`` a spiking layer stores only what inference
+    does (no traces, surrogate, signal, accumulators or feedback); the readout
+    learns as usual.
+    """
     ln = spec.learning
     out = layer_state_tensors(spec, device)
     for i, layer in enumerate(spec.layers):
+        if layer.spiking and ln.frozen:
+            continue
         p = f"L{i}" if layer.spiking else "out"
         n_in, n = spec.fan_in(i), layer.size
         what = "readout" if not layer.spiking else f"layer {i}"
@@ -203,7 +211,7 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
             out.append(_fmt_tensor(device, f"{p}.B", "feedback", "weight", (spec.classes, n),
                                    LEARNING, f"{what} stored DFA feedback matrix"))
     luts = device.luts
-    if luts.psi_entries:
+    if luts.psi_entries and not ln.frozen:
         out.append(_bits("lut.psi", "lut", (luts.psi_entries,), luts.psi_bits, BUFFER,
                          "surrogate psi lookup table"))
     if luts.exp_entries:

@@ -59,13 +59,22 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
     }
 
 
+def rule_words(s: dict[str, Any]) -> str:
+    """How a report names the rule of spec summary ``s``: "STLLR with BP (stored
+    feedback)", or the frozen-hidden baseline's "readout only (hidden layers frozen)"."""
+    if s.get("hidden") == "frozen":
+        return "readout only (hidden layers frozen)"
+    words = f"{s['rule'].upper()} with {s['signal'].upper()}"
+    return words + (f" ({s['feedback']} feedback)" if s["feedback"] else "")
+
+
 def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
     ln = spec.learning
     return {
         "name": spec.name, "source": spec.source, "inputs": spec.inputs,
         "time_steps": spec.time_steps, "window": ln.window,
         "layers": [{"kind": layer.kind, "size": layer.size} for layer in spec.layers],
-        "rule": ln.rule, "signal": ln.signal,
+        "rule": ln.rule, "signal": ln.signal, "hidden": ln.hidden,
         "feedback": ln.feedback if ln.signal == "dfa" else None,
         "update": ln.update, "residual": ln.residual if ln.per_sample else None,
         "learning_rate": 2.0 ** -ln.learning_rate_shift,
@@ -100,9 +109,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"# Profile: {s['name']} on {d['name']}",
         "",
         f"{d['title']}. Network {layers}; T = {s['time_steps']}, window {s['window']}, "
-        f"{s['rule'].upper()} with {s['signal'].upper()}"
-        + (f" ({s['feedback']} feedback)" if s["feedback"] else "")
-        + f", updates {s['update']}, learning rate {power_of_two(s['learning_rate'])}.",
+        f"{rule_words(s)}, updates {s['update']}, learning rate {power_of_two(s['learning_rate'])}.",
         "",
         f"On-chip learning {verdict}. Spike rates assumed: inputs {r['rates']['input']:g}, "
         f"hidden {r['rates']['hidden']:g} per neuron per step.",

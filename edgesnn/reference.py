@@ -273,8 +273,12 @@ class FloatEngine:
         return SampleResult(int(np.argmax(scores)), scores, loss, spikes, ev)
 
     def _traces_per_step(self) -> int:
+        """Trace elements updated per step; a frozen hidden layer keeps none."""
         total = 0
+        frozen = self.spec.learning.frozen
         for i, layer in enumerate(self.spec.layers):
+            if layer.spiking and frozen:
+                continue
             total += self.spec.fan_in(i)
             if layer.spiking:
                 total += layer.size * (2 if layer.recurrent else 1)
@@ -292,6 +296,8 @@ class FloatEngine:
         for i, layer in enumerate(spec.layers):
             n = layer.size
             membrane += n * C.is_multiply(layer.beta)
+            if layer.spiking and ln.frozen:
+                continue
             if layer.spiking:
                 trace += (spec.fan_in(i) + (n if layer.recurrent else 0)) \
                     * C.is_multiply(ln.lambda_pre)
@@ -330,9 +336,9 @@ class FloatEngine:
         out = readout_grads(err, rstep, rparams)
         ev[C.ELIGIBILITY_MACS] += spec.classes * (spec.hidden[-1].size + 1)
         _count_muls(ev, -1, spec.classes * spec.hidden[-1].size)     # e*q_out (db_out += e)
-        grads: list = [None] * len(spec.hidden)
+        grads: list = [(None, None, None)] * len(spec.hidden)
         g = None
-        for i in reversed(range(len(spec.hidden))):
+        for i in reversed(range(0 if spec.learning.frozen else len(spec.hidden))):
             layer = spec.hidden[i]
             if spec.learning.signal == "dfa":
                 g = err @ p.B_fb[i]
@@ -359,6 +365,8 @@ class FloatEngine:
     def _apply(self, grads: list, ev: np.ndarray) -> None:
         p, lr = self.params, self.lr
         for i, (dW, dW_rec, db) in enumerate(grads[:-1]):
+            if dW is None:                      # a frozen hidden layer
+                continue
             p.W[i] -= lr * dW
             p.b[i] -= lr * db
             ev[C.WEIGHT_WRITES] += dW.size + db.size

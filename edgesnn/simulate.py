@@ -23,7 +23,7 @@ from edgesnn.datasets import load_dataset
 from edgesnn.errors import DataError, SpecError
 from edgesnn.hw import Device
 from edgesnn.plan import make_plan
-from edgesnn.profile import _memory, _spec_summary
+from edgesnn.profile import _memory, _spec_summary, rule_words
 from edgesnn.reference import FloatEngine, init_params
 from edgesnn.spec import NetworkSpec
 from edgesnn.train import (Stop, Trainer, TrainConfig, data_identity, device_identity,
@@ -53,6 +53,10 @@ def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], see
             engines[name] = FloatEngine(spec, init_params(spec, seed))
         elif name == "fixed":
             from edgesnn.core import FixedEngine
+
+            if spec.learning.frozen:
+                raise SpecError('learning.hidden = "frozen" runs in the float engines only for '
+                                'now (--engine float)')
 
             engines[name] = FixedEngine(make_plan(spec, device), init_params(spec, seed), seed)
         elif name == "paper":
@@ -251,7 +255,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"# Simulation: {s['name']} on {d['name']}",
         "",
         f"{d['title']}, {d['clock_mhz']:g} MHz. Network {layers}; T = {s['time_steps']}, "
-        f"window {s['window']}, {s['rule'].upper()} with {s['signal'].upper()}, updates "
+        f"window {s['window']}, {rule_words(s)}, updates "
         f"{s['update']}, learning rate {rate}. Data: {r['data']['name']} "
         f"({r['data']['train']} train / {r['data']['validation']} validation / "
         f"{r['data']['test']} test), {r['data']['encoding']} encoding. "

@@ -38,6 +38,8 @@ A spec is a TOML file::
                             # the rounded update is applied: "clear" (nothing) or "carry"
                             # (the rounding remainder, into the next sample's accumulation)
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
+    hidden = "learn"        # "frozen": spiking layers keep their initial weights and only the
+                            # readout learns (the baseline a hidden-layer rule must beat)
 
 Kinds from the papers that are not simulated yet (LLIF/SLIF neurons, TESS,
 learned delays, convolutional layers) are recognised and refused with a
@@ -58,6 +60,7 @@ NEURONS = ("lif",)
 RULES = ("stllr",)
 SIGNALS = ("bp", "dfa")
 RESIDUALS = ("clear", "carry")
+HIDDEN = ("learn", "frozen")
 #: kinds a user may know from the papers that this version does not simulate:
 #: value -> what it is (refused with the list of what is supported)
 NOT_BUILT = {
@@ -114,6 +117,13 @@ class LearningSpec:
     init_scale: float = 1.0
     lr_halving_every: int = 0
     residual: str = "clear"
+    hidden: str = "learn"
+
+    @property
+    def frozen(self) -> bool:
+        """Only the readout learns: every spiking layer keeps its initial weights and
+        stores no learning state (the frozen-hidden baseline)."""
+        return self.hidden == "frozen"
 
     @property
     def learning_rate_shift(self) -> int:
@@ -283,6 +293,7 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
         init_scale=t.number("init_scale", 1.0, lo=0.0, lo_open=True, hi=100.0),
         lr_halving_every=t.integer("lr_halving_every", 0, lo=0),
         residual=t.choice("residual", RESIDUALS, "clear"),
+        hidden=t.choice("hidden", HIDDEN, "learn"),
     )
     if learning.carry and not learning.per_sample:
         t.fail('"carry" needs update = "per-sample" (per-step updates have no accumulator to '

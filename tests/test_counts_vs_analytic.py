@@ -299,3 +299,29 @@ def test_two_hidden_layers_with_recurrence():
     fl = _events(FloatEngine(spec, init_params(spec, 0)).run_sample(x, 1))
     for name in ("multiplies", "membrane_multiplies", "trace_multiplies", "signal_multiplies"):
         assert fl[name] == getattr(dense, name), name
+
+
+@pytest.mark.parametrize("overrides", [[], ["learning.signal=dfa"],
+                                       ["learning.update=per-step"]])
+def test_frozen_hidden_counts_only_the_readouts_learning(overrides):
+    """Frozen hidden: no signal, no hidden traces, eligibility or writes; readout as before.
+    Yin-Yang, 24 hidden, 3 classes, 4 inputs, T 20, window 8: per step traces are the
+    readout's q (24); per window step e*q_out 3*24 MACs and multiplies, db_out 3 MACs."""
+    spec = load_spec(EXAMPLES / "yinyang.toml", ["layers.0.size=24", "network.time_steps=20",
+                                                 "learning.window=8", "learning.hidden=frozen",
+                                                 *overrides])
+    eng = _engine("float", spec)
+    x = (np.random.default_rng(5).random((20, 4)) < 0.4).astype(np.uint8)
+    ev = _events(eng.run_sample(x, 2))
+    dense = analytic.stllr_ops(spec, 0.0, 0.0)
+    for name in ("eligibility_macs", "signal_macs", "weight_writes", "multiplies",
+                 "trace_updates", "trace_multiplies", "signal_multiplies"):
+        assert ev[name] == getattr(dense, name), name
+    assert ev["signal_macs"] == ev["signal_multiplies"] == 0
+    assert ev["trace_updates"] == 20 * 24
+    assert ev["eligibility_macs"] == 8 * (3 * 24 + 3)
+    assert update_multiplies(ev) == 8 * 3 * 24
+    writes = 3 * 24 + 3
+    assert ev["weight_writes"] == (8 * writes if spec.learning.update == "per-step"
+                                   else writes)
+    assert analytic.stllr_state_elements(spec) == 24

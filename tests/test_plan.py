@@ -136,3 +136,22 @@ def test_float32_costing_stores_every_element_in_32_bits(tiny):
     tensors = learning_tensors(spec, dev)
     f32 = as_float32(tensors)
     assert total_packed_bytes(f32) == sum(4 * t.elements for t in tensors)
+
+
+@pytest.mark.parametrize("signal", ["bp", "dfa"])
+def test_frozen_hidden_stores_no_learning_state_for_the_spiking_layers(signal):
+    """The frozen baseline's memory map: inference state of every layer, learning state of
+    the readout only (its trace q, error e, accumulators); no psi table, no DFA seed."""
+    over = ["learning.update=per-sample", f"learning.signal={signal}"]
+    dev = load_device("cortex-m7")
+    learn = {t.name for t in learning_tensors(load_spec(EXAMPLES / "shd.toml", over), dev)}
+    spec = load_spec(EXAMPLES / "shd.toml", [*over, "learning.hidden=frozen"])
+    frozen = {t.name for t in learning_tensors(spec, dev)}
+    hidden_learning = {n for n in learn if n.startswith("L") and n.split(".")[1] in
+                       ("q", "q_rec", "h", "psi", "g", "dW", "dW_rec", "db", "B", "B_seed")}
+    assert hidden_learning >= {"L0.q", "L0.q_rec", "L0.h", "L0.psi", "L0.g", "L0.dW",
+                               "L0.dW_rec", "L0.db"}
+    assert frozen == learn - hidden_learning - {"lut.psi", "fb_lfsr"}
+    assert {"out.q", "out.e", "out.dW", "out.db", "L0.W", "L0.W_rec", "L0.u"} <= frozen
+    assert make_plan(spec, dev).total_bytes < make_plan(
+        load_spec(EXAMPLES / "shd.toml", over), dev).total_bytes

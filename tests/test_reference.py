@@ -135,3 +135,25 @@ def test_paper_mode_first_adam_step_follows_the_golden_batch_gradient():
         assert np.allclose(before - after, lr * g / (np.abs(g) + 1e-8), rtol=1e-6, atol=1e-12)
     # the effective weights used next are the standardisation of the new raw weights
     assert np.allclose(eng.params.W[0], standardize(eng.raw[0], eng.gain[0]))
+
+
+def test_frozen_hidden_learns_the_readout_exactly_as_the_full_rule_does():
+    """Per-sample updates: within one sample the hidden weights do not change under either
+    setting, so the readout's update is the same; only the full rule moves the hidden layer."""
+    over = ["layers.0.size=16", "network.time_steps=20", "learning.window=8",
+            "learning.update=per-sample"]
+    x = (np.random.default_rng(2).random((20, 4)) < 0.4).astype(np.uint8)
+    engines = {}
+    for hidden in ("learn", "frozen"):
+        spec = load_spec(EXAMPLES / "yinyang.toml", [*over, f"learning.hidden={hidden}"])
+        engines[hidden] = FloatEngine(spec, init_params(spec, 0))
+    start = init_params(engines["learn"].spec, 0)
+    for eng in engines.values():
+        eng.run_sample(x, 1)
+    learned, frozen = engines["learn"].params, engines["frozen"].params
+    np.testing.assert_array_equal(frozen.W_out, learned.W_out)
+    np.testing.assert_array_equal(frozen.b_out, learned.b_out)
+    assert not np.array_equal(frozen.W_out, start.W_out)
+    np.testing.assert_array_equal(frozen.W[0], start.W[0])
+    np.testing.assert_array_equal(frozen.b[0], start.b[0])
+    assert not np.array_equal(learned.W[0], start.W[0])

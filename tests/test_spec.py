@@ -69,3 +69,16 @@ def test_residual_refuses_other_values_in_one_line(value):
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.startswith("x.toml: key 'learning.residual': must be one of clear, carry")
+
+
+def test_hidden_learns_by_default_and_frozen_is_the_baseline():
+    data = tomllib.loads(TINY_SPEC)
+    assert parse_spec(data).learning.hidden == "learn"
+    assert not parse_spec(data).learning.frozen
+    data["learning"]["hidden"] = "frozen"
+    assert parse_spec(data).learning.frozen
+    data["learning"]["hidden"] = "fixed"
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="x.toml")
+    assert str(err.value) == ("x.toml: key 'learning.hidden': must be one of learn, frozen; "
+                              "got 'fixed'")
