@@ -54,7 +54,9 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             "multiplies": ops32.multiplies,
             "energy_pj": analytic.energy_pj(ops32, plan, float32=True),
         },
-        "stllr": {"state_elements": analytic.stllr_state_elements(spec),
+        "stllr": {"state_elements": (analytic.tess_state_elements(spec)
+                                     if spec.learning.signal == "tess"
+                                     else analytic.stllr_state_elements(spec)),
                   "memory_bytes_packed": total_packed_bytes(tensors)},
     }
 

@@ -22,9 +22,9 @@ Pooling is PyTorch's adaptive average pooling: ``n`` values in ``D`` groups, gro
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -180,5 +180,45 @@ def unpool2d(grad: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def is_power_of_two(n: int) -> bool:
-    return n >= 1 and math.frexp(n)[0] == 0.5
+# --------------------------------------------------------------- per-layer setup and work
+
+class TessLayer(NamedTuple):
+    """One spiking layer's fixed TESS data: ``signs (C, D)`` int8, ``bounds (D, 2)``."""
+
+    signs: np.ndarray
+    bounds: np.ndarray
+
+    @property
+    def basis(self) -> np.ndarray:
+        """``signs / D`` as float64 ``(C, D)``."""
+        return self.signs.astype(np.float64) / self.signs.shape[1]
+
+
+def spec_layers(spec) -> list[TessLayer]:
+    """The TESS data of every spiking layer of a ``signal = "tess"`` spec, from the spec
+    alone (classes, each layer's ``tess_groups``, ``tess_fmin``/``tess_fmax``)."""
+    ln = spec.learning
+    return [TessLayer(tess_basis_signs(spec.classes, layer.tess_groups, ln.tess_fmin, ln.tess_fmax),
+                      pool_bounds(layer.size, layer.tess_groups))
+            for layer in spec.hidden]
+
+
+def signal_work(n: int, D: int, C: int) -> tuple[int, int]:
+    """``(MACs, multiplies)`` of one layer's TESS signal at one window step.
+
+    MACs (``counters.local_signal_macs``): pooling accumulates one per (neuron,
+    group containing it) pair, ``z = latent @ B.T`` and ``e @ B`` are ``C*D`` each
+    (a sign: add or subtract), the softmax one exp-and-accumulate per class, the
+    unpooling one accumulate per (neuron, group) pair again. Multiplies
+    (``counters.is_multiply``): the ``1/size`` of each group when pooling and when
+    unpooling, and the basis ``1/D`` once per projected value (``C`` for ``z``,
+    ``D`` for the latent gradient): none when the sizes and ``D`` are powers of two
+    (shifts).
+    """
+    from edgesnn.counters import is_multiply
+
+    sizes = group_sizes(pool_bounds(n, D))
+    members = int(sizes.sum())
+    macs = 2 * members + 2 * C * D + C
+    muls = 2 * sum(int(is_multiply(1.0 / m)) for m in sizes) + (C + D) * int(is_multiply(1.0 / D))
+    return macs, muls
