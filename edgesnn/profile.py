@@ -66,9 +66,12 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
     return {
         "name": spec.name, "source": spec.source, "inputs": spec.inputs,
         "time_steps": spec.time_steps, "window": ln.window,
-        "layers": [{"kind": layer.kind, "size": layer.size} for layer in spec.layers],
+        "layers": [{"kind": layer.kind, "size": layer.size,
+                    **({"tess_groups": layer.tess_groups} if layer.tess_groups else {})}
+                   for layer in spec.layers],
         "rule": ln.rule, "signal": ln.signal,
         "feedback": ln.feedback if ln.signal == "dfa" else None,
+        **({"tess_fmin": ln.tess_fmin, "tess_fmax": ln.tess_fmax} if ln.signal == "tess" else {}),
         "update": ln.update, "residual": ln.residual if ln.per_sample else None,
         "learning_rate": 2.0 ** -ln.learning_rate_shift,
         "lr_halving_every": ln.lr_halving_every,

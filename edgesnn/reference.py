@@ -14,8 +14,9 @@ down; DFA sends ``e @ B_l`` to every hidden layer, ``B_l`` a fixed matrix of
 ±scale entries drawn from the LFSR (so the fixed engine can regenerate the
 same matrix on chip); TESS gives every hidden layer its own local signal from
 its spikes of this step (:func:`edgesnn.signals.tess_signal`, basis and pooling
-fixed by the spec: :func:`edgesnn.rules.tess.spec_layers`). Every update of a step is computed from the weights as
-they were at the start of that step, then applied.
+fixed by the spec: :func:`edgesnn.rules.tess.spec_layers`). Every update of a
+step is computed from the weights as they were at the start of that step, then
+applied.
 
 The prediction is the argmax of the readout potential summed over the window.
 """

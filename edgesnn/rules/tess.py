@@ -183,24 +183,24 @@ def unpool2d(grad: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------- per-layer setup and work
 
 class TessLayer(NamedTuple):
-    """One spiking layer's fixed TESS data: ``signs (C, D)`` int8, ``bounds (D, 2)``."""
+    """One spiking layer's fixed TESS data: ``signs (C, D)`` int8, ``bounds (D, 2)``
+    int64 pooling groups, ``basis = signs / D`` float64 ``(C, D)``."""
 
     signs: np.ndarray
     bounds: np.ndarray
-
-    @property
-    def basis(self) -> np.ndarray:
-        """``signs / D`` as float64 ``(C, D)``."""
-        return self.signs.astype(np.float64) / self.signs.shape[1]
+    basis: np.ndarray
 
 
 def spec_layers(spec) -> list[TessLayer]:
     """The TESS data of every spiking layer of a ``signal = "tess"`` spec, from the spec
     alone (classes, each layer's ``tess_groups``, ``tess_fmin``/``tess_fmax``)."""
     ln = spec.learning
-    return [TessLayer(tess_basis_signs(spec.classes, layer.tess_groups, ln.tess_fmin, ln.tess_fmax),
-                      pool_bounds(layer.size, layer.tess_groups))
-            for layer in spec.hidden]
+    out = []
+    for layer in spec.hidden:
+        D = layer.tess_groups
+        signs = tess_basis_signs(spec.classes, D, ln.tess_fmin, ln.tess_fmax)
+        out.append(TessLayer(signs, pool_bounds(layer.size, D), signs.astype(np.float64) / D))
+    return out
 
 
 def signal_work(n: int, D: int, C: int) -> tuple[int, int]:
