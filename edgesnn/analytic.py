@@ -13,8 +13,10 @@ the papers on a concrete network:
 * TESS (Apolinario, Roy & Frenkel): the same eligibility traces, and a local
   learning signal per layer from a fixed square-wave basis ``B`` (C x D,
   generated on the fly, not stored) applied to the layer's (pooled) activity
-  of size D: ``z = B a`` (C*D MACs) and ``m = B^T (softmax(z) - y)`` (C*D MACs)
-  per window step. Memory O(n), independent of T.
+  of size D: pooling, ``z = B a`` (C*D MACs), the softmax (C), ``m = B^T
+  (softmax(z) - y)`` (C*D MACs) and unpooling per window step, exactly as the
+  float engine counts them (:func:`edgesnn.rules.tess.signal_work`). Memory
+  O(n), independent of T.
 * BPTT: the forward pass of all T steps, then a backward pass over all T
   steps: one MAC per synapse per step for the weight gradient, one per
   recurrent synapse per step to carry the adjoint back through the
@@ -42,6 +44,7 @@ from dataclasses import asdict, dataclass, replace
 from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, layer_state_tensors
+from edgesnn.rules.tess import signal_work
 from edgesnn.spec import LayerSpec, NetworkSpec
 
 
@@ -56,7 +59,7 @@ class OpCounts:
     computing learning signals; ``weight_writes``: parameters written;
     ``multiplies`` and the part of them at the membrane, trace and signal
     widths (the rest, ``update_multiplies``, at the update width), as in
-    ``counters``.
+    ``counters``; ``local_signal_macs``: the TESS part of ``signal_macs``.
     """
 
     synops: float = 0.0
@@ -69,6 +72,7 @@ class OpCounts:
     membrane_multiplies: float = 0.0
     trace_multiplies: float = 0.0
     signal_multiplies: float = 0.0
+    local_signal_macs: float = 0.0
 
     @property
     def learning_macs(self) -> float:
@@ -215,22 +219,11 @@ def _weight_writes(spec: NetworkSpec) -> float:
     return float(_parameters(spec, learned=True) * (spec.learning.window if per_step else 1))
 
 
-def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
-              decay: str = "multiply") -> OpCounts:
-    """S-TLLR learning one sample, dense count (every synapse in every window step).
-
-    Learning signal per window step: BP sends ``e @ W_out`` to the last
-    hidden layer (C*n MACs) and ``(g*psi) @ W`` down to each earlier layer
-    (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs; they
-    multiply only when ``B`` is stored). With ``learning.hidden = "frozen"``
-    only the readout learns: no signal, no hidden traces or updates. ``decay``: the device's decay mode
-    (``"multiply"`` for float32).
-    """
+def _bp_dfa_signal(spec: NetworkSpec) -> tuple[int, int]:
+    """``(MACs, multiplies)`` of the BP or DFA hidden signals of one window step."""
     ln = spec.learning
-    Tl = ln.window
     C = spec.classes
-    signal = 0
-    products = 0
+    signal = products = 0
     hidden = () if ln.frozen else spec.hidden
     for i, layer in enumerate(hidden):
         if ln.signal == "dfa" or i == len(hidden) - 1:
@@ -240,10 +233,50 @@ def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
         else:
             signal += spec.layers[i + 1].size * layer.size
             products += spec.layers[i + 1].size * layer.size
+    return signal, products
+
+
+def _tess_signal(spec: NetworkSpec, pooled: dict[int, int] | None = None) -> tuple[int, int]:
+    """``(MACs, multiplies)`` of the TESS local signals of one window step (all local)."""
+    signal = products = 0
+    for i, layer in enumerate(() if spec.learning.frozen else spec.hidden):
+        macs, muls = signal_work(layer.size, _groups(spec, i, pooled), spec.classes)
+        signal += macs
+        products += muls
+    return signal, products
+
+
+def _groups(spec: NetworkSpec, i: int, pooled: dict[int, int] | None) -> int:
+    """Layer ``i``'s TESS latent size: ``pooled[i]``, else the spec's ``tess_groups``, else n."""
+    layer = spec.hidden[i]
+    return (pooled or {}).get(i, layer.tess_groups or layer.size)
+
+
+def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
+              decay: str = "multiply") -> OpCounts:
+    """S-TLLR learning one sample, dense count (every synapse in every window step).
+
+    Learning signal per window step: BP sends ``e @ W_out`` to the last
+    hidden layer (C*n MACs) and ``(g*psi) @ W`` down to each earlier layer
+    (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs; they
+    multiply only when ``B`` is stored); TESS as :func:`tess_ops`. With
+    ``learning.hidden = "frozen"`` only the readout learns: no signal, no hidden
+    traces or updates. ``decay``: the device's decay mode (``"multiply"`` for float32).
+    """
+    if spec.learning.signal == "tess":
+        return tess_ops(spec, input_rate, hidden_rate, decay=decay)
+    signal, products = _bp_dfa_signal(spec)
+    return _learning_ops(spec, input_rate, hidden_rate, decay, signal, products, 0)
+
+
+def _learning_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float, decay: str,
+                  signal: int, products: int, local: int) -> OpCounts:
+    Tl = spec.learning.window
     fwd = forward_ops(spec, input_rate, hidden_rate, decay)
     ops = OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
                    trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
-                   signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec))
+                   signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec),
+                   local_signal_macs=float(Tl * local))
     return _with_multiplies(ops, spec, decay, float(Tl * products))
 
 
@@ -251,24 +284,16 @@ def tess_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
              pooled: dict[int, int] | None = None, decay: str = "multiply") -> OpCounts:
     """TESS learning one sample: S-TLLR eligibility, local square-wave learning signal.
 
-    ``pooled[i]`` is the size D of layer i's pooled activity (default: the layer
-    size, no pooling, as for a dense layer). Per window step and hidden layer:
-    ``2*C*D`` signal MACs and ``n`` multiplies to spread the pooled signal back.
-    The basis entries are ``+-1/D``: a sign and a shift when D is a power of two.
+    ``pooled[i]`` is the size D of layer i's pooled activity (default: the spec's
+    ``tess_groups``, else the layer size: no pooling). Per window step and hidden
+    layer (:func:`edgesnn.rules.tess.signal_work`, as the float engine counts):
+    ``2*P + 2*C*D + C`` signal MACs, ``P`` the (neuron, group) memberships of the
+    pooling (``n`` when D divides n), all of them ``local_signal_macs``; and as
+    multiplies the group ``1/size`` scales (twice) and ``C + D`` basis ``1/D``
+    scales, each only when not a power of two (a shift).
     """
-    Tl = spec.learning.window
-    C = spec.classes
-    signal = 0
-    products = 0
-    for i, layer in enumerate(spec.hidden):
-        D = (pooled or {}).get(i, layer.size)
-        signal += 2 * C * D + layer.size
-        products += 2 * C * D * is_multiply(1.0 / D) + layer.size
-    base = stllr_ops(spec, input_rate, hidden_rate, decay)
-    ops = OpCounts(synops=base.synops, neuron_updates=base.neuron_updates,
-                   trace_updates=base.trace_updates, eligibility_macs=base.eligibility_macs,
-                   signal_macs=float(Tl * signal), weight_writes=base.weight_writes)
-    return _with_multiplies(ops, spec, decay, float(Tl * products))
+    signal, products = _tess_signal(spec, pooled)
+    return _learning_ops(spec, input_rate, hidden_rate, decay, signal, products, signal)
 
 
 def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
@@ -305,8 +330,10 @@ def stllr_state_elements(spec: NetworkSpec) -> int:
 
 
 def tess_state_elements(spec: NetworkSpec, pooled: dict[int, int] | None = None) -> int:
-    """TESS: S-TLLR's traces plus each hidden layer's pooled activity (D) for the LSG."""
-    extra = sum((pooled or {}).get(i, layer.size) for i, layer in enumerate(spec.hidden))
+    """TESS: S-TLLR's traces plus each hidden layer's pooled activity (D) for the LSG
+    (``pooled[i]``, else the spec's ``tess_groups``, else the layer size; the plan's
+    ``L{i}.latent``)."""
+    extra = sum(_groups(spec, i, pooled) for i in range(len(spec.hidden)))
     return stllr_state_elements(spec) + extra
 
 
@@ -362,7 +389,8 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     write. Each trace update: an add (and one for a shift decay) plus a read
     and write share. Each learning MAC: an add at the update (or signal)
     width; a signal MAC also reads its weight. Multiplies as counted, each at
-    its width (membrane, trace, signal, the rest at update). Each weight
+    its width (membrane, trace, signal, the rest at update); a TESS local signal
+    MAC reads no weight (its basis is a generated sign). Each weight
     write: read, add, write of the weight's share of a word. ``float32``:
     every operation in fp32 and every element 32 bits wide, on the same banks
     (``ops`` must then count float decays: ``decay="multiply"``).
@@ -397,7 +425,8 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
                                       + q_acc.write_pj)
         + ops.trace_multiplies * mul("trace"),
         "learning": ops.eligibility_macs * add("update") + ops.update_multiplies * mul("update")
-        + ops.signal_macs * (add("signal") + w_acc.read_pj)
+        + ops.signal_macs * add("signal")
+        + (ops.signal_macs - ops.local_signal_macs) * w_acc.read_pj
         + ops.signal_multiplies * mul("signal"),
         "weight_update": ops.weight_writes * (w_acc.read_pj + add("weight") + w_acc.write_pj),
         "activation_storage": activations * (u_acc.read_pj + u_acc.write_pj),

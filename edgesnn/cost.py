@@ -153,12 +153,16 @@ def float_accesses(c: Counters) -> dict[str, tuple[int, int]]:
     Each synaptic accumulate reads one weight; each neuron update reads and
     writes its membrane and current and reads its bias; each trace update
     reads and writes its trace; each learning MAC reads one operand (trace or
-    weight); each weight write reads and writes the weight.
+    weight; a TESS local-signal MAC its pooled activity or error, charged as a
+    trace: its basis is a generated sign); each weight write reads and writes
+    the weight.
     """
+    local = c["local_signal_macs"]
     return {
-        "weight": (c["synops"] + c["signal_macs"] + c["weight_writes"], c["weight_writes"]),
+        "weight": (c["synops"] + c["signal_macs"] - local + c["weight_writes"],
+                   c["weight_writes"]),
         "membrane": (3 * c["neuron_updates"], 2 * c["neuron_updates"]),
-        "trace": (c["trace_updates"] + c["eligibility_macs"], c["trace_updates"]),
+        "trace": (c["trace_updates"] + c["eligibility_macs"] + local, c["trace_updates"]),
     }
 
 

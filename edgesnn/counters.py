@@ -10,6 +10,11 @@ counted and analytic figures sit side by side:
 * ``eligibility_macs``: MACs of weight and bias updates (factor multiplies
   included);
 * ``signal_macs``: MACs computing learning signals;
+* ``local_signal_macs``: the part of ``signal_macs`` that computes TESS local
+  signals (per layer and window step: pooling accumulates, the two ``C x D``
+  projections onto the square-wave basis, one exp-and-accumulate per class of
+  the softmax, the unpooling accumulates). Their basis operand is generated on
+  the fly (a sign), not read from SRAM;
 * ``weight_writes``: parameters written;
 * ``lut_lookups``, ``lfsr_draws``: table reads and 32-bit LFSR draws (fixed
   engine: one per stochastic rounding, and the feedback signs of a
@@ -25,7 +30,9 @@ counted and analytic figures sit side by side:
   counted: products with a spike (``a*x``, ``W*x``: adds), shift decays
   ``x - (x >> k)``, multiplies by 1 the code skips, power-of-two constants
   (learning rate, regenerated DFA magnitude, ``alpha = 0.5``: shifts),
-  lookup tables and the softmax division. The fixed engine applies the rule
+  lookup tables and the softmax division. TESS: the basis is a sign, its
+  ``1/D`` and each group's ``1/size`` are applied once per projected or pooled
+  value and are shifts for powers of two (multiplies otherwise). The fixed engine applies the rule
   to its quantised codes, the float engine and ``analytic`` to the spec's
   constants: they differ only for a constant within about 2**-17 of a power
   of two;
@@ -50,11 +57,11 @@ import numpy as np
 # new names go at the end: indices (and the kernels' constants) stay valid
 NAMES = ("synops", "neuron_updates", "trace_updates", "eligibility_macs", "signal_macs",
          "weight_writes", "lut_lookups", "lfsr_draws", "rows_skipped", "multiplies",
-         "membrane_multiplies", "trace_multiplies", "signal_multiplies")
+         "membrane_multiplies", "trace_multiplies", "signal_multiplies", "local_signal_macs")
 INDEX = {n: i for i, n in enumerate(NAMES)}
 SYNOPS, NEURON_UPDATES, TRACE_UPDATES, ELIGIBILITY_MACS, SIGNAL_MACS, WEIGHT_WRITES, \
     LUT_LOOKUPS, LFSR_DRAWS, ROWS_SKIPPED, MULTIPLIES, MEMBRANE_MULTIPLIES, TRACE_MULTIPLIES, \
-    SIGNAL_MULTIPLIES = range(len(NAMES))
+    SIGNAL_MULTIPLIES, LOCAL_SIGNAL_MACS = range(len(NAMES))
 
 
 def is_multiply(constant: float) -> bool:

@@ -5,7 +5,8 @@ Every case is configured from its json only (sizes, ``beta``/``leak``,
 ``factors_effective``, window / ``ls_mask``, ``feedback_mode``, conv fields); its
 npz holds the inputs and the recorded outputs. For each recorded array the
 engine can compute, the largest absolute difference is printed with PASS/FAIL:
-tolerance 1e-10, except TESS ``lsg_*`` arrays (1e-4). NaN in a recorded output
+tolerance 1e-10, except TESS ``lsg_*`` arrays (1e-4), TESS ``sin_*`` (1e-6) and
+``B_*`` (exact). NaN in a recorded output
 marks "no value" (e.g. ``loss`` outside the window) and is not compared; NaN in
 an input is a :class:`DataError`.
 
@@ -34,10 +35,13 @@ from edgesnn.neurons.lif import LIFParams, RESETS, make_psi
 from edgesnn.rules.stllr import (ConvParams, DenseParams, Factors, ReadoutLayerParams, SequenceResult,
                                  conv_out_hw, run_conv, run_dense, run_readout, standardize,
                                  standardize_vjp)
-from edgesnn.signals import FEEDBACK_MODES, NetParams, run_net
+from edgesnn.rules.tess import (FMAX, FMIN, pool, pool2d, pool_bounds, tess_basis, tess_sines, unpool,
+                                unpool2d)
+from edgesnn.signals import FEEDBACK_MODES, NetParams, run_net, tess_local_ce
 
 TOL = 1e-10
 TOL_LSG = 1e-4
+TOL_SIN = 1e-6
 _PSI_DEFAULT = {"linear": ("rational", 100.0), "rec": ("rational", 100.0), "net": ("rational", 100.0),
                 "conv": ("triangle", 0.3)}
 
@@ -46,9 +50,16 @@ class Unsupported(Exception):
     """A case asks for a kind or option the float engine does not implement."""
 
 
-def tolerance(name: str) -> float:
-    """Tolerance of a recorded array by name."""
-    return TOL_LSG if name.startswith("lsg_") else TOL
+def tolerance(name: str, kind: str | None = None) -> float:
+    """Tolerance of a recorded array by name (and, for ``tess`` cases, ``B_*`` exact, ``sin_*``
+    1e-6: float32 ``sin`` implementations differ in the last bit)."""
+    if name.startswith("lsg_"):
+        return TOL_LSG
+    if kind == "tess" and name.startswith("B_"):
+        return 0.0
+    if kind == "tess" and name.startswith("sin_"):
+        return TOL_SIN
+    return TOL
 
 
 # --------------------------------------------------------------- surrogate parsing
@@ -75,8 +86,45 @@ def parse_psi(text: str) -> tuple[str, float]:
     """``("rational", scale)`` or ``("triangle", gamma)`` from a case's PSI string.
 
     Accepts e.g. ``PSI(d)=1/(100*|d|+1)^2``, ``1/(1+100*abs(x))**2``,
-    ``0.3*max(0,1-|d|)``, ``0.3*max(0.0, 1.0 - |u|)``; raises :class:`Unsupported` otherwise.
+    ``0.3*max(0,1-|d|)``, ``0.3*max(0.0, 1.0 - |u|)``, and any of them followed by
+    a note: ``(a parenthesised note)`` or `` -- a note`` after whitespace, ``# a
+    note`` or ``; a note``. The formula itself must be one of the known forms;
+    raises :class:`Unsupported` otherwise.
     """
+    try:
+        return _parse_formula(text)
+    except Unsupported as e:
+        first = e
+    for head in _without_note(str(text)):
+        try:
+            return parse_psi(head)
+        except Unsupported:
+            continue
+    raise first
+
+
+def _without_note(text: str) -> list[str]:
+    """Every head of ``text`` that leaves a trailing note (see :func:`parse_psi`)."""
+    heads = []
+    for mark in ("#", ";"):
+        if mark in text:
+            heads.append(text[:text.index(mark)])
+    m = re.search(r"\s+--", text)
+    if m:
+        heads.append(text[:m.start()])
+    stripped = text.rstrip()
+    if stripped.endswith(")"):
+        depth = 0
+        for i in range(len(stripped) - 1, -1, -1):      # the "(" that closes at the end
+            depth += {")": 1, "(": -1}.get(stripped[i], 0)
+            if depth == 0:
+                if i > 0 and stripped[i - 1].isspace():
+                    heads.append(stripped[:i])
+                break
+    return [h for h in heads if h.strip()]
+
+
+def _parse_formula(text: str) -> tuple[str, float]:
     s = re.sub(r"\s+", "", str(text)).lower().replace("**", "^").replace("torch.", "").replace("np.", "")
     var = "d"
     m = re.match(r"^(?:psi|ψ)?\(([a-z_]\w*)\)=(.*)$", s)
@@ -431,8 +479,93 @@ def _kind_net(c: _Case) -> dict:
     return out
 
 
+def _tess_pairs(c: _Case) -> list[tuple[int, int]]:
+    shapes = c.cfg.get("shapes", [])
+    ok = isinstance(shapes, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                    and v >= 1 for v in p) for p in shapes)
+    if not ok:
+        raise DataError(f"{c.jname}: field 'shapes' must list [C, D] pairs of positive integers")
+    return [(C, D) for C, D in shapes]
+
+
+def _tess_options(c: _Case) -> tuple[float, float]:
+    """``(fmin, fmax)``; Unsupported for a waveform, loss, temperature or smoothing not built."""
+    if c.cfg.get("waveform", "square") != "square":
+        raise Unsupported(f"TESS waveform {c.cfg['waveform']!r} (only 'square')")
+    if str(c.cfg.get("loss", c.cfg.get("loss_function", "CE"))).upper() != "CE":
+        raise Unsupported(f"TESS loss {c.cfg.get('loss', c.cfg.get('loss_function'))!r} (only CE)")
+    for key, neutral in (("temperature", 1.0), ("label_smoothing", 0.0)):
+        if c.has(key) and c.num(key) != neutral:
+            raise Unsupported(f"TESS {key} {c.cfg[key]!r} (only {neutral:g})")
+    fmin = c.num("fmin") if c.has("fmin") else FMIN
+    fmax = c.num("fmax") if c.has("fmax") else FMAX
+    if not (c.has("fmin") and c.has("fmax")):
+        c.notes.append(f"frequencies torch.linspace({fmin:g}, {fmax:g}, C) in float32 "
+                       "(fmin/fmax fields absent: the authors' values)")
+    if not fmin < fmax:
+        raise DataError(f"{c.jname}: fmin {fmin:g} must be below fmax {fmax:g}")
+    return fmin, fmax
+
+
 def _kind_tess(c: _Case) -> dict:
-    raise Unsupported("kind 'tess' (TESS square-wave basis and local-loss gradient) is not implemented yet")
+    """Basis per listed ``(C, D)``, and the LSG example when its arrays are present.
+
+    ``lsg_activation`` is ``(B, channels, H, W)`` (``adaptive_avg_pool2d`` to
+    ``lsg_pool = [rows, cols]``), or ``(B, n)`` / ``(B, channels, n)``
+    (``adaptive_avg_pool1d`` to ``lsg_pool = D``); latents are flattened
+    channel-major as ``view(B, -1)`` does.
+    """
+    fmin, fmax = _tess_options(c)
+    out: dict = {}
+    pairs = _tess_pairs(c)
+    for C, D in pairs:
+        sines = tess_sines(C, D, fmin, fmax)
+        out[f"sin_C{C}_D{D}"] = sines.astype(np.float64)
+        out[f"B_C{C}_D{D}"] = tess_basis(C, D, fmin, fmax)
+    c.header.append(f"bases {', '.join(f'{C}x{D}' for C, D in pairs) or 'none'} "
+                    f"f=linspace({fmin:g},{fmax:g},C) float32")
+    if "lsg_activation" not in c.arrays:
+        return out
+    a = c.arr("lsg_activation")
+    C = c.size("lsg_classes")
+    if a.ndim not in (2, 3, 4):
+        raise Unsupported(f"lsg_activation of {a.ndim} dimensions (2, 3 or 4: (B, [channels,] n) "
+                          "or (B, channels, H, W))")
+    Bn = a.shape[0]
+    labels = c.arr("lsg_labels", (Bn,))
+    if not (np.all(labels == np.round(labels)) and labels.min() >= 0 and labels.max() < C):
+        raise DataError(f"{c.zname}: array 'lsg_labels' must hold integer classes in 0..{C - 1}")
+    labels = labels.astype(np.int64)
+    pool_cfg = c.cfg.get("lsg_pool")
+    if a.ndim == 4:
+        if isinstance(pool_cfg, int) and not isinstance(pool_cfg, bool):
+            pool_cfg = [pool_cfg, pool_cfg]
+        if not (isinstance(pool_cfg, list) and len(pool_cfg) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pool_cfg)):
+            raise DataError(f"{c.jname}: field 'lsg_pool' must be [rows, cols] for a 4-D activation")
+        rows, cols = pool_cfg
+        if not (1 <= rows <= a.shape[2] and 1 <= cols <= a.shape[3]):
+            raise DataError(f"{c.jname}: lsg_pool {pool_cfg} does not fit H, W = {a.shape[2:]}")
+        latents = pool2d(a, (rows, cols)).reshape(Bn, -1)
+        back = lambda gl: unpool2d(gl.reshape(Bn, a.shape[1], rows, cols), a.shape[2:])  # noqa: E731
+        how = f"adaptive_avg_pool2d to {rows}x{cols}"
+    else:
+        if isinstance(pool_cfg, list) and len(pool_cfg) == 1:
+            pool_cfg = pool_cfg[0]
+        if isinstance(pool_cfg, bool) or not isinstance(pool_cfg, int) or not 1 <= pool_cfg <= a.shape[-1]:
+            raise DataError(f"{c.jname}: field 'lsg_pool' must be an integer in 1..{a.shape[-1]} "
+                            "for a 2-D or 3-D activation")
+        bounds = pool_bounds(a.shape[-1], pool_cfg)
+        latents = pool(a, bounds).reshape(Bn, -1)
+        back = lambda gl: unpool(gl.reshape(a.shape[:-1] + (pool_cfg,)), bounds, a.shape[-1])  # noqa: E731
+        how = f"adaptive_avg_pool1d to {pool_cfg}"
+    D = latents.shape[1]
+    loss, grad_latents = tess_local_ce(latents, labels, tess_basis(C, D, fmin, fmax))
+    out["lsg_loss"] = np.float64(loss)
+    out["lsg_grad"] = back(grad_latents)
+    c.header.append(f"LSG {tuple(a.shape)} {how} -> D={D}, C={C}, batch-mean CE")
+    return out
 
 
 KINDS: dict[str, Callable[[_Case], dict]] = {
@@ -452,6 +585,7 @@ def compare(got: np.ndarray, want: np.ndarray) -> float:
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     if got.shape != want.shape:
         return math.inf
+    got, want = np.atleast_1d(got), np.atleast_1d(want)
     keep = ~np.isnan(want)
     d = np.abs(got - want)
     d[got == want] = 0.0
@@ -475,7 +609,7 @@ def run_case(json_path: Path, echo: Callable[[str], None] = print) -> bool:
     try:
         handler = KINDS.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            raise Unsupported(f"kind {kind!r} (supported: {', '.join(k for k in KINDS if k != 'tess')})")
+            raise Unsupported(f"kind {kind!r} (supported: {', '.join(KINDS)})")
         got = handler(c)
         recorded = c.arrays
     except Unsupported as e:
@@ -494,7 +628,9 @@ def run_case(json_path: Path, echo: Callable[[str], None] = print) -> bool:
         echo(f"   FAIL  {c.name} (internal error)")
         return False
     sizes = " ".join(f"{k}={c.cfg[k]}" for k in ("T", "B", "N_in", "N_out", "N_hid", "C") if k in c.cfg)
-    if c.cfg.get("factors") is not None:
+    if kind == "tess":
+        fac = "tess"
+    elif c.cfg.get("factors") is not None:
         fac = f"factors={c.cfg['factors']}"
     else:
         fac = f"factors(effective)={c.cfg.get('factors_effective')}"
@@ -505,7 +641,7 @@ def run_case(json_path: Path, echo: Callable[[str], None] = print) -> bool:
     for name, want in recorded.items():
         if name not in got or (name in c.inputs and name != "g_hidden_f32"):
             continue
-        tol = tolerance(name)
+        tol = tolerance(name, kind)
         gv = np.asarray(got[name])
         diff = compare(gv, want)
         ok = diff <= tol

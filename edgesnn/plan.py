@@ -196,6 +196,10 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
                                    f"{what} secondary activation psi"))
             out.append(_fmt_tensor(device, f"{p}.g", "signal", "signal", (n,), LEARNING,
                                    f"{what} learning signal g"))
+            if ln.signal == "tess":
+                out.append(_fmt_tensor(device, f"{p}.latent", "signal", "signal",
+                                       (layer.tess_groups,), LEARNING,
+                                       f"{what} TESS pooled activity (the local loss's input)"))
         else:
             out.append(_fmt_tensor(device, f"{p}.e", "signal", "signal", (n,), LEARNING,
                                    "readout error softmax - onehot"))

@@ -54,7 +54,9 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             "multiplies": ops32.multiplies,
             "energy_pj": analytic.energy_pj(ops32, plan, float32=True),
         },
-        "stllr": {"state_elements": analytic.stllr_state_elements(spec),
+        "stllr": {"state_elements": (analytic.tess_state_elements(spec)
+                                     if spec.learning.signal == "tess"
+                                     else analytic.stllr_state_elements(spec)),
                   "memory_bytes_packed": total_packed_bytes(tensors)},
     }
 
@@ -73,9 +75,12 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
     return {
         "name": spec.name, "source": spec.source, "inputs": spec.inputs,
         "time_steps": spec.time_steps, "window": ln.window,
-        "layers": [{"kind": layer.kind, "size": layer.size} for layer in spec.layers],
+        "layers": [{"kind": layer.kind, "size": layer.size,
+                    **({"tess_groups": layer.tess_groups} if layer.tess_groups else {})}
+                   for layer in spec.layers],
         "rule": ln.rule, "signal": ln.signal, "hidden": ln.hidden,
         "feedback": ln.feedback if ln.signal == "dfa" else None,
+        **({"tess_fmin": ln.tess_fmin, "tess_fmax": ln.tess_fmax} if ln.signal == "tess" else {}),
         "update": ln.update, "residual": ln.residual if ln.per_sample else None,
         "learning_rate": 2.0 ** -ln.learning_rate_shift,
         "lr_halving_every": ln.lr_halving_every,

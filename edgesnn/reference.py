@@ -12,8 +12,11 @@ onehot(label)`` gives the readout update and the hidden learning signals:
 BP sends ``e @ W_out`` to the last hidden layer and ``(g*psi) @ W`` further
 down; DFA sends ``e @ B_l`` to every hidden layer, ``B_l`` a fixed matrix of
 ±scale entries drawn from the LFSR (so the fixed engine can regenerate the
-same matrix on chip). Every update of a step is computed from the weights as
-they were at the start of that step, then applied.
+same matrix on chip); TESS gives every hidden layer its own local signal from
+its spikes of this step (:func:`edgesnn.signals.tess_signal`, basis and pooling
+fixed by the spec: :func:`edgesnn.rules.tess.spec_layers`). Every update of a
+step is computed from the weights as they were at the start of that step, then
+applied.
 
 The prediction is the argmax of the readout potential summed over the window.
 """
@@ -33,7 +36,8 @@ from edgesnn.neurons.lif import LIFParams, make_psi
 from edgesnn.rules.stllr import (DenseParams, Factors, ReadoutLayerParams, dense_forward,
                                  dense_grads, dense_init, readout_forward, readout_grads,
                                  readout_layer_init)
-from edgesnn.signals import ce_error, cross_entropy
+from edgesnn.rules import tess
+from edgesnn.signals import ce_error, cross_entropy, tess_signal
 from edgesnn.spec import NetworkSpec
 
 SURROGATES = {"rational": ("rational", 100.0), "triangle": ("triangle", 0.3)}
@@ -148,7 +152,10 @@ class FloatEngine:
     neither 0 nor a power of two is a multiply (float has no shift leak, so
     on a shift device the fixed engine counts fewer); products with spikes,
     the power-of-two learning rate and a regenerated DFA matrix's ``+-2**-k``
-    are not.
+    are not. TESS signals count in ``signal_macs`` and, apart, in
+    ``local_signal_macs`` (:func:`edgesnn.rules.tess.signal_work`: pooling,
+    the two ``C x D`` sign projections, softmax, unpooling); their multiplies
+    are the ``1/D`` and group ``1/size`` scales that are not powers of two.
     """
 
     def __init__(self, spec: NetworkSpec, params: NetParams):
@@ -159,6 +166,8 @@ class FloatEngine:
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
         self._membrane_muls, self._trace_muls = self._decay_multiplies()
+        #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise)
+        self.tess = tess.spec_layers(spec) if ln.signal == "tess" else None
 
     def set_lr_shift(self, shift: int) -> None:
         """Learning rate ``2**-shift`` from the next update on (the trainer's schedule)."""
@@ -315,6 +324,8 @@ class FloatEngine:
         """Multiplies of hidden layer ``i``'s learning signal (one window step, dense)."""
         spec = self.spec
         n = spec.hidden[i].size
+        if spec.learning.signal == "tess":     # the 1/D and 1/size scales (shifts for 2**k)
+            return tess.signal_work(n, spec.hidden[i].tess_groups, spec.classes)[1]
         if spec.learning.signal == "dfa":
             if spec.learning.feedback == "regenerated":   # +-scale: a sign and a shift
                 return spec.classes * n * C.is_multiply(dfa_scale(n))
@@ -340,7 +351,13 @@ class FloatEngine:
         g = None
         for i in reversed(range(0 if spec.learning.frozen else len(spec.hidden))):
             layer = spec.hidden[i]
-            if spec.learning.signal == "dfa":
+            if self.tess is not None:
+                t = self.tess[i]
+                g = tess_signal(steps[i].s, label, t.basis, t.bounds)
+                macs = tess.signal_work(layer.size, layer.tess_groups, spec.classes)[0]
+                ev[C.SIGNAL_MACS] += macs
+                ev[C.LOCAL_SIGNAL_MACS] += macs
+            elif spec.learning.signal == "dfa":
                 g = err @ p.B_fb[i]
                 ev[C.SIGNAL_MACS] += spec.classes * layer.size
             elif i == len(spec.hidden) - 1:

@@ -9,6 +9,11 @@ At a window step ``t`` (``ls_mask[t]``), with ``err = softmax(logits[t]) - oneho
     BP:  g_hidden = g_out @ W_out            (B, N_hid)
     DFA: g_hidden = err @ B_fb               B_fb (C, N_hid), no 1/B
 
+TESS (:func:`tess_signal`) is local: each spiking layer's own spikes, average-pooled
+to ``D`` values and projected onto a fixed square-wave basis ``(C, D)``
+(:mod:`edgesnn.rules.tess`), give a softmax cross-entropy whose gradient with
+respect to the spikes is that layer's signal; nothing comes from the layer above.
+
 The original passes ``float32(g_hidden)`` to the hidden layer (its spike tensor is
 float32); :func:`net_learn` reproduces that with ``signal_dtype=np.float32`` and
 leaves the signal exact with ``None`` (device/float reference mode).
@@ -29,6 +34,7 @@ from edgesnn.errors import SpecError
 from edgesnn.rules.stllr import (DenseParams, DenseState, DenseStep, Grads, ReadoutLayerParams,
                                  ReadoutLayerState, ReadoutStep, dense_forward, dense_grads,
                                  dense_init, readout_forward, readout_grads, readout_layer_init)
+from edgesnn.rules.tess import pool, unpool
 
 FEEDBACK_MODES = ("BP", "DFA")
 
@@ -65,6 +71,46 @@ def bp_signal(err: np.ndarray, W_out: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def dfa_signal(err: np.ndarray, B_fb: np.ndarray) -> np.ndarray:
     """DFA: ``err @ B_fb`` with fixed ``B_fb (C, N_hid)``, no 1/B."""
     return err @ B_fb
+
+
+def tess_local_ce(latents: np.ndarray, label: np.ndarray,
+                  basis: np.ndarray) -> tuple[float, np.ndarray]:
+    """TESS local loss and its gradient w.r.t. the latents.
+
+    ``latents (B, D)``, ``label (B,)``, ``basis (C, D)`` (``sign(sin)/D``)::
+
+        z    = latents @ basis.T                  (B, C)
+        loss = mean_b CE(z, label)
+        grad = (softmax(z) - onehot) @ basis / B  (B, D)
+    """
+    z = latents @ basis.T
+    return cross_entropy(z, label), ce_error(z, label) @ basis / latents.shape[0]
+
+
+def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """TESS learning signal of one spiking layer: ``d loss / d s``.
+
+    ``s (n,)`` with an integer ``label``, or ``s (B, n)`` with ``label (B,)``: the
+    layer's output spikes at this step (the authors' local loss takes the block's
+    output, ``compute_LLS(out, ...)``). ``basis (C, D)`` from
+    :func:`edgesnn.rules.tess.tess_basis`, ``bounds (D, 2)`` from
+    :func:`~edgesnn.rules.tess.pool_bounds`. Returns ``g`` of the shape of ``s``::
+
+        latent = pool(s)                          (D,)   adaptive average pooling
+        e      = softmax(latent @ basis.T) - onehot(label)   (C,)
+        g      = unpool(e @ basis)                (n,)   adjoint of the pooling
+
+    the gradient of the local cross-entropy (batch mean for a batch). On a chip
+    the spikes are counted per group (adds), the signs of the basis come from a
+    phase counter, and the ``1/D`` of the basis and the ``1/size`` of each group
+    are shifts (for powers of two) applied once per projected value, not per MAC.
+    """
+    one = np.ndim(s) == 1
+    s2 = np.atleast_2d(np.asarray(s, dtype=np.float64))
+    lab = np.atleast_1d(np.asarray(label, dtype=np.int64))
+    _, grad = tess_local_ce(pool(s2, bounds), lab, basis)
+    g = unpool(grad, bounds, s2.shape[-1])
+    return g[0] if one else g
 
 
 # --------------------------------------------------------------- the net kind

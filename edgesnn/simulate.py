@@ -44,9 +44,17 @@ class SimulateOptions:
     data_dir: str | None = None
 
 
+def check_engines(spec: NetworkSpec, names: tuple[str, ...]) -> None:
+    """SpecError (one line) if an asked-for engine cannot run this spec."""
+    if spec.learning.signal == "tess" and "fixed" in names:
+        raise SpecError("learning.signal = 'tess' runs in the float engine only for now "
+                        "(--engine float, or paper)")
+
+
 def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], seed: int,
                   batch: int = 16) -> dict[str, Any]:
     """Engines by name, all starting from the same seeded parameters."""
+    check_engines(spec, names)
     engines: dict[str, Any] = {}
     for name in names:
         if name == "float":
@@ -78,6 +86,7 @@ def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer
     cfg = opts.config
     if cfg.samples < 1 or cfg.eval_every < 1 or cfg.eval_samples < 1:
         raise DataError("--samples, --eval-every and --eval-samples must be >= 1")
+    check_engines(spec, opts.engines)
     if not 0 <= cfg.seed < SEED_LIMIT:
         raise DataError(f"--seed {cfg.seed} is outside 0..{SEED_LIMIT - 1} (the seeds numpy's "
                         "generators and the device's LFSRs take)")

@@ -23,7 +23,7 @@ A spec is a TOML file::
 
     [learning]
     rule = "stllr"
-    signal = "bp"           # "bp" (through the readout weights) or "dfa"
+    signal = "bp"           # "bp" (through the readout weights), "dfa" or "tess" (local)
     feedback = "regenerated"   # DFA only: "stored" matrix or "regenerated" from an LFSR seed
     window = 90             # Tl: the last Tl steps carry a learning signal
     lambda_pre = 1.0
@@ -38,18 +38,26 @@ A spec is a TOML file::
                             # the rounded update is applied: "clear" (nothing) or "carry"
                             # (the rounding remainder, into the next sample's accumulation)
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
+    tess_fmin = 50.0        # TESS only: square-wave frequencies linspace(fmin, fmax, classes)
+    tess_fmax = 512.0
     hidden = "learn"        # "frozen": spiking layers keep their initial weights and only the
                             # readout learns (the baseline a hidden-layer rule must beat)
 
-Kinds from the papers that are not simulated yet (LLIF/SLIF neurons, TESS,
-learned delays, convolutional layers) are recognised and refused with a
+Under ``signal = "tess"`` each spiking layer learns from its own local signal
+(nothing from the layer above; the readout from its own error) and may set
+``tess_groups = D`` in its ``[[layers]]`` table: its neurons average-pooled into D
+contiguous groups (PyTorch's adaptive average pooling; default D = size, no
+pooling).
+
+Kinds from the papers that are not simulated yet (LLIF/SLIF neurons, the TESS
+rule as a whole, learned delays, convolutional layers) are recognised and refused with a
 message listing what is supported.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgesnn.errors import SpecError
@@ -58,7 +66,7 @@ from edgesnn.tomlcheck import Table, load_toml
 LAYER_KINDS = ("dense", "recurrent", "readout")
 NEURONS = ("lif",)
 RULES = ("stllr",)
-SIGNALS = ("bp", "dfa")
+SIGNALS = ("bp", "dfa", "tess")
 RESIDUALS = ("clear", "carry")
 HIDDEN = ("learn", "frozen")
 #: kinds a user may know from the papers that this version does not simulate:
@@ -67,7 +75,7 @@ NOT_BUILT = {
     "layer kind": {"conv": "convolutional layers", "delay": "delay layers"},
     "neuron": {"llif": "LLIF neurons", "slif": "SLIF neurons"},
     "rule": {"tess": "the TESS rule", "delays": "three-factor delay learning"},
-    "signal": {"tess": "the TESS local learning signal"},
+    "signal": {},
 }
 #: how a refusal names the supported values of each ``NOT_BUILT`` group
 _SUPPORTED = {"layer kind": "kinds", "neuron": "neurons", "rule": "rules", "signal": "signals"}
@@ -89,6 +97,7 @@ class LayerSpec:
     threshold: float = 1.0
     reset: str = "soft"
     trace_decay: float = 0.0
+    tess_groups: int | None = None    # TESS latent size D (set for every spiking layer under tess)
 
     @property
     def recurrent(self) -> bool:
@@ -117,6 +126,8 @@ class LearningSpec:
     init_scale: float = 1.0
     lr_halving_every: int = 0
     residual: str = "clear"
+    tess_fmin: float = 50.0
+    tess_fmax: float = 512.0
     hidden: str = "learn"
 
     @property
@@ -238,6 +249,7 @@ def parse_spec(data: dict, source: str = "<spec>") -> NetworkSpec:
         layer_tables[-1].fail("a readout needs at least 2 classes", "size")
 
     learning = _parse_learning(top.table("learning"), steps)
+    layers = _tess_groups(layers, layer_tables, learning)
     top.reject_unknown()
     return NetworkSpec(name=name, inputs=inputs, time_steps=steps, layers=layers,
                        learning=learning, source=source)
@@ -266,8 +278,30 @@ def _parse_layer(t: Table) -> LayerSpec:
         layer = LayerSpec(kind=kind, size=size, neuron=t.choice("neuron", NEURONS, "lif"),
                           beta=beta, threshold=t.number("threshold", lo=0.0, lo_open=True),
                           reset=t.choice("reset", ("soft", "hard"), "soft"))
+    if t.has("tess_groups"):
+        if kind == "readout":
+            t.fail("applies to spiking layers only (the readout learns from its own error)",
+                   "tess_groups")
+        D = t.integer("tess_groups", lo=1)
+        if D > size:
+            t.fail(f"must be <= the layer's size ({size}): D groups of its neurons, got {D}",
+                   "tess_groups")
+        layer = replace(layer, tess_groups=D)
     t.reject_unknown()
     return layer
+
+
+def _tess_groups(layers: tuple[LayerSpec, ...], tables: list[Table],
+                 learning: LearningSpec) -> tuple[LayerSpec, ...]:
+    """Under TESS every spiking layer gets its D (default: its size); elsewhere none may."""
+    if learning.signal != "tess":
+        for layer, t in zip(layers, tables):
+            if layer.tess_groups is not None:
+                t.fail(f'only applies with learning.signal = "tess" (signal is '
+                       f'"{learning.signal}")', "tess_groups")
+        return layers
+    return tuple(replace(layer, tess_groups=layer.tess_groups or layer.size)
+                 if layer.spiking else layer for layer in layers)
 
 
 def _parse_learning(t: Table, steps: int) -> LearningSpec:
@@ -294,9 +328,24 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
         lr_halving_every=t.integer("lr_halving_every", 0, lo=0),
         residual=t.choice("residual", RESIDUALS, "clear"),
         hidden=t.choice("hidden", HIDDEN, "learn"),
+        **_parse_tess(t, signal),
     )
     if learning.carry and not learning.per_sample:
         t.fail('"carry" needs update = "per-sample" (per-step updates have no accumulator to '
                'carry a remainder in)', "residual")
     t.reject_unknown()
     return learning
+
+
+def _parse_tess(t: Table, signal: str) -> dict:
+    """``tess_fmin``/``tess_fmax``: only with signal tess, ``0 < fmin < fmax``."""
+    if signal != "tess":
+        for key in ("tess_fmin", "tess_fmax"):
+            if t.has(key):
+                t.fail(f'only applies with signal = "tess" (signal is "{signal}")', key)
+        return {}
+    fmin = t.number("tess_fmin", 50.0, lo=0.0, lo_open=True, hi=1e6)
+    fmax = t.number("tess_fmax", 512.0, lo=0.0, lo_open=True, hi=1e6)
+    if not fmin < fmax:
+        t.fail(f"must be above tess_fmin ({fmin:g}), got {fmax:g}", "tess_fmax")
+    return {"tess_fmin": fmin, "tess_fmax": fmax}

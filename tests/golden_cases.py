@@ -372,3 +372,120 @@ def conv_case(folder, name, *, seed=4, T=6, B=2, C_in=2, C_out=3, HW=5, k=3, pad
     arrays.update(dW_raw=_arr(a).reshape(W_raw.shape), dgain=_arr(bg).reshape(gain.shape))
     write_case(Path(folder), name, cfg, arrays)
     return arrays
+
+
+# ---------------------------------------------------------------- TESS basis and local-loss gradient
+
+def f32_round(x) -> float:
+    """The float32 nearest to the rational ``x`` (a Fraction), ties to even, by integer
+    arithmetic only (no numpy, no float64 intermediate)."""
+    from fractions import Fraction
+
+    x = Fraction(x)
+    if x == 0:
+        return 0.0
+    sign = -1 if x < 0 else 1
+    x = abs(x)
+    e = x.numerator.bit_length() - x.denominator.bit_length()   # 2**e ~ x, adjust to [2**23, 2**24)
+    while x / Fraction(2) ** e >= 2:
+        e += 1
+    while x / Fraction(2) ** e < 1:
+        e -= 1
+    scaled = x / Fraction(2) ** (e - 23)                       # in [2**23, 2**24)
+    q, r = divmod(scaled.numerator, scaled.denominator)
+    twice = 2 * r
+    if twice > scaled.denominator or (twice == scaled.denominator and q % 2 == 1):
+        q += 1
+    return sign * float(Fraction(q) * Fraction(2) ** (e - 23))
+
+
+def torch_linspace_f32(fmin: float, fmax: float, C: int) -> list[float]:
+    """torch.linspace(fmin, fmax, C) in float32 as its CPU kernel computes it (golden README)."""
+    from fractions import Fraction as F
+
+    a, b = f32_round(F(fmin)), f32_round(F(fmax))
+    if C == 1:
+        return [a]
+    step = f32_round(F(f32_round(F(b) - F(a))) / (C - 1))
+    return [f32_round(F(a) + F(step) * i) if i < C // 2 else f32_round(F(b) - F(step) * (C - 1 - i))
+            for i in range(C)]
+
+
+def _sin_table(C, D, fmin, fmax):
+    f = torch_linspace_f32(fmin, fmax, C)
+    sines = [[float(np.float32(math.sin(f32_round(f[c] * k)))) for k in range(D)] for c in range(C)]
+    basis = [[(0.0 if v == 0 else math.copysign(1.0, v)) / D for v in row] for row in sines]
+    return sines, basis
+
+
+def _bounds(n, D):
+    from fractions import Fraction as F
+
+    return [(math.floor(F(i * n, D)), math.ceil(F((i + 1) * n, D))) for i in range(D)]
+
+
+def _lsg_loss(a, labels, C, pool, fmin, fmax):
+    """Batch-mean CE of the TESS LSG on nested lists ``a`` (complex entries allowed)."""
+    Bn = len(a)
+    if isinstance(pool, int):               # (B, n) or (B, ch, n): adaptive_avg_pool1d
+        rows_of = lambda item: item if isinstance(item[0], list) else [item]   # noqa: E731
+        latents = []
+        for b in range(Bn):
+            lat = []
+            for chan in rows_of(a[b]):
+                for s0, e0 in _bounds(len(chan), pool):
+                    lat.append(sum(chan[s0:e0]) / (e0 - s0))
+            latents.append(lat)
+    else:                                   # (B, ch, H, W): adaptive_avg_pool2d, channel-major
+        rows, cols = pool
+        latents = []
+        for b in range(Bn):
+            lat = []
+            for chan in a[b]:
+                H, W = len(chan), len(chan[0])
+                for h0, h1 in _bounds(H, rows):
+                    for w0, w1 in _bounds(W, cols):
+                        tot = sum(chan[h][w] for h in range(h0, h1) for w in range(w0, w1))
+                        lat.append(tot / ((h1 - h0) * (w1 - w0)))
+            latents.append(lat)
+    D = len(latents[0])
+    _, basis = _sin_table(C, D, fmin, fmax)
+    loss = 0.0
+    for b in range(Bn):
+        z = [sum(latents[b][k] * basis[c][k] for k in range(D)) for c in range(C)]
+        m = max(v.real for v in z) if isinstance(z[0], complex) else max(z)
+        lse = m + cmath.log(sum(cmath.exp(v - m) for v in z))
+        loss += lse - z[labels[b]]
+    return loss / Bn, D
+
+
+def tess_case(folder, name, *, seed=7, shapes=((3, 8), (5, 6)), B=2, act_shape=(3, 5, 6),
+              pool=(2, 3), C=4, fmin=None, fmax=None, h=1e-30):
+    """A ``tess`` case: bases for ``shapes``, and an LSG example on a random activation
+    ``(B, *act_shape)`` pooled to ``pool`` (an int: 1-D pooling of the last axis). The
+    gradient is by complex-step differentiation of the loss, entry by entry."""
+    rng = np.random.default_rng(seed)
+    lo, hi = (50.0 if fmin is None else fmin), (512.0 if fmax is None else fmax)
+    cfg = {"kind": "tess", "seed": seed, "shapes": [list(p) for p in shapes], "lsg_classes": C,
+           "lsg_pool": pool if isinstance(pool, int) else list(pool),
+           "equations": "see tests/golden_cases.py tess_case and shared/golden/README.md"}
+    if fmin is not None:
+        cfg.update(fmin=fmin, fmax=fmax)
+    arrays = {}
+    for Cb, Db in shapes:
+        sines, basis = _sin_table(Cb, Db, lo, hi)
+        arrays[f"sin_C{Cb}_D{Db}"], arrays[f"B_C{Cb}_D{Db}"] = _arr(sines), _arr(basis)
+    a = rng.random((B,) + tuple(act_shape))
+    a[a < 0.3] = 0.0
+    labels = rng.integers(0, C, size=B)
+    nested = a.tolist()
+    loss, _ = _lsg_loss(nested, labels.tolist(), C, pool, lo, hi)
+    grad = np.zeros(a.shape)
+    for idx in np.ndindex(*a.shape):
+        pert = a.astype(complex)
+        pert[idx] += complex(0.0, h)
+        val, _ = _lsg_loss(pert.tolist(), labels.tolist(), C, pool, lo, hi)
+        grad[idx] = val.imag / h
+    arrays.update(lsg_activation=a, lsg_labels=labels, lsg_loss=np.float64(loss.real), lsg_grad=grad)
+    write_case(Path(folder), name, cfg, arrays)
+    return arrays

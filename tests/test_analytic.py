@@ -52,11 +52,23 @@ def test_per_sample_update_writes_each_parameter_once(spec):
 
 def test_tess_counts_by_hand(spec):
     ops = analytic.tess_ops(spec, 0.5, 0.25)
-    # LSG per window step: z = B a (2*4) and B^T e (2*4), spread to 4 neurons -> 20
-    assert ops.signal_macs == 4 * 20
+    # LSG per window step (D = n = 4, groups of one): pool 4, z = B a (2*4), softmax 2,
+    # B^T e (2*4), unpool 4 -> 26, all of them local
+    assert ops.signal_macs == ops.local_signal_macs == 4 * 26
     assert ops.eligibility_macs == 4 * 78
+    # D = 2: groups [0,2), [2,4): pool 4, z 2*2, softmax 2, back 2*2, unpool 4 -> 18
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 2}).signal_macs == 4 * 18
+    # D = 3 over 4 neurons: groups [0,2), [1,3), [2,4), 6 memberships: 6 + 6 + 2 + 6 + 6
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 3}).signal_macs == 4 * 26
     assert analytic.tess_state_elements(spec) == 15 + 4
     assert analytic.tess_state_elements(spec, pooled={0: 2}) == 15 + 2
+    # a TESS spec: stllr_ops counts its local signal; BP/DFA count none as local
+    t = replace(spec, learning=replace(spec.learning, signal="tess"),
+                layers=(replace(spec.layers[0], tess_groups=2), spec.layers[1]))
+    assert analytic.stllr_ops(t, 0.5, 0.25) == analytic.tess_ops(t, 0.5, 0.25)
+    assert analytic.stllr_ops(t, 0.5, 0.25).signal_macs == 4 * 18
+    assert analytic.tess_state_elements(t) == 15 + 2
+    assert analytic.stllr_ops(spec, 0.5, 0.25).local_signal_macs == 0
 
 
 def test_bptt_counts_by_hand(spec):
@@ -115,9 +127,15 @@ def test_stllr_multiplies_by_hand(spec):
 
 
 def test_tess_and_bptt_multiplies_by_hand(spec):
-    # TESS basis +-1/D: D = 4 shifts, D = 3 multiplies (2*2*3); spreading 4 per step
-    assert analytic.tess_ops(spec, 0.5, 0.25).signal_multiplies == 4 * 4
-    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 3}).signal_multiplies == 4 * 16
+    # TESS basis +-1/D, scaled once per projected value: D = 4 shifts; D = 3 multiplies
+    # C + D = 5 per step (its groups of 2 pool and unpool by shifts); groups of 3 multiply
+    assert analytic.tess_ops(spec, 0.5, 0.25).signal_multiplies == 0
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 3}).signal_multiplies == 4 * 5
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 2}).signal_multiplies == 0
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 1}).signal_multiplies == 0
+    # 4 neurons in groups [0,2), [1,3), [2,4) are sizes 2; 3 over 5 ([0,2),[1,4),[3,5)) 2, 3, 2
+    s5 = replace(spec, layers=(replace(spec.layers[0], size=5), spec.layers[1]))
+    assert analytic.tess_ops(s5, 0.5, 0.25, pooled={0: 3}).signal_multiplies == 4 * (2 * 1 + 5)
     ops = analytic.bptt_ops(spec, 0.5, 0.25)
     # leaks forward and back (6 per step each); adjoint 16 + 8 + 4 per step; dW multiplies
     # spikes (adds)

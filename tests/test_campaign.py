@@ -161,9 +161,9 @@ CASES: list[Case] = [
     spec_case("convolutional kind", 'kind = "dense"', 'kind = "conv"',
               r"'conv' \(convolutional layers\) is not supported yet; supported kinds: dense, "
               r"recurrent, readout$"),
-    spec_case("TESS signal", 'signal = "bp"', 'signal = "tess"',
-              r"key 'learning.signal': 'tess' \(the TESS local learning signal\) is not "
-              r"supported yet; supported signals: bp, dfa$"),
+    spec_case("TESS groups without TESS", "threshold = 0.5", "threshold = 0.5\ntess_groups = 4",
+              r"key 'layers\[0\].tess_groups': only applies with learning.signal = \"tess\" "
+              r"\(signal is \"bp\"\)$"),
     spec_case("LLIF neuron", "threshold = 0.5", 'threshold = 0.5\nneuron = "llif"',
               r"key 'layers\[0\].neuron': 'llif' \(LLIF neurons\) is not supported yet"),
     spec_case("no readout", 'kind = "readout"\nsize = 3\nbeta = 0.9\ntrace_decay = 0.9',
@@ -268,6 +268,10 @@ CASES: list[Case] = [
     Case("spec vs data", "float device for the fixed engine",
          lambda t: sim(t, "--hw", "fp32-reference", "--engine", "fixed"),
          r"float device"),
+    Case("spec vs data", "TESS in the fixed engine",
+         lambda t: sim(t, spec=_spec(t, 'signal = "bp"', 'signal = "tess"')),
+         r"learning.signal = 'tess' runs in the float engine only for now \(--engine float, "
+         r"or paper\)$"),
 
     # -- checkpoints
     Case("checkpoints", "random bytes",

@@ -12,7 +12,7 @@ import pytest
 import golden_cases as gc
 from conftest import GOLDEN as SHIPPED, GOLDEN_MISSING
 from edgesnn.errors import DataError
-from edgesnn.golden import parse_psi, run_case, run_golden
+from edgesnn.golden import Unsupported, parse_psi, run_case, run_golden
 
 needs_shipped = pytest.mark.skipif(not SHIPPED.is_dir(), reason=GOLDEN_MISSING)
 
@@ -38,6 +38,13 @@ def generated(tmp_path_factory) -> Path:
     gc.conv_case(f, "conv_soft_pad1")
     gc.conv_case(f, "conv_hard_pad0", reset="hard", pad=0, k=2, HW=4, factors_null=False,
                  factors=(0.3, 0.7, 0.5, 0.9), seed=9)
+    # TESS: 2-D pooling to a non-dividing grid, batch 2; 1-D pooling with overlapping groups
+    # (10 -> 4) and other frequencies, batch 3; one channel pooled 7 -> 3, batch 1, a 2x1 basis
+    gc.tess_case(f, "tess_pool2d_B2")
+    gc.tess_case(f, "tess_pool1d_overlap_B3", act_shape=(10,), pool=4, C=3, B=3, shapes=((3, 4), (7, 33)),
+                 fmin=20.0, fmax=300.0, seed=12)
+    gc.tess_case(f, "tess_channels_B1", act_shape=(2, 7), pool=3, C=5, B=1, shapes=((5, 6), (2, 1)),
+                 seed=13)
     return f
 
 
@@ -62,19 +69,29 @@ def _edit_npz(path: Path, **changes):
 # ------------------------------------------------------------------ shipped cases
 
 @needs_shipped
-def test_shipped_cases_pass_except_tess_unsupported():
+def test_shipped_cases_all_pass_tess_included():
     ok, lines = _run(SHIPPED)
     text = "\n".join(lines)
     names = sorted(p.stem for p in SHIPPED.glob("*.json") if p.name != "GLOSSARY.json")
     for name in names:
-        if name.startswith("tess"):
-            assert f"FAIL  {name} (unsupported)" in text
-        else:
-            assert any(line.strip().startswith(f"PASS  {name}:") for line in lines), text
-    assert "UNSUPPORTED: kind 'tess'" in text
-    assert not any(" FAIL" in line and "tess" not in line for line in lines), text
-    assert ok is False  # only because tess belongs to a later issue
-    assert lines[-1].startswith("golden:") and "FAILED: tess_lsg_basis" in lines[-1]
+        assert any(line.strip().startswith(f"PASS  {name}:") for line in lines), text
+    assert ok, text
+    assert lines[-1] == f"golden: {len(names)}/{len(names)} cases passed"
+
+
+@needs_shipped
+def test_shipped_tess_case_tolerances():
+    lines: list[str] = []
+    assert run_case(SHIPPED / "tess_lsg_basis.json", echo=lines.append)
+    rows = {line.split()[0]: line.split() for line in lines if "max|diff|" in line}
+    assert {k for k in rows if k.startswith("B_")} == {f"B_C{C}_D{D}" for C, D in json.loads(
+        (SHIPPED / "tess_lsg_basis.json").read_text())["shapes"]}
+    for name, row in rows.items():
+        want = {"B": "0", "s": "1e-06", "l": "0.0001"}[name[0]]
+        assert row[row.index("tol") + 1] == want, row
+        if name.startswith("B_"):
+            assert float(row[2]) == 0.0
+    assert {"lsg_loss", "lsg_grad"} <= set(rows)
 
 
 @needs_shipped
@@ -91,9 +108,11 @@ def test_shipped_net_uses_rounded_signal_and_says_so():
 def test_generated_cases_pass(generated):
     ok, lines = _run(generated)
     assert ok, "\n".join(lines)
-    assert lines[-1] == "golden: 9/9 cases passed"
+    assert lines[-1] == "golden: 12/12 cases passed"
     text = "\n".join(lines)
     assert "reset=hard" in text and "feedback=DFA" in text and "[conv]" in text
+    assert "adaptive_avg_pool2d to 2x3 -> D=18" in text and "adaptive_avg_pool1d to 4 -> D=4" in text
+    assert "f=linspace(20,300,C)" in text
 
 
 def test_generated_cases_have_spikes_and_signal(generated):
@@ -101,6 +120,64 @@ def test_generated_cases_have_spikes_and_signal(generated):
         with np.load(generated / f"{name}.npz") as z:
             s = z["s"]
             assert 0 < s.sum() < s.size, name
+
+
+def test_generated_tess_gradient_is_not_trivial(generated):
+    with np.load(generated / "tess_pool1d_overlap_B3.npz") as z:
+        g, B = z["lsg_grad"], z["B_C3_D4"]
+    assert np.all(B[:, 0] == 0) and np.all(np.abs(B[:, 1:]) == 0.25)   # sign(sin(0)) = 0
+    # 10 -> 4 groups [0,3), [2,5), [5,8), [7,10): element 0 only gets group 0 (sign 0 column)
+    assert np.all(g[:, :2] == 0) and np.abs(g[:, 2:]).min() > 0
+
+
+def test_conv_psi_with_a_trailing_note_is_understood(generated, tmp_path):
+    jp = _copy_case(generated, "conv_soft_pad1", tmp_path)
+    cfg = json.loads(jp.read_text())
+    cfg["PSI"] = "PSI(d)=0.3*max(0,1-|d|)  (Conv2dSTDP default)"
+    jp.write_text(json.dumps(cfg))
+    lines: list[str] = []
+    assert run_case(jp, echo=lines.append), lines
+    assert "PSI=0.3*max(0,1-|d|)" in lines[0]
+
+
+def test_tess_b_is_exact_and_options_not_built_are_unsupported(generated, tmp_path):
+    jp = _copy_case(generated, "tess_pool2d_B2", tmp_path)
+    with np.load(jp.with_suffix(".npz")) as z:
+        B = z["B_C3_D8"].copy()
+    B[1, 3] = -B[1, 3]
+    _edit_npz(jp.with_suffix(".npz"), B_C3_D8=B)
+    lines: list[str] = []
+    assert run_case(jp, echo=lines.append) is False
+    assert [line.split()[0] for line in lines if line.endswith("FAIL")] == ["B_C3_D8"]
+    for field, value, expect in (("waveform", "cosine", "UNSUPPORTED: TESS waveform 'cosine'"),
+                                 ("loss", "MSEHW", "UNSUPPORTED: TESS loss 'MSEHW'"),
+                                 ("temperature", 2.0, "UNSUPPORTED: TESS temperature")):
+        jp2 = _copy_case(generated, "tess_pool1d_overlap_B3", tmp_path / field)
+        cfg = json.loads(jp2.read_text())
+        cfg[field] = value
+        jp2.write_text(json.dumps(cfg))
+        lines = []
+        assert run_case(jp2, echo=lines.append) is False
+        assert any(expect in line for line in lines), lines
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("shapes", [[3, 0]], "field 'shapes' must list [C, D] pairs"),
+    ("lsg_pool", [9, 9], "lsg_pool [9, 9] does not fit"),
+    ("lsg_classes", 2, "'lsg_labels' must hold integer classes in 0..1"),
+])
+def test_tess_bad_fields_are_one_line_data_errors(generated, tmp_path, field, value, expect):
+    jp = _copy_case(generated, "tess_pool2d_B2", tmp_path)
+    cfg = json.loads(jp.read_text())
+    cfg[field] = value
+    jp.write_text(json.dumps(cfg))
+    with np.load(jp.with_suffix(".npz")) as z:
+        labels = z["lsg_labels"].copy()
+    labels[0] = 3
+    _edit_npz(jp.with_suffix(".npz"), lsg_labels=labels)
+    lines: list[str] = []
+    assert run_case(jp, echo=lines.append) is False
+    assert expect in _data_error_line(lines)
 
 
 # ------------------------------------------------------------------ failure paths
@@ -234,6 +311,27 @@ def test_missing_or_empty_folder(tmp_path):
     ("0.3*max(0,1-|d|)", ("triangle", 0.3)),
     ("PSI(d) = 0.3 * max(0.0, 1.0 - |d|)", ("triangle", 0.3)),
     ("max(1-|x|,0)*0.5", ("triangle", 0.5)),
+    ("PSI(d)=0.3*max(0,1-|d|)  (Conv2dSTDP default)", ("triangle", 0.3)),
+    ("PSI(d)=1/(100*|d|+1)^2 (default of the dense (and recurrent) layers)", ("rational", 100.0)),
+    ("0.3*max(0,1-|d|) # triangle", ("triangle", 0.3)),
+    ("0.3*max(0,1-|d|)#triangle", ("triangle", 0.3)),
+    ("1/(1+100*abs(x))**2; rational", ("rational", 100.0)),
+    ("0.3*max(0,1-|d|) -- from Conv2dSTDP", ("triangle", 0.3)),
+    ("1/(100*|d|+1)^2 (S-TLLR) # two notes", ("rational", 100.0)),
 ])
 def test_parse_psi_tolerant(text, expect):
     assert parse_psi(text) == expect
+
+
+@pytest.mark.parametrize("text", [
+    "0.3*max(0,1-|d|) garbage",
+    "0.3*max(0,1-|d|)(note without a space)",
+    "0.3*max(0,1-|d|)--dashes without a space",
+    "(a note first) 0.3*max(0,1-|d|)",
+    "exp(-d^2) (Gaussian)",
+    "# only a note",
+    "0.3*max(0,1-|d|) (unbalanced",
+])
+def test_parse_psi_refuses_garbage_around_a_formula(text):
+    with pytest.raises(Unsupported):
+        parse_psi(text)
