@@ -325,7 +325,7 @@ class FloatEngine:
         spec = self.spec
         n = spec.hidden[i].size
         if spec.learning.signal == "tess":     # the 1/D and 1/size scales (shifts for 2**k)
-            return tess.signal_work(n, spec.hidden[i].tess_groups, spec.classes)[1]
+            return self.tess[i].work[1]
         if spec.learning.signal == "dfa":
             if spec.learning.feedback == "regenerated":   # +-scale: a sign and a shift
                 return spec.classes * n * C.is_multiply(dfa_scale(n))
@@ -353,8 +353,8 @@ class FloatEngine:
             layer = spec.hidden[i]
             if self.tess is not None:
                 t = self.tess[i]
-                g = tess_signal(steps[i].s, label, t.basis, t.bounds)
-                macs = tess.signal_work(layer.size, layer.tess_groups, spec.classes)[0]
+                g = tess_signal(steps[i].s, label, t.basis, t.bounds, t.P)
+                macs = t.work[0]
                 ev[C.SIGNAL_MACS] += macs
                 ev[C.LOCAL_SIGNAL_MACS] += macs
             elif spec.learning.signal == "dfa":

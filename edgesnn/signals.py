@@ -87,7 +87,8 @@ def tess_local_ce(latents: np.ndarray, label: np.ndarray,
     return cross_entropy(z, label), ce_error(z, label) @ basis / latents.shape[0]
 
 
-def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray,
+                P: Optional[np.ndarray] = None) -> np.ndarray:
     """TESS learning signal of one spiking layer: ``d loss / d s``.
 
     ``s (n,)`` with an integer ``label``, or ``s (B, n)`` with ``label (B,)``: the
@@ -104,12 +105,17 @@ def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray) -> 
     the spikes are counted per group (adds), the signs of the basis come from a
     phase counter, and the ``1/D`` of the basis and the ``1/size`` of each group
     are shifts (for powers of two) applied once per projected value, not per MAC.
+    ``P``: the pooling matrix (:func:`~edgesnn.rules.tess.pool_matrix`), a faster path.
     """
     one = np.ndim(s) == 1
     s2 = np.atleast_2d(np.asarray(s, dtype=np.float64))
     lab = np.atleast_1d(np.asarray(label, dtype=np.int64))
-    _, grad = tess_local_ce(pool(s2, bounds), lab, basis)
-    g = unpool(grad, bounds, s2.shape[-1])
+    if P is None:
+        _, grad = tess_local_ce(pool(s2, bounds), lab, basis)
+        g = unpool(grad, bounds, s2.shape[-1])
+    else:                        # the same through the pooling matrix (the engine's path)
+        _, grad = tess_local_ce(s2 @ P.T, lab, basis)
+        g = grad @ P
     return g[0] if one else g
 
 

@@ -309,3 +309,15 @@ def test_paper_engine_runs_tess():
     assert all(np.array_equal(a, b) for a, b in zip(raw, eng.raw))      # half a batch
     eng.run_sample(x, 0)
     assert all(not np.array_equal(a, b) for a, b in zip(raw, eng.raw))  # one Adam step
+
+
+@pytest.mark.parametrize("n, D", [(10, 4), (12, 12), (7, 3), (9, 1)])
+def test_the_pooling_matrix_path_gives_the_same_signal(n, D):
+    from edgesnn.rules.tess import pool_bounds, pool_matrix, tess_basis
+    from edgesnn.signals import tess_signal
+
+    s = (np.random.default_rng(n * D).random(n) < 0.5).astype(np.float64)
+    bounds, basis = pool_bounds(n, D), tess_basis(3, D)
+    P = pool_matrix(bounds, n)
+    np.testing.assert_allclose(tess_signal(s, 1, basis, bounds, P),
+                               tess_signal(s, 1, basis, bounds), rtol=0, atol=1e-15)

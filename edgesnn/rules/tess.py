@@ -182,13 +182,25 @@ def unpool2d(grad: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 # --------------------------------------------------------------- per-layer setup and work
 
+def pool_matrix(bounds: np.ndarray, n: int) -> np.ndarray:
+    """``(D, n)`` float64 matrix of :func:`pool`: ``pool(s) == s @ P.T`` and
+    ``unpool(g) == g @ P`` (up to summation order); ``P[d, i] = 1/size_d`` in group d."""
+    P = np.zeros((len(bounds), n))
+    for d, (a, b) in enumerate(bounds):
+        P[d, a:b] = 1.0 / (b - a)
+    return P
+
+
 class TessLayer(NamedTuple):
     """One spiking layer's fixed TESS data: ``signs (C, D)`` int8, ``bounds (D, 2)``
-    int64 pooling groups, ``basis = signs / D`` float64 ``(C, D)``."""
+    int64 pooling groups, ``basis = signs / D`` float64 ``(C, D)``, ``P (D, n)`` the
+    pooling as a matrix (:func:`pool_matrix`), ``work`` its ``signal_work``."""
 
     signs: np.ndarray
     bounds: np.ndarray
     basis: np.ndarray
+    P: np.ndarray
+    work: tuple[int, int]
 
 
 def spec_layers(spec) -> list[TessLayer]:
@@ -199,7 +211,10 @@ def spec_layers(spec) -> list[TessLayer]:
     for layer in spec.hidden:
         D = layer.tess_groups
         signs = tess_basis_signs(spec.classes, D, ln.tess_fmin, ln.tess_fmax)
-        out.append(TessLayer(signs, pool_bounds(layer.size, D), signs.astype(np.float64) / D))
+        bounds = pool_bounds(layer.size, D)
+        out.append(TessLayer(signs, bounds, signs.astype(np.float64) / D,
+                             pool_matrix(bounds, layer.size), signal_work(layer.size, D,
+                                                                          spec.classes)))
     return out
 
 
