@@ -9,6 +9,7 @@ Markdown for people.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from edgesnn import analytic
@@ -54,6 +55,7 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             "multiplies": ops32.multiplies,
             "energy_pj": analytic.energy_pj(ops32, plan, float32=True),
         },
+        "rules": rule_comparison(spec, device, input_rate, hidden_rate),
         "stllr": {"state_elements": (analytic.tess_state_elements(spec)
                                      if spec.learning.signal == "tess"
                                      else analytic.stllr_state_elements(spec)),
@@ -105,6 +107,92 @@ def _memory(plan: Plan) -> dict[str, Any]:
     }
 
 
+#: the TESS paper's reductions against BPTT (arXiv 2502.01837, VGG-9 networks)
+PAPER_TESS = {"macs": (205, 661), "memory": (3, 10)}
+
+
+def _variants(spec: NetworkSpec) -> list[tuple[str, NetworkSpec]]:
+    """The online rules this network could learn with, as spec variants: S-TLLR with BP,
+    with DFA (regenerated feedback), TESS (the spec's groups, else no pooling) and the
+    frozen-hidden baseline; the spec's own rule is one of them."""
+    ln = spec.learning
+    learn = replace(ln, hidden="learn")
+    tess_layers = tuple(replace(x, tess_groups=x.tess_groups or x.size) if x.spiking else x
+                        for x in spec.layers)
+    plain = tuple(replace(x, tess_groups=None) for x in spec.layers)
+    return [
+        ("S-TLLR, BP", replace(spec, layers=plain, learning=replace(learn, signal="bp"))),
+        ("S-TLLR, DFA", replace(spec, layers=plain, learning=replace(
+            learn, signal="dfa", feedback="regenerated"))),
+        ("TESS", replace(spec, layers=tess_layers, learning=replace(learn, signal="tess"))),
+        ("frozen hidden (readout only)", replace(spec, layers=plain, learning=replace(
+            ln, signal="bp", hidden="frozen"))),
+    ]
+
+
+def rule_comparison(spec: NetworkSpec, device: Device, input_rate: float,
+                    hidden_rate: float) -> list[dict[str, Any]]:
+    """BPTT and every online rule on this network and device: memory (bytes packed
+    bit-tight in the device's formats, so that BPTT's activation store compares like for
+    like), learning state elements, dense learning and signal MACs and energy per sample,
+    and BPTT's MACs and memory divided by each rule's."""
+    bptt_ops = analytic.bptt_ops(spec, input_rate, hidden_rate, device.decay)
+    bptt_mem = total_packed_bytes(bptt_tensors(spec, device))
+    plan = make_plan(spec, device)
+    rows = [{"rule": "BPTT", "memory_bytes": bptt_mem,
+             "state_elements": analytic.bptt_state_elements(spec),
+             "learning_macs": bptt_ops.learning_macs, "signal_macs": bptt_ops.signal_macs,
+             "energy_pj": analytic.bptt_energy_pj(spec, plan, input_rate, hidden_rate)["total"]}]
+    for name, v in _variants(spec):
+        ops = analytic.stllr_ops(v, input_rate, hidden_rate, device.decay)
+        state = (analytic.tess_state_elements(v) if v.learning.signal == "tess"
+                 else analytic.stllr_state_elements(v))
+        rows.append({"rule": name, "memory_bytes": total_packed_bytes(learning_tensors(v, device)),
+                     "state_elements": state, "learning_macs": ops.learning_macs,
+                     "signal_macs": ops.signal_macs,
+                     "energy_pj": analytic.energy_pj(ops, make_plan(v, device))["total"]})
+    for row in rows:
+        row["bptt_macs_ratio"] = bptt_ops.learning_macs / max(row["learning_macs"], 1e-300)
+        row["bptt_memory_ratio"] = bptt_mem / row["memory_bytes"]
+    return rows
+
+
+def _rules_markdown(r: dict[str, Any]) -> list[str]:
+    rows = r["rules"]
+    out = ["## Learning rules on this network",
+           "",
+           "Every rule on the same network and device, dense analytic counts at the assumed "
+           "rates; memory packed bit-tight in the device's formats (BPTT stores every step's "
+           "activations). The frozen row is the baseline a hidden-layer rule must beat in "
+           "accuracy to earn its memory and energy.",
+           "",
+           md_table(["rule", "memory", "learning state (elements)", "learning MACs / sample",
+                     "of which signal", "energy / sample", "BPTT MACs ÷", "BPTT memory ÷"],
+                    [[x["rule"], kib(x["memory_bytes"]), x["state_elements"],
+                      x["learning_macs"], x["signal_macs"], energy(x["energy_pj"]),
+                      f"{x['bptt_macs_ratio']:.2f}×", f"{x['bptt_memory_ratio']:.2f}×"]
+                     for x in rows]),
+           ""]
+    if r["spec"]["signal"] == "tess":
+        t = next(x for x in rows if x["rule"] == "TESS")
+        (m0, m1), (b0, b1) = PAPER_TESS["macs"], PAPER_TESS["memory"]
+        out += [f"Against the TESS paper: it reports {m0}-{m1}× fewer MACs and {b0}-{b1}× "
+                f"less memory than BPTT; on this network TESS needs "
+                f"{t['bptt_macs_ratio']:.2f}× fewer learning MACs and "
+                f"{t['bptt_memory_ratio']:.2f}× less memory. The paper's networks are VGG-9 "
+                "convolutional networks with long sequences: each weight is shared by every "
+                "spatial position, so weights are a small part of memory and BPTT's stored "
+                "feature maps of every step dominate it, and the backward pass through the "
+                "layers costs as much as the forward pass at every step. Here the layers are "
+                "dense (and recurrent): the weights and their eligibility updates (2 MACs per "
+                "synapse per window step, the same for S-TLLR and TESS) dominate both memory "
+                "and MACs; the online rules differ only in the signal (TESS: 2·C·D plus the "
+                "pooling per layer; BP: C·n at the top layer and n·n_above below it) and save "
+                "BPTT's per-step activations. The ratio grows with T/window and with "
+                "activations per weight; docs/results.md works it through.", ""]
+    return out
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     """Render a profile report for people."""
     s, d, m = r["spec"], r["device"], r["memory"]
@@ -147,6 +235,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                    energy(r["bptt"]["energy_pj"]["total"]), "—",
                    energy(r["float32"]["energy_pj"]["total"])]]),
         "",
+        *_rules_markdown(r),
         "## Operations per sample (analytic, dense: every synapse in every window step)",
         "",
         md_table(["operation", "learning", "inference only"],

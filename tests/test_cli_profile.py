@@ -209,3 +209,37 @@ def test_readme_examples_run(runner, tmp_path):
         res = runner.invoke(main, args)
         expect = 2 if "loihi-core" in args else 0
         assert res.exit_code == expect, (cmd, res.output)
+
+
+def test_profile_compares_every_rule_with_bptt_on_the_same_network():
+    """The rules table: each row is the analytic count of that rule's spec variant, the
+    ratios are BPTT's figures over the row's; frozen learns the readout only."""
+    from edgesnn import analytic
+    from edgesnn.hw import load_device
+    from edgesnn.plan import bptt_tensors, total_packed_bytes
+    from edgesnn.profile import profile, to_markdown
+    from edgesnn.spec import load_spec
+
+    spec = load_spec(EXAMPLES / "yinyang_tess.toml")
+    dev = load_device("cortex-m7")
+    r = profile(spec, dev, 0.1, 0.05)
+    rows = {x["rule"]: x for x in r["rules"]}
+    assert list(rows) == ["BPTT", "S-TLLR, BP", "S-TLLR, DFA", "TESS",
+                          "frozen hidden (readout only)"]
+    bptt = analytic.bptt_ops(spec, 0.1, 0.05, dev.decay)
+    assert rows["BPTT"]["learning_macs"] == bptt.learning_macs
+    assert rows["BPTT"]["memory_bytes"] == total_packed_bytes(bptt_tensors(spec, dev))
+    tess = analytic.stllr_ops(spec, 0.1, 0.05, dev.decay)
+    assert rows["TESS"]["learning_macs"] == tess.learning_macs == r["ops"]["learning_macs"]
+    assert rows["TESS"]["bptt_macs_ratio"] == pytest.approx(
+        bptt.learning_macs / tess.learning_macs)
+    # 64 hidden, 16 groups of 4, 3 classes: pooling 64 + unpooling 64 + 2*3*16 + 3 exps
+    assert rows["TESS"]["signal_macs"] - rows["S-TLLR, BP"]["signal_macs"] == \
+        16 * (64 + 64 + 96 + 3 - 3 * 64)
+    frozen = rows["frozen hidden (readout only)"]
+    assert frozen["signal_macs"] == 0
+    assert frozen["learning_macs"] == 16 * (3 * 64 + 3)        # e*q_out and db_out, 16 steps
+    assert frozen["memory_bytes"] < rows["S-TLLR, BP"]["memory_bytes"]
+    md = to_markdown(r)
+    assert "## Learning rules on this network" in md and "205-661× fewer MACs" in md
+    assert "205-661" not in to_markdown(profile(load_spec(EXAMPLES / "yinyang.toml"), dev))
