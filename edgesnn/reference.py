@@ -353,7 +353,8 @@ class FloatEngine:
             layer = spec.hidden[i]
             if self.tess is not None:
                 t = self.tess[i]
-                g = tess_signal(steps[i].s, label, t.basis, t.bounds, t.P)
+                g = tess_signal(steps[i].s, label, t.basis, t.bounds, t.P,
+                                spec.learning.tess_temperature)
                 macs = t.work[0]
                 ev[C.SIGNAL_MACS] += macs
                 ev[C.LOCAL_SIGNAL_MACS] += macs

@@ -73,22 +73,26 @@ def dfa_signal(err: np.ndarray, B_fb: np.ndarray) -> np.ndarray:
     return err @ B_fb
 
 
-def tess_local_ce(latents: np.ndarray, label: np.ndarray,
-                  basis: np.ndarray) -> tuple[float, np.ndarray]:
+def tess_local_ce(latents: np.ndarray, label: np.ndarray, basis: np.ndarray,
+                  temperature: float = 1.0) -> tuple[float, np.ndarray]:
     """TESS local loss and its gradient w.r.t. the latents.
 
-    ``latents (B, D)``, ``label (B,)``, ``basis (C, D)`` (``sign(sin)/D``)::
+    ``latents (B, D)``, ``label (B,)``, ``basis (C, D)`` (``sign(sin)/D``), the
+    authors' ``temperature`` (``compute_LLS``; 1 there)::
 
-        z    = latents @ basis.T                  (B, C)
+        z    = latents @ basis.T / temperature           (B, C)
         loss = mean_b CE(z, label)
-        grad = (softmax(z) - onehot) @ basis / B  (B, D)
+        grad = (softmax(z) - onehot) @ basis / (B * temperature)   (B, D)
     """
     z = latents @ basis.T
-    return cross_entropy(z, label), ce_error(z, label) @ basis / latents.shape[0]
+    if temperature != 1.0:
+        z = z / temperature
+    grad = ce_error(z, label) @ basis / latents.shape[0]
+    return cross_entropy(z, label), (grad if temperature == 1.0 else grad / temperature)
 
 
 def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray,
-                P: Optional[np.ndarray] = None) -> np.ndarray:
+                P: Optional[np.ndarray] = None, temperature: float = 1.0) -> np.ndarray:
     """TESS learning signal of one spiking layer: ``d loss / d s``.
 
     ``s (n,)`` with an integer ``label``, or ``s (B, n)`` with ``label (B,)``: the
@@ -105,16 +109,17 @@ def tess_signal(s: np.ndarray, label, basis: np.ndarray, bounds: np.ndarray,
     the spikes are counted per group (adds), the signs of the basis come from a
     phase counter, and the ``1/D`` of the basis and the ``1/size`` of each group
     are shifts (for powers of two) applied once per projected value, not per MAC.
-    ``P``: the pooling matrix (:func:`~edgesnn.rules.tess.pool_matrix`), a faster path.
+    ``P``: the pooling matrix (:func:`~edgesnn.rules.tess.pool_matrix`), a faster path;
+    ``temperature`` divides the local logits (and so the gradient).
     """
     one = np.ndim(s) == 1
     s2 = np.atleast_2d(np.asarray(s, dtype=np.float64))
     lab = np.atleast_1d(np.asarray(label, dtype=np.int64))
     if P is None:
-        _, grad = tess_local_ce(pool(s2, bounds), lab, basis)
+        _, grad = tess_local_ce(pool(s2, bounds), lab, basis, temperature)
         g = unpool(grad, bounds, s2.shape[-1])
     else:                        # the same through the pooling matrix (the engine's path)
-        _, grad = tess_local_ce(s2 @ P.T, lab, basis)
+        _, grad = tess_local_ce(s2 @ P.T, lab, basis, temperature)
         g = grad @ P
     return g[0] if one else g
 

@@ -40,6 +40,9 @@ A spec is a TOML file::
     surrogate = "rational"  # psi(d) = 1/(100|d|+1)^2; "triangle": 0.3 max(0, 1-|d|)
     tess_fmin = 50.0        # TESS only: square-wave frequencies linspace(fmin, fmax, classes)
     tess_fmax = 512.0
+    tess_temperature = 1.0  # TESS only: local logits z / temperature (a power of two); the
+                            # authors' default 1 makes them tiny (|z| <= 1): the local error is
+                            # then almost the constant 1/C - onehot
     hidden = "learn"        # "frozen": spiking layers keep their initial weights and only the
                             # readout learns (the baseline a hidden-layer rule must beat)
 
@@ -128,6 +131,7 @@ class LearningSpec:
     residual: str = "clear"
     tess_fmin: float = 50.0
     tess_fmax: float = 512.0
+    tess_temperature: float = 1.0
     hidden: str = "learn"
 
     @property
@@ -338,9 +342,10 @@ def _parse_learning(t: Table, steps: int) -> LearningSpec:
 
 
 def _parse_tess(t: Table, signal: str) -> dict:
-    """``tess_fmin``/``tess_fmax``: only with signal tess, ``0 < fmin < fmax``."""
+    """``tess_fmin``/``tess_fmax``: only with signal tess, ``0 < fmin < fmax``;
+    ``tess_temperature``: a power of two (a shift of the local logits on the chip)."""
     if signal != "tess":
-        for key in ("tess_fmin", "tess_fmax"):
+        for key in ("tess_fmin", "tess_fmax", "tess_temperature"):
             if t.has(key):
                 t.fail(f'only applies with signal = "tess" (signal is "{signal}")', key)
         return {}
@@ -348,4 +353,8 @@ def _parse_tess(t: Table, signal: str) -> dict:
     fmax = t.number("tess_fmax", 512.0, lo=0.0, lo_open=True, hi=1e6)
     if not fmin < fmax:
         t.fail(f"must be above tess_fmin ({fmin:g}), got {fmax:g}", "tess_fmax")
-    return {"tess_fmin": fmin, "tess_fmax": fmax}
+    tau = t.number("tess_temperature", 1.0, lo=2.0 ** -16, hi=2.0 ** 16)
+    if math.log2(tau) != round(math.log2(tau)):
+        t.fail(f"must be a power of two (the chip shifts the local logits), got {tau:g}",
+               "tess_temperature")
+    return {"tess_fmin": fmin, "tess_fmax": fmax, "tess_temperature": tau}

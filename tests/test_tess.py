@@ -321,3 +321,35 @@ def test_the_pooling_matrix_path_gives_the_same_signal(n, D):
     P = pool_matrix(bounds, n)
     np.testing.assert_allclose(tess_signal(s, 1, basis, bounds, P),
                                tess_signal(s, 1, basis, bounds), rtol=0, atol=1e-15)
+
+
+def test_temperature_divides_the_logits_and_the_gradient():
+    """tau: z = latent @ B.T / tau; the gradient is (softmax(z) - y) @ B / tau; checked
+    against central differences of the local loss."""
+    from edgesnn.rules.tess import tess_basis
+
+    rng = np.random.default_rng(4)
+    lat = rng.random((1, 8))
+    B = tess_basis(4, 8)
+    for tau in (1.0, 0.25, 1 / 64):
+        loss, grad = tess_local_ce(lat, np.array([2]), B, tau)
+        num = np.zeros_like(lat)
+        for k in range(8):
+            d = np.zeros_like(lat)
+            d[0, k] = 1e-6
+            num[0, k] = (tess_local_ce(lat + d, np.array([2]), B, tau)[0]
+                         - tess_local_ce(lat - d, np.array([2]), B, tau)[0]) / 2e-6
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-9)
+    assert tess_local_ce(lat, np.array([2]), B, 1 / 64)[0] != tess_local_ce(lat, np.array([2]), B)[0]
+
+
+def test_temperature_must_be_a_power_of_two_and_needs_tess():
+    data = tomllib.loads(TINY_SPEC)
+    data["learning"]["tess_temperature"] = 0.25
+    with pytest.raises(SpecError, match="only applies with signal"):
+        parse_spec(data, source="x.toml")
+    data["learning"]["signal"] = "tess"
+    assert parse_spec(data).learning.tess_temperature == 0.25
+    data["learning"]["tess_temperature"] = 0.3
+    with pytest.raises(SpecError, match="must be a power of two"):
+        parse_spec(data, source="x.toml")
