@@ -19,7 +19,7 @@ from edgesnn import counters as C
 from edgesnn.errors import CheckpointError, DataError, DeviceError
 from edgesnn.fixed import lfsr_seed, quantize
 from edgesnn.plan import Plan
-from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
+from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 
 from . import bounds
 from . import kernels as K
@@ -30,7 +30,7 @@ from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, forma
 #: format kinds in the order of the kernel's format table rows
 FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
 #: the rounding LFSR lanes are seeded from stream seed * 1000 + RNG_STREAM (core.rng);
-#: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix
+#: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as params.dfa_matrix
 #: draws it
 RNG_STREAM = 999
 
@@ -474,7 +474,7 @@ class FixedEngine:
             arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
 
     def float_params(self) -> NetParams:
-        """Dequantised parameters (output-major float64, as ``reference.NetParams``)."""
+        """Dequantised parameters (output-major float64, as ``params.NetParams``)."""
         st = self.state()
         fw = float(1 << int(self._fmt[0, FR]))
         fb = float(1 << int(self._fmt[1, FR]))
@@ -485,7 +485,6 @@ class FixedEngine:
         B_fb = None
         if self.net.dfa:
             if self.net.regen:
-                from edgesnn.reference import dfa_matrix
                 B_fb = [dfa_matrix(self.seed, l, self.spec.classes, int(self.layout.n[l]))
                         for l in range(L)]
             else:
