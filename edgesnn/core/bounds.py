@@ -21,7 +21,7 @@ import numpy as np
 from edgesnn.fixed import FLOOR, SATURATE, STOCHASTIC
 
 from .constants import ALPHA_FRAC, FR, HI, LO, OV, RM
-from .kernels import I32_MAX as INT32_MAX
+from .arith import I32_MAX as INT32_MAX
 
 PRODUCT_MAX = 1 << 62
 SUM_MAX = (1 << 63) - 1
@@ -72,7 +72,7 @@ def magnitudes(fmt: np.ndarray) -> list[int]:
 
 
 def _rounding(v: int, k: int, mode: int) -> int:
-    """Largest magnitude formed while rounding ``|x| <= v`` by ``k`` bits (``kernels.rnd``)."""
+    """Largest magnitude formed while rounding ``|x| <= v`` by ``k`` bits (``arith.rnd``)."""
     if k <= 0:
         return v << -k
     if mode == FLOOR:

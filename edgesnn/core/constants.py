@@ -1,7 +1,7 @@
 """Integer constants the fixed engine derives from a plan (see docs/fixed_point.md).
 
 Everything here runs once per engine, in Python/numpy; the results are plain
-int64 arrays and ints that the kernels in :mod:`edgesnn.core.kernels` take.
+int64 arrays and ints that the kernel (:mod:`edgesnn.core.kernel`) takes.
 
 * ``format_row``: a device ``NumberFormat`` as the 7 integers a kernel needs.
 * ``decay_constant``: ``beta`` as ``(code, k)`` with ``x*beta ~ x*code >> k``:

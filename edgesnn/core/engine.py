@@ -22,8 +22,9 @@ from edgesnn.plan import Plan
 from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 
 from . import bounds
-from . import kernels as K
+from . import layout as K
 from . import rng as R
+from .kernel import run_sample_kernel
 from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
                         psi_table, quantize_const)
 
@@ -93,7 +94,7 @@ class Layout(NamedTuple):
     tid: np.ndarray           # (L+1, N_KINDS)
 
     def packed(self) -> np.ndarray:
-        """The ``(L+1, N_COLS)`` table of the kernels (column order of ``kernels.LC_*``)."""
+        """The ``(L+1, N_COLS)`` table of the kernels (column order of ``layout.LC_*``)."""
         cols = [self.n_in, self.n, self.rec, self.w_off, self.wr_off, self.b_off, self.nrn_off,
                 self.in_off, self.fb_off, self.dw_off, self.dwr_off, self.db_off]
         lay = np.column_stack([*(c[:, None] for c in cols), self.nu, self.tq, self.th,
@@ -332,7 +333,7 @@ class FixedEngine:
     def _run(self, x, label, learn: bool, rec: K.Record | None) -> SampleResult:
         spikes, lab = self._prepare(x, label)
         learn = bool(learn and label is not None)
-        K.run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
+        run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
                             self._no_record if rec is None else rec)
         buf = self.buf
         scale = float(1 << int(self._fmt[2, FR]))
