@@ -43,7 +43,7 @@ def _away(x: int, k: int) -> int:
 
 
 def _sat(v: int, f) -> tuple[int, int]:
-    return (min(max(v, int(f[CO.LO])), int(f[CO.HI])), int(not f[CO.LO] <= v <= f[CO.HI]))
+    return (min(max(v, int(f.lo)), int(f.hi)), int(not f.lo <= v <= f.hi))
 
 
 # --------------------------------------------------------------------------- synaptic events
@@ -59,12 +59,12 @@ def _accumulate(eng, rows, value):
     buf.sats[:] = 0
     buf.scr[LY.R_ACT, :rows] = np.arange(rows)
     FW.accumulate_rows(net, st, buf, 0, woff, rows, int(lay[LY.LC_TID + LY.K_W]), 0)
-    fi = net.fmt[LY.F_I]
-    sh = int(fi[CO.FR] - net.fmt[LY.F_W][CO.FR])
+    fi = net.fmt.current
+    sh = int(fi.frac - net.fmt.weight.frac)
     cur, sats = 0, 0
     for _ in range(rows):
-        cur, f = overflow(cur + (int(value) << sh), int(fi[CO.LO]), int(fi[CO.HI]), int(fi[CO.NB]),
-                          bool(fi[CO.SG]), int(fi[CO.OV]))
+        cur, f = overflow(cur + (int(value) << sh), int(fi.lo), int(fi.hi), int(fi.bits),
+                          bool(fi.signed), int(fi.overflow))
         cur, sats = int(cur), sats + int(f) * n
     got = buf.nrn[LY.R_I, :n].tolist()
     return (got, int(buf.sats[int(lay[LY.LC_TID + LY.K_I])])), ([cur] * n, sats)
@@ -111,7 +111,7 @@ def test_readout_error_dot_products_at_the_exactness_gate(acc):
     buf.nrn[LY.R_G, eoff:eoff + C] = e
     buf.sats[:] = 0
     SI.signal_from_error(net, st, buf, L - 1)
-    fs, fw = net.fmt[LY.F_S], int(net.fmt[LY.F_W][CO.FR])
+    fs, fw = net.fmt.signal, int(net.fmt.weight.frac)
     want = []
     for m in range(n):
         a = 0
@@ -139,7 +139,7 @@ def _factors(eng, g, h, psi):
     got = (buf.nrn[LY.R_A, off:off + n].tolist(), buf.nrn[LY.R_C, off:off + n].tolist(),
            buf.nrn[LY.R_GP, off:off + n].tolist(),
            [int(buf.sats[tid[k]]) for k in (LY.K_A, LY.K_C, LY.K_G)])
-    fs, ftr = net.fmt[LY.F_S], int(net.fmt[LY.F_T][CO.FR])
+    fs, ftr = net.fmt.signal, int(net.fmt.trace.frac)
     apost, apre = int(net.alpha_post), int(net.alpha_pre)
     a, c, gp, sats = [], [], [], [0, 0, 0]
     for gm, hm, pm in zip(map(int, g), map(int, h), map(int, psi)):
@@ -165,7 +165,7 @@ def _factors(eng, g, h, psi):
 
 def _extremes(f, n, reverse):
     """``n`` codes of format row ``f``: its edges, their neighbours, 0 and +-1, in turn."""
-    lo, hi = int(f[CO.LO]), int(f[CO.HI])
+    lo, hi = int(f.lo), int(f.hi)
     pool = [v for v in (lo, lo + 1, hi, hi - 1, 0, 1, -1) if lo <= v <= hi]
     codes = [pool[k % len(pool)] for k in range(n)]
     return np.array(codes[::-1] if reverse else codes, dtype=np.int64)
@@ -184,11 +184,11 @@ def test_factors_at_the_32_bit_gate(signal, trace):
     """The branch-free loop takes ``g``, ``h``, ``psi`` as int32: formats whose codes reach
     2^31 in magnitude go to the general loop; both give the big-integer factors."""
     eng = _engine(dict(layers=[("dense", 14, "soft")]), {"signal": signal, "trace": trace})
-    fs, ft = eng.net.fmt[LY.F_S], eng.net.fmt[LY.F_T]
+    fs, ft = eng.net.fmt.signal, eng.net.fmt.trace
     for rev in (False, True):
         g = _extremes(fs, 14, rev)
         h = _extremes(ft, 14, not rev)
-        psi = np.abs(_extremes(ft, 14, rev)).clip(0, int(ft[CO.HI]))
+        psi = np.abs(_extremes(ft, 14, rev)).clip(0, int(ft.hi))
         got, want = _factors(eng, g, h, psi)
         assert got == want
 
@@ -206,7 +206,7 @@ def test_the_factor_times_alpha_at_the_largest_alpha_accepted(code):
         return
     eng = _engine(spec_kw, fmts)
     assert eng.net.alpha_post == code
-    fs, ft = eng.net.fmt[LY.F_S], eng.net.fmt[LY.F_T]
+    fs, ft = eng.net.fmt.signal, eng.net.fmt.trace
     g, h = _extremes(fs, 14, False), _extremes(ft, 14, True)
     got, want = _factors(eng, g, h, h)
     assert got == want
@@ -261,8 +261,8 @@ def _update(eng, c, a, q, x):
                   buf.inp[LY.R_XB], lay[LY.LC_IOFF], lay[LY.LC_TID + LY.K_W],
                   lay[LY.LC_TID + LY.K_DW])
     got = (st.W[woff:woff + ROWS * N].tolist(), R.reference_words(st.rng, 3))
-    fw = net.fmt[LY.F_W]
-    sh = int(net.fmt[LY.F_S][CO.FR] + FTR + net.lr - fw[CO.FR])
+    fw = net.fmt.weight
+    sh = int(net.fmt.signal.frac + FTR + net.lr - fw.frac)
     W, k = list(W0), 0
     for j in range(ROWS):
         lst = lst0 if x[j] else (lst1 if q[j] else [])

@@ -15,8 +15,9 @@ from edgesnn.core import forward as FW
 from edgesnn.core import layout as LY
 from edgesnn.core import update as UP
 from edgesnn.core import rng as R
-from edgesnn.core.constants import (decay_constant, exp_table, format_row, leap_table,
-                                    make_table, psi_table, surrogate)
+from edgesnn.core.arith import leap_table
+from edgesnn.core.constants import (decay_constant, exp_table, format_row, make_table, psi_table,
+                                    surrogate)
 from edgesnn.errors import DeviceError
 from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, ROUNDING_MODES, STOCHASTIC,
                            lfsr_bits, lfsr_seed, overflow, shift_round)
@@ -125,9 +126,9 @@ def test_stochastic_rounding_is_unbiased():
                                  NumberFormat(signed=False, int_bits=5, frac_bits=2,
                                               overflow="wrap")])
 def test_into_equals_fixed_overflow(fmt):
-    f = tuple(int(v) for v in format_row(fmt))
+    f = format_row(fmt)
     for v in range(-700, 700, 3):
-        want = overflow(v, f[1], f[2], f[3], bool(f[4]), f[6])
+        want = overflow(v, f.lo, f.hi, f.bits, bool(f.signed), f.overflow)
         assert AR.into(v, f) == (want[0], want[1])
 
 
@@ -153,10 +154,9 @@ def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, f
     overflows: g at the signal format's edges (saturating a, c and gp), zero g, h, psi,
     each rounding mode, alphas 1, powers of two and others."""
     name = {v: k for k, v in ROUNDING_MODES.items()}[mode]
-    fs = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=sbits - 4,
-                                                       frac_bits=3, rounding=name)))
+    fs = format_row(NumberFormat(signed=True, int_bits=sbits - 4, frac_bits=3, rounding=name))
     lo, hi = -(1 << (sbits - 1)), (1 << (sbits - 1)) - 1
-    assert (fs[1], fs[2]) == (lo, hi)
+    assert (fs.lo, fs.hi) == (lo, hi)
     g = _edge_values(data.draw, lo, hi, n)
     h = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
     psi = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
@@ -164,7 +164,7 @@ def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, f
     for det in (False, True):
         a, c, gp = (np.full(n, 99, np.int64) for _ in range(3))
         if det:
-            res = UP.factor_loop_det(g, h, psi, a, c, gp, n, ftr, mode, fs[1], fs[2], apost,
+            res = UP.factor_loop_det(g, h, psi, a, c, gp, n, ftr, mode, fs.lo, fs.hi, apost,
                                     apre)
         else:
             rng = R.new_state(0, 10)
@@ -299,8 +299,8 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     c32[0, :n], c32[1, :n], c32[2, :n] = cmp[0], cmp[1] << ftr, cmp[2]
     q = rs.integers(1, 200, rows) * (rs.random(rows) >= q_zero)
     x = (rs.random(rows) < x_rate).astype(np.int64)
-    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
-                                                       rounding="stochastic")))  # saturates often
+    fw = format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
+                                 rounding="stochastic"))  # saturates often
     W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
     dW0 = rs.integers(-50, 50, rows * n) if per_sample else np.zeros(0, np.int64)
     wt = np.zeros((2, max(epw, 1)), np.int64)
@@ -393,8 +393,7 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
                 r = int(rs.integers(0, lim))
             w[pos] = (r << (32 - k)) | int(rs.integers(0, 1 << (32 - k)))
             pos += 1
-    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=7, frac_bits=0,
-                                                       rounding="stochastic")))
+    fw = format_row(NumberFormat(signed=True, int_bits=7, frac_bits=0, rounding="stochastic"))
     W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
     wt = np.zeros((2, 1), np.int64)
     outs = []
@@ -436,8 +435,8 @@ def test_accumulate_rows_equals_one_event_at_a_time(device, seed):
     net, stt, buf = eng.net, eng.st, eng.buf
     W = stt.W
     W[:] = rs.choice([127, 127, 126, -128], len(W)) if seed % 2 else rs.integers(-128, 128, len(W))
-    fi = net.fmt[LY.F_I]
-    sh = int(fi[0] - net.fmt[LY.F_W][0])
+    fi = net.fmt.current
+    sh = int(fi.frac - net.fmt.weight.frac)
     n, lay = 9, net.lay[0]
     cur = [0] * n
     sats = 0
@@ -452,8 +451,8 @@ def test_accumulate_rows_equals_one_event_at_a_time(device, seed):
         FW.accumulate_rows(net, stt, buf, 0, woff, len(rows), tid, prior)
         for j in rows:
             for m in range(n):
-                v, f = overflow(cur[m] + (int(W[woff + j * n + m]) << sh), int(fi[1]), int(fi[2]),
-                                int(fi[3]), bool(fi[4]), int(fi[6]))
+                v, f = overflow(cur[m] + (int(W[woff + j * n + m]) << sh), int(fi.lo), int(fi.hi),
+                                int(fi.bits), bool(fi.signed), int(fi.overflow))
                 cur[m] = v
                 sats += f
         prior += len(rows)

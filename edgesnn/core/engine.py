@@ -25,11 +25,11 @@ from . import bounds
 from . import layout as K
 from . import rng as R
 from .kernel import run_sample_kernel
-from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
-                        psi_table, quantize_const)
+from .arith import Fmt, Formats
+from .constants import ALPHA_FRAC, decay_constant, exp_table, format_row, psi_table, quantize_const
 
-#: format kinds in the order of the kernel's format table rows
-FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
+#: format kinds: the fields of ``arith.Formats`` (the device's ``[formats]`` names)
+FORMAT_KINDS = Formats._fields
 #: the rounding LFSR lanes are seeded from stream seed * 1000 + RNG_STREAM (core.rng);
 #: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as params.dfa_matrix
 #: draws it
@@ -57,8 +57,8 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
     return names
 
 
-def weight_dtype(row: np.ndarray) -> type:
-    """Storage type of the weight codes of format row ``row`` (``constants.format_row``).
+def weight_dtype(f: Fmt) -> type:
+    """Storage type of the weight codes of format ``f`` (``constants.format_row``).
 
     ``int8`` when every code of the format fits it (signed of 8 bits or fewer, unsigned
     of 7 or fewer: an eighth of the cache footprint of the SHD matrices, whose rows the
@@ -67,7 +67,7 @@ def weight_dtype(row: np.ndarray) -> type:
     compiled signatures to two.
     """
     i8 = np.iinfo(np.int8)
-    return np.int8 if i8.min <= int(row[LO]) and int(row[HI]) <= i8.max else np.int64
+    return np.int8 if i8.min <= f.lo and f.hi <= i8.max else np.int64
 
 
 class Layout(NamedTuple):
@@ -115,8 +115,8 @@ class FixedEngine:
         self.plan, self.spec, self.device, self.seed = plan, spec, dev, int(seed)
         ln = spec.learning
         self.fmt = {k: dev.formats[k] for k in FORMAT_KINDS}
-        fmt = np.stack([format_row(self.fmt[k]) for k in FORMAT_KINDS])
-        self._fmt = fmt
+        fmt = Formats(*(format_row(self.fmt[k]) for k in FORMAT_KINDS))
+        self.formats = fmt
         L = len(spec.hidden)
         layers = spec.layers
         n = np.array([ly.size for ly in layers], dtype=np.int64)
@@ -174,7 +174,7 @@ class FixedEngine:
             dw_off, dwr_off, db_off, ndw, ndb = w_off.copy(), wr_off.copy(), b_off.copy(), nw, nb
 
         # ---- constants
-        f_w, f_b, f_u, f_i, f_t, f_s, f_up = (int(fmt[k, FR]) for k in range(7))
+        f_w, f_b, f_u, f_i, f_t = (f.frac for f in fmt[:5])
         if f_i < f_w:
             raise DeviceError(f"device '{dev.name}': the current format ({self.fmt['current']}) "
                               f"needs at least the weight format's {f_w} fractional bits, so that "
@@ -197,11 +197,11 @@ class FixedEngine:
                 dh = decay_constant(ln.lambda_post, dev.decay, f_t)
                 th[l] = dh
                 self.decays[f"L{l}.lambda_post"] = dh.effective
-                theta[l] = quantize_const(ly.threshold, f_u, 1, int(fmt[2, HI]),
+                theta[l] = quantize_const(ly.threshold, f_u, 1, fmt.membrane.hi,
                                           f"layer {l} threshold")
                 hard[l] = int(ly.reset == "hard")
         luts = dev.luts
-        self.psi_lut = psi_table(ln.surrogate, luts.psi_entries, luts.psi_bits, f_u, fmt[4])
+        self.psi_lut = psi_table(ln.surrogate, luts.psi_entries, luts.psi_bits, f_u, fmt.trace)
         self.exp_lut = exp_table(luts.exp_entries, luts.exp_bits, f_u)
         alpha_lo, alpha_hi = -(1 << (ALPHA_FRAC + 5)), 1 << (ALPHA_FRAC + 5)
         alpha_post = quantize_const(ln.alpha_post, ALPHA_FRAC, alpha_lo, alpha_hi, "alpha_post")
@@ -238,7 +238,7 @@ class FixedEngine:
                              hard=hard, tid=tid)
         self.net = K.Net(
             T=spec.time_steps, window=ln.window, L=L, C=spec.classes, lay=self.layout.packed(),
-            fmt=tuple(tuple(int(v) for v in row) for row in fmt),
+            fmt=fmt,
             psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
             exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
             alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
@@ -250,7 +250,7 @@ class FixedEngine:
 
         # ---- parameters
         wq, bq = self.fmt["weight"].qformat, self.fmt["bias"].qformat
-        W = np.zeros(nw, dtype=weight_dtype(fmt[0]))
+        W = np.zeros(nw, dtype=weight_dtype(fmt.weight))
         b = np.zeros(nb, dtype=np.int64)
         mats = [(params.W[l], params.W_rec[l], params.b[l]) for l in range(L)]
         mats.append((params.W_out, None, params.b_out))
@@ -336,7 +336,7 @@ class FixedEngine:
         run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
                             self._no_record if rec is None else rec)
         buf = self.buf
-        scale = float(1 << int(self._fmt[2, FR]))
+        scale = float(1 << self.formats.membrane.frac)
         scores = buf.scores.astype(np.float64) / scale
         if label is not None:   # mean cross-entropy over the window, from the dequantised readout
             u = buf.u_win.astype(np.float64) / scale
@@ -376,7 +376,7 @@ class FixedEngine:
         rec = K.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
                        g=z(ntot), q=z(itot), i=z(ntot))
         self._run(x, label, True, rec)
-        f = {k: float(1 << int(self._fmt[i, FR])) for i, k in enumerate(FORMAT_KINDS)}
+        f = {k: float(1 << getattr(self.formats, k).frac) for k in FORMAT_KINDS}
         out: dict[str, np.ndarray] = {}
         for l in range(net.L + 1):
             a, b = int(self.layout.nrn_off[l]), int(self.layout.nrn_off[l] + self.layout.n[l])
@@ -438,8 +438,8 @@ class FixedEngine:
             return 1, (1 << 32) - 1, "a feedback LFSR state (nonzero, 32 bits)"
         kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
                 "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
-        row = self._fmt[FORMAT_KINDS.index(kind)]
-        return int(row[LO]), int(row[HI]), f"the {kind} format {self.fmt[kind]}"
+        f = getattr(self.formats, kind)
+        return f.lo, f.hi, f"the {kind} format {self.fmt[kind]}"
 
     def _loaded_problem(self, name: str, a: np.ndarray) -> str | None:
         """What is wrong with the values of loaded array ``name`` (right shape), or None."""
@@ -477,8 +477,8 @@ class FixedEngine:
     def float_params(self) -> NetParams:
         """Dequantised parameters (output-major float64, as ``params.NetParams``)."""
         st = self.state()
-        fw = float(1 << int(self._fmt[0, FR]))
-        fb = float(1 << int(self._fmt[1, FR]))
+        fw = float(1 << self.formats.weight.frac)
+        fb = float(1 << self.formats.bias.frac)
         L = self.net.L
         W = [st[f"L{l}.W"].T / fw for l in range(L)]
         W_rec = [st[f"L{l}.W_rec"].T / fw if f"L{l}.W_rec" in st else None for l in range(L)]

@@ -16,14 +16,14 @@ from edgesnn.counters import (LFSR_DRAWS, LUT_LOOKUPS, MEMBRANE_MULTIPLIES, NEUR
                               SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES)
 from edgesnn.fixed import SATURATE
 
-from .arith import into, round_vector
-from .constants import FR, HI, LO, OV
+from .arith import into, lut_index, round_vector, saturate
 from .counting import add_words, count_muls, range_words, real_mul, vec_access
-from .layout import (F_I, F_T, F_U, F_W, K_B, K_H, K_I, K_PSI, K_Q, K_QR, K_S, K_U, K_W, K_WR,
+from .layout import (K_B, K_H, K_I, K_PSI, K_Q, K_QR, K_S, K_U, K_W, K_WR,
                      LC_BOFF, LC_HARD, LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_NU, LC_REC, LC_TH,
                      LC_THETA, LC_TID, LC_TQ, LC_WOFF, LC_WROFF, R_ACT, R_H, R_I, R_PSI, R_Q,
                      R_QR, R_S, R_SP, R_TMP, R_U, R_XB)
 from .rng import POS
+
 
 @njit(cache=True)
 def list_nonzero(v, out):
@@ -79,11 +79,11 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
-    fi = net.fmt[F_I]
-    fw = net.fmt[F_W]
-    sh = fi[FR] - fw[FR]
-    lo = fi[LO]
-    hi = fi[HI]
+    fi = net.fmt.current
+    fw = net.fmt.weight
+    sh = fi.frac - fw.frac
+    lo = fi.lo
+    hi = fi.hi
     ti = net.lay[l, LC_TID + K_I]
     cur = buf.nrn[R_I, off:off + n]
     W = st.W
@@ -91,7 +91,7 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
     epw_w = net.tens[1, tw]
     sat = 0
     words = 0
-    saturate = fi[OV] == SATURATE
+    saturating = fi.overflow == SATURATE
     if prior + cnt <= net.syn_rows and cnt <= net.syn_rows32:
         acc = buf.acc32[:n]
         sh32 = np.int32(sh)
@@ -122,11 +122,10 @@ def accumulate_rows(net, st, buf, l, woff, cnt, tw, prior):
         base = woff + j * n
         words += range_words(epw_w, j * n, n)
         wrow = W[base:base + n]          # a row view: lets LLVM vectorise the loop
-        if saturate:                     # branch-free clamp; same result as into()
+        if saturating:                   # branch-free clamp; same result as into()
             for m in range(n):
-                r = cur[m] + (np.int64(wrow[m]) << sh)
-                c = min(max(r, lo), hi)
-                sat += np.int64(r != c)
+                c, f = saturate(cur[m] + (np.int64(wrow[m]) << sh), lo, hi)
+                sat += f
                 cur[m] = c
         else:
             for m in range(n):
@@ -174,7 +173,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], cnt)
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
-    fu = net.fmt[F_U]
+    fu = net.fmt.membrane
     dcode = net.lay[l, LC_NU + 0]
     s1 = net.lay[l, LC_NU + 1]
     s2 = net.lay[l, LC_NU + 2]
@@ -217,7 +216,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         for m in range(n):               # SIMD; the table lookups (gathers) come after
             v = vv[m]
             d = v - th
-            idx_[m] = min(((d if d >= 0 else -d) + phalf) >> psh, e_last)
+            idx_[m] = lut_index(d if d >= 0 else -d, phalf, psh, e_last)
             sp = np.int64(d > 0)
             s_o[m] = sp
             nsp += sp
@@ -239,10 +238,10 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
 
     # 3. presynaptic traces: q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
-    ft = net.fmt[F_T]
+    ft = net.fmt.trace
     qc = net.lay[l, LC_TQ + 0]
     qk = net.lay[l, LC_TQ + 1]
-    one_sh = ft[FR] + qk
+    one_sh = ft.frac + qk
     sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk, ft, rng,
                             p_r)
     draws += d
@@ -265,7 +264,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
 @njit(cache=True)
 def post_traces(net, st, buf):
     """h = decay(h) + psi for every spiking layer (after learning: h[t-1] was its h_prev)."""
-    ft = net.fmt[F_T]
+    ft = net.fmt.trace
     rng = st.rng
     p_r = rng[POS]
     draws = 0

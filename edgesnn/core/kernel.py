@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from .constants import FR
 from .counting import vec_access
 from .forward import layer_forward, post_traces
-from .layout import (CARRY, F_S, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
+from .layout import (CARRY, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
                      LC_N, LC_NIN, LC_NOFF, LC_REC, LC_TID, LC_WOFF, LC_WROFF, R_G, R_GP, R_H,
                      R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_XB)
 from .signal import readout_error, signal_from_above, signal_from_error
@@ -47,7 +46,7 @@ def learn_step(net, st, buf, label):
         factors(net, st, buf, l)
     readout_factors(net, buf)
     # every update of a step uses the weights as they were at its start (signals are done)
-    fs = net.fmt[F_S][FR]
+    fs = net.fmt.signal.frac
     for l in range(L + 1):
         ly = net.lay[l]
         if buf.cnt[l, 0] > 0:

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-# format kinds (rows of net.fmt)
-F_W, F_B, F_U, F_I, F_T, F_S, F_UP = range(7)
+from .arith import Formats
+
 # tensor kinds (columns LC_TID + K_* of net.lay); -1 where a layer has no such tensor
 K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_DB, K_A, K_C = \
     range(17)
@@ -73,7 +73,7 @@ class Net(NamedTuple):
     L: int                    # spiking layers; index L is the readout
     C: int
     lay: np.ndarray           # (L+1, N_COLS) per-layer sizes, offsets, constants, tensor ids
-    fmt: tuple                # 7 formats (rows F_*), each a tuple (FR, LO, HI, NB, SG, RM, OV)
+    fmt: Formats              # the 7 formats by kind (arith.Fmt each)
     psi_lut: np.ndarray       # psi codes in the trace format
     psi_sh: int
     psi_half: int

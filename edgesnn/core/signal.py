@@ -12,15 +12,14 @@ import numpy as np
 from numba import njit
 
 from edgesnn.counters import LFSR_DRAWS, LUT_LOOKUPS, SIGNAL_MACS, SIGNAL_MULTIPLIES
-from edgesnn.fixed import clamp
 
-from .arith import draw32, into, round_vector, to_fmt
-from .constants import FR
+from .arith import div_half_up, draw32, into, lut_index, round_vector, saturate, to_fmt
 from .counting import (add_words, count_muls, list_words, range_words, real_mul, vec_access,
                        word_shift)
-from .layout import (F_S, F_W, K_FB, K_G, K_W, LC_FBOFF, LC_N, LC_NOFF, LC_TID, LC_WOFF, R_ACT,
+from .layout import (K_FB, K_G, K_W, LC_FBOFF, LC_N, LC_NOFF, LC_TID, LC_WOFF, R_ACT,
                      R_G, R_GP, R_TMP, R_U)
 from .rng import POS
+
 
 @njit(cache=True)
 def readout_error(net, st, buf, label):
@@ -42,19 +41,16 @@ def readout_error(net, st, buf, label):
     e_last = len(lut) - 1
     total = np.int64(0)
     for c in range(C):
-        idx = (umax - u_[off + c] + net.exp_half) >> net.exp_sh
-        if idx > e_last:
-            idx = e_last
-        p[c] = lut[idx]
+        p[c] = lut[lut_index(umax - u_[off + c], net.exp_half, net.exp_sh, e_last)]
         total += p[c]
     buf.ev[LUT_LOOKUPS] += C
-    fs = net.fmt[F_S]
+    fs = net.fmt.signal
     te = net.lay[L, LC_TID + K_G]
     sat = 0
     for c in range(C):
-        e = (p[c] * (np.int64(2) << fs[FR]) + total) // (2 * total)
+        e = div_half_up(p[c] << fs.frac, total)
         if c == label:
-            e -= np.int64(1) << fs[FR]
+            e -= np.int64(1) << fs.frac
         e, f = into(e, fs)
         sat += f
         buf.nrn[R_G, off + c] = e
@@ -113,9 +109,8 @@ def signal_from_error(net, st, buf, l):
                 a = np.int64(0)
                 for kk in range(k):      # saturating accumulate in class order, branch-free
                     c = cls[kk]
-                    r = a + g_[eoff + c] * W[base + c]
-                    a = min(max(r, alo), ahi)
-                    sat += np.int64(r != a)
+                    a, f = saturate(a + g_[eoff + c] * W[base + c], alo, ahi)
+                    sat += f
                 acc[m] = a
         if nnz > 0:
             tw = net.lay[L, LC_TID + K_W]
@@ -136,7 +131,7 @@ def signal_from_error(net, st, buf, l):
                 pos += 1
                 if e != 0:
                     pr = e * mag
-                    acc[m], f = clamp(acc[m] + (pr if bit else -pr), alo, ahi)
+                    acc[m], f = saturate(acc[m] + (pr if bit else -pr), alo, ahi)
                     sat += f
     else:
         fo = net.lay[l, LC_FBOFF]
@@ -146,13 +141,13 @@ def signal_from_error(net, st, buf, l):
             if e == 0:
                 continue
             for m in range(n):
-                acc[m], f = clamp(acc[m] + e * B[fo + c * n + m], alo, ahi)
+                acc[m], f = saturate(acc[m] + e * B[fo + c * n + m], alo, ahi)
                 sat += f
         if nnz > 0:
             tb = net.lay[l, LC_TID + K_FB]
             add_words(buf.sram, net.tens, 0, tb, range_words(net.tens[1, tb], 0, C * n))
-    fs = net.fmt[F_S]
-    fw = net.fmt[F_W][FR]
+    fs = net.fmt.signal
+    fw = net.fmt.weight.frac
     rng = st.rng
     p_r = rng[POS]
     draws = 0
@@ -187,8 +182,8 @@ def signal_from_above(net, st, buf, l):
     act = buf.scr[R_ACT]
     alo = net.acc_lo
     ahi = net.acc_hi
-    fs = net.fmt[F_S]
-    fw = net.fmt[F_W][FR]
+    fs = net.fmt.signal
+    fw = net.fmt.weight.frac
     epw = net.tens[1, tw]
     esh = word_shift(epw)
     act2 = act.reshape((1, act.size))
@@ -207,9 +202,8 @@ def signal_from_above(net, st, buf, l):
         wrow = W[wup + j * nu:wup + j * nu + nu]
         for kk in range(cnt):
             k = act[kk]
-            r = a + gp[uoff + k] * wrow[k]
-            a = min(max(r, alo), ahi)
-            sat += np.int64(r != a)
+            a, f = saturate(a + gp[uoff + k] * wrow[k], alo, ahi)
+            sat += f
         g_[off + j], f, p_r, d = to_fmt(a, fw, fs, rng, p_r)
         draws += d
         sat += f

@@ -14,15 +14,15 @@ import numpy as np
 from numba import njit
 
 from edgesnn.counters import ELIGIBILITY_MACS, LFSR_DRAWS, ROWS_SKIPPED, WEIGHT_WRITES
-from edgesnn.fixed import NEAREST_AWAY, NEAREST_EVEN, STOCHASTIC
+from edgesnn.fixed import STOCHASTIC
 
-from .arith import BIAS, I32_MAX, into, lshr32, rnd, rnd_det, rnd_lanes, to_fmt
-from .constants import ALPHA_FRAC, FR, HI, LO, RM
+from .arith import (BIAS, I32_MAX, biased_floor_shift, into, lane_consts, rnd, rnd_det,
+                    rnd_lanes, saturate, stoch_shift, stoch_split, stoch_sum32, to_fmt, word_top)
+from .constants import ALPHA_FRAC
 from .counting import add_words, chunk_words, count_muls, real_mul, vec_access, word_table
-from .layout import (CARRY, CMP_DELTA, F_B, F_S, F_T, F_UP, F_W, K_A, K_B, K_C, K_DB, K_DW,
-                     K_DWR, K_G, K_H, K_PSI, K_W, K_WR, LC_BOFF, LC_DBOFF, LC_DWOFF, LC_DWROFF,
-                     LC_N, LC_NIN, LC_NOFF, LC_REC, LC_TID, LC_WOFF, LC_WROFF, PAD, R_A, R_C,
-                     R_G, R_GP, R_H, R_PSI)
+from .layout import (CARRY, CMP_DELTA, K_A, K_B, K_C, K_DB, K_DW, K_DWR, K_G, K_H, K_PSI, K_W,
+                     K_WR, LC_BOFF, LC_DBOFF, LC_DWOFF, LC_DWROFF, LC_N, LC_NIN, LC_NOFF, LC_REC,
+                     LC_TID, LC_WOFF, LC_WROFF, PAD, R_A, R_C, R_G, R_GP, R_H, R_PSI)
 from .rng import FILL, POS, ensure, refill, words
 
 ONE_ALPHA = 1 << ALPHA_FRAC
@@ -39,9 +39,9 @@ def factors(net, st, buf, l):
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
-    fs = net.fmt[F_S]
-    ft = net.fmt[F_T]
-    ftr = ft[FR]
+    fs = net.fmt.signal
+    ft = net.fmt.trace
+    ftr = ft.frac
     ev = buf.ev
     for kind in (K_G, K_PSI, K_H):
         vec_access(net.tens, buf.sram, net.lay[l, LC_TID + kind], n, 1, 0)
@@ -55,7 +55,7 @@ def factors(net, st, buf, l):
     apre = net.alpha_pre
     if net.factor_det:                   # deterministic, saturating, 32-bit codes (bounds.gates)
         nh, npsi, sat_a, sat_c, sat_g = factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr,
-                                                        fs[RM], fs[LO], fs[HI], apost, apre)
+                                                        fs.rounding, fs.lo, fs.hi, apost, apre)
     else:
         rng = st.rng
         nh, npsi, sat_a, sat_c, sat_g, p_r, draws = factor_loop(g_, h_, psi_, a_, c_, gp_, n,
@@ -96,10 +96,10 @@ def factor_loop(g_, h_, psi_, a_, c_, gp_, n, ftr, fs, apost, apre, rng, p_r):
         if g != 0:
             h = h_[m]
             if h != 0:
-                a, p_r, d = rnd(g * h, ftr, fs[RM], rng, p_r)
+                a, p_r, d = rnd(g * h, ftr, fs.rounding, rng, p_r)
                 draws += d
                 if apost != ONE_ALPHA:
-                    a, p_r, d = rnd(a * apost, ALPHA_FRAC, fs[RM], rng, p_r)
+                    a, p_r, d = rnd(a * apost, ALPHA_FRAC, fs.rounding, rng, p_r)
                     draws += d
                 a, f = into(a, fs)
                 sat_a += f
@@ -128,12 +128,8 @@ def factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr, mode, lo, hi, apost, apre
     skip gives), branch-free, 32x32->64 multiplies: a SIMD loop.
     Returns ``(g*h products, g*psi products, overflows of a, of c, of gp)``.
     """
-    half = np.int64(1) << (ftr - 1)
-    bias = half - 1 if mode == NEAREST_EVEN else (half if mode == NEAREST_AWAY else 0)
-    odd = np.int64(mode == NEAREST_EVEN)
-    away = np.int64(mode == NEAREST_AWAY)
-    ahalf = np.int64(1) << (ALPHA_FRAC - 1)
-    abias = ahalf - 1 if mode == NEAREST_EVEN else (ahalf if mode == NEAREST_AWAY else 0)
+    bias, odd, away = lane_consts(ftr, mode)
+    abias, _, _ = lane_consts(ALPHA_FRAC, mode)
     scale_a = apost != ONE_ALPHA
     scale_c = apre != ONE_ALPHA
     nh = 0
@@ -150,16 +146,15 @@ def factor_loop_det(g_, h_, psi_, a_, c_, gp_, n, ftr, mode, lo, hi, apost, apre
         a = rnd_lanes(x, ftr, bias, odd, away)
         if scale_a:
             a = rnd_lanes(a * apost, ALPHA_FRAC, abias, odd, away)
-        ac = min(max(a, lo), hi)
-        sat_a += np.int64(a != ac)
-        gp = rnd_lanes(y, ftr, bias, odd, away)
-        gpc = min(max(gp, lo), hi)
-        sat_g += np.int64(gp != gpc)
+        ac, f = saturate(a, lo, hi)
+        sat_a += f
+        gpc, f = saturate(rnd_lanes(y, ftr, bias, odd, away), lo, hi)
+        sat_g += f
         c = gpc
         if scale_c:
             c = rnd_lanes(gpc * apre, ALPHA_FRAC, abias, odd, away)
-        cc = min(max(c, lo), hi)
-        sat_c += np.int64(c != cc)
+        cc, f = saturate(c, lo, hi)
+        sat_c += f
         a_[m] = ac
         c_[m] = cc
         gp_[m] = gpc
@@ -224,8 +219,8 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     """
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
-    ftr = net.fmt[F_T][FR]
-    frac = net.fmt[F_S][FR] + ftr
+    ftr = net.fmt.trace.frac
+    frac = net.fmt.signal.frac + ftr
     per_sample = net.per_sample
     ca = buf.cnt[l, 0]
     cc = buf.cnt[l, 1]
@@ -233,13 +228,13 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
     lc = buf.act[1, off:off + cc]
     W = st.W[woff:woff + rows * n]
     if per_sample:
-        f = net.fmt[F_UP]
-        sh = frac - f[FR]
+        f = net.fmt.update
+        sh = frac - f.frac
         dW = buf.dW[dwoff:dwoff + rows * n]
         tt = tdw
     else:
-        f = net.fmt[F_W]
-        sh = frac + net.lr - f[FR]
+        f = net.fmt.weight
+        sh = frac + net.lr - f.frac
         dW = buf.dW
         tt = tw
     epw = net.tens[1, tw]
@@ -283,7 +278,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         for kk in range(cc, cc + PAD):
             c32[2, kk] = 0
     rng = st.rng
-    if (f[RM] == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) <= I32_MAX
+    if (f.rounding == STOCHASTIC and 0 < sh <= 30 and bound + (1 << sh) <= I32_MAX
             and bound <= min(net.acc_hi, -net.acc_lo)):
         p_r, draws, macs, reads, writes, changed, sat = visit_rows32(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], c32, ca, cc, na, wt, epw,
@@ -292,7 +287,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         p_r, draws, macs, reads, writes, changed, sat = visit_rows(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], cmp, ca, cc, na,
             cmax <= I32_MAX and qmax <= I32_MAX, bound, wt, epw, ftr, net.acc_lo, net.acc_hi,
-            sh, f[RM], f, per_sample, rng, rng[POS])
+            sh, f.rounding, f, per_sample, rng, rng[POS])
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
@@ -349,11 +344,9 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
     changed = 0
     sat = 0
     stoch = mode == STOCHASTIC and sh > 0
-    pre = max(sh - 32, 0)
-    k = min(sh, 32)
+    pre, k = stoch_split(sh)
     rk = 32 - k
     fast = stoch and pre == 0 and bound <= min(ahi, -alo) and bound < BIAS and narrow
-    bias_k = BIAS >> k
     # views made once: a view inside the row loop costs an atomic reference count
     c0 = cmp[0]
     a0 = cmp[1]
@@ -389,14 +382,14 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
             if t == 0:
                 for kk in range(cnt):
                     pv = (np.int64(np.int32(c0[kk])) * q32 + (a0[kk] << ftr)
-                          + (np.int64(rw[p + kk]) >> rk) + BIAS)
-                    dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+                          + word_top(rw[p + kk], rk))
+                    dv = biased_floor_shift(pv, k)
                     dl[kk] = dv
                     nz |= dv
             else:
                 for kk in range(cnt):
-                    pv = np.int64(np.int32(c1[kk])) * q32 + (np.int64(rw[p + kk]) >> rk) + BIAS
-                    dv = np.int64(np.uint64(pv) >> np.uint64(k)) - bias_k
+                    pv = np.int64(np.int32(c1[kk])) * q32 + word_top(rw[p + kk], rk)
+                    dv = biased_floor_shift(pv, k)
                     dl[kk] = dv
                     nz |= dv
             p += cnt
@@ -404,19 +397,17 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
         elif stoch:
             p = ensure(rng, p, cnt)
             for kk in range(cnt):
-                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr)
-                dw = min(max(pv, alo), ahi)
-                sat += np.int64(pv != dw)
-                dv = ((dw >> pre) + (np.int64(rw[p + kk]) >> (32 - k))) >> k
+                dw, fl = saturate(cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr), alo, ahi)
+                sat += fl
+                dv = stoch_shift(dw, pre, k, rw[p + kk])
                 dl[kk] = dv
                 nz |= dv
             p += cnt
             draws += cnt
         else:
             for kk in range(cnt):
-                pv = cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr)
-                dw = min(max(pv, alo), ahi)
-                sat += np.int64(pv != dw)
+                dw, fl = saturate(cmp[ci, kk] * qj + (cmp[ci + 1, kk] << ftr), alo, ahi)
+                sat += fl
                 dv = rnd_det(dw, sh, mode)
                 dl[kk] = dv
                 nz |= dv
@@ -497,8 +488,8 @@ def scan_chunk(q, x, j, rows, ca, cc, cap, vis0, vis1, vis2, vis3):
 def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p, vis):
     """``visit_rows`` in int32 lanes, for ``|dw| + 2**k < 2**31`` (no clamp, ``k <= 30``).
 
-    Stochastic rounding ``dv = (dw + (word >> (32 - k))) >> k`` is nonzero iff
-    ``uint32(dw + (word >> (32 - k))) >= 2**k``, so a first pass over a row only
+    Stochastic rounding ``dv = stoch_sum32(dw, word, 32 - k) >> k`` is nonzero iff
+    ``uint32(stoch_sum32(dw, word, 32 - k)) >= 2**k``, so a first pass over a row only
     takes the maximum of that (no stores: most rows have no nonzero update) and
     only rows that reach ``2**k`` are computed again and written (``row32``).
     Rows go in chunks that take the words already buffered (a refill comes only
@@ -568,10 +559,10 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
             zd = np.uint32(0)
             for kk in range(np.uint64(cc8)):
                 ck = c1[kk]
-                za = max(za, np.uint32(np.int32(ck * qa) + np.int32(lshr32(rw[pa + kk], rk))))
-                zb = max(zb, np.uint32(np.int32(ck * qb) + np.int32(lshr32(rw[pb + kk], rk))))
-                zc = max(zc, np.uint32(np.int32(ck * qc) + np.int32(lshr32(rw[pc + kk], rk))))
-                zd = max(zd, np.uint32(np.int32(ck * qd) + np.int32(lshr32(rw[pd + kk], rk))))
+                za = max(za, np.uint32(stoch_sum32(np.int32(ck * qa), rw[pa + kk], rk)))
+                zb = max(zb, np.uint32(stoch_sum32(np.int32(ck * qb), rw[pb + kk], rk)))
+                zc = max(zc, np.uint32(stoch_sum32(np.int32(ck * qc), rw[pc + kk], rk)))
+                zd = max(zd, np.uint32(stoch_sum32(np.int32(ck * qd), rw[pd + kk], rk)))
             if max(max(za, zb), max(zc, zd)) >= lim:
                 for h in range(4):
                     zh = za if h == 0 else (zb if h == 1 else (zc if h == 2 else zd))
@@ -592,12 +583,11 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
             z = np.uint32(0)
             if with_a:
                 for kk in range(np.uint64(ca8)):
-                    z = max(z, np.uint32(np.int32(c0[kk] * qs) + a0[kk]
-                                         + np.int32(lshr32(rw[pr + kk], rk))))
+                    z = max(z, np.uint32(stoch_sum32(np.int32(c0[kk] * qs) + a0[kk],
+                                                     rw[pr + kk], rk)))
             else:
                 for kk in range(np.uint64(cc8)):
-                    z = max(z, np.uint32(np.int32(c1[kk] * qs)
-                                         + np.int32(lshr32(rw[pr + kk], rk))))
+                    z = max(z, np.uint32(stoch_sum32(np.int32(c1[kk] * qs), rw[pr + kk], rk)))
             if z >= lim:
                 ch, wr, fl = row32(W, dW, c32, with_a, rj, q, rw, pr, ca if with_a else cc, rk, k,
                                    n, l0 if with_a else l1, f, per_sample, epw)
@@ -619,7 +609,7 @@ def row32(W, dW, c32, with_a, j, q, rw, p, cnt, rk, k, n, lst, f, per_sample, ep
     qs = np.int32(q[j])
     k32 = np.int32(k)
     for kk in range(np.uint64(cnt)):
-        v = np.int32(np.int32(c[kk] * qs) + np.int32(lshr32(rw[p + kk], rk)))
+        v = stoch_sum32(np.int32(c[kk] * qs), rw[p + kk], rk)
         if with_a:
             v = np.int32(v + a[kk])
         d[kk] = v >> k32
@@ -635,8 +625,8 @@ def update_bias(net, st, buf, l, vals, voff, frac):
     n = net.lay[l, LC_N]
     tb = net.lay[l, LC_TID + K_B]
     boff = net.lay[l, LC_BOFF]
-    fb = net.fmt[F_B]
-    fup = net.fmt[F_UP]
+    fb = net.fmt.bias
+    fup = net.fmt.update
     rng = st.rng
     p_r = rng[POS]
     draws = 0
@@ -652,12 +642,12 @@ def update_bias(net, st, buf, l, vals, voff, frac):
         touched += 1
         if net.per_sample:
             k = net.lay[l, LC_DBOFF] + m
-            r, p_r, d = rnd(v, frac - fup[FR], fup[RM], rng, p_r)
+            r, p_r, d = rnd(v, frac - fup.frac, fup.rounding, rng, p_r)
             draws += d
             buf.db[k], f = into(buf.db[k] + r, fup)
             sat += f
             continue
-        delta, p_r, d = rnd(v, frac + net.lr - fb[FR], fb[RM], rng, p_r)
+        delta, p_r, d = rnd(v, frac + net.lr - fb.frac, fb.rounding, rng, p_r)
         draws += d
         if delta == 0:
             continue
@@ -682,9 +672,9 @@ def update_bias(net, st, buf, l, vals, voff, frac):
 
 
 @njit(cache=True)
-def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
-    """Per-sample end: ``arr -= round(acc * 2**-lr)`` over one accumulator, then clear it or
-    (``net.per_sample == CARRY``) leave the rounding remainder in it.
+def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, f, tid, tdw):
+    """Per-sample end: ``arr -= round(acc * 2**-lr)`` in format ``f`` over one accumulator,
+    then clear it or (``net.per_sample == CARRY``) leave the rounding remainder in it.
 
     Remainder ``acc - (delta << shift)`` of the rounded ``delta`` (0 for a shift <= 0),
     brought into the update format (saturation counted on the accumulator). It is the
@@ -694,9 +684,8 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
     or holding remainders); reads the parameter words with a nonzero accumulator, writes
     those that changed.
     """
-    f = net.fmt[fk]
-    fup = net.fmt[F_UP]
-    sh = fup[FR] + net.lr - f[FR]
+    fup = net.fmt.update
+    sh = fup.frac + net.lr - f.frac
     carry = net.per_sample == CARRY
     epw = net.tens[1, tid]
     rng = st.rng
@@ -718,7 +707,7 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, fk, tid, tdw):
         if wd != last_r:
             reads += 1 if epw > 0 else -epw
             last_r = wd
-        delta, p_r, d = rnd(v, sh, f[RM], rng, p_r)
+        delta, p_r, d = rnd(v, sh, f.rounding, rng, p_r)
         draws += d
         if carry:
             acc[doff + e], fl = into(v - (delta << sh) if sh > 0 else np.int64(0), fup)
@@ -754,9 +743,9 @@ def apply_sample(net, st, buf):
         ly = net.lay[l]
         n = ly[LC_N]
         apply_accumulated(net, st, buf, st.W, ly[LC_WOFF], buf.dW, ly[LC_DWOFF], ly[LC_NIN] * n,
-                          F_W, ly[LC_TID + K_W], ly[LC_TID + K_DW])
+                          net.fmt.weight, ly[LC_TID + K_W], ly[LC_TID + K_DW])
         if ly[LC_REC]:
             apply_accumulated(net, st, buf, st.W, ly[LC_WROFF], buf.dW, ly[LC_DWROFF], n * n,
-                              F_W, ly[LC_TID + K_WR], ly[LC_TID + K_DWR])
+                              net.fmt.weight, ly[LC_TID + K_WR], ly[LC_TID + K_DWR])
         apply_accumulated(net, st, buf, st.b, ly[LC_BOFF], buf.db, ly[LC_DBOFF], n,
-                          F_B, ly[LC_TID + K_B], ly[LC_TID + K_DB])
+                          net.fmt.bias, ly[LC_TID + K_B], ly[LC_TID + K_DB])
