@@ -43,6 +43,7 @@ def _edit(path: Path, old: str, new: str) -> None:
     ("core/rng.py", "LANES = 32", "LANES = 16"),
     ("core/constants.py", "ALPHA_FRAC = 16", "ALPHA_FRAC = 15"),
     ("core/layout.py", "PAD = 8", "PAD = 16"),
+    ("core/arith.py", "I32_MAX = (1 << 31) - 1", "I32_MAX = (1 << 31) - 2"),
     ("fixed.py", "SATURATE = 0", "SATURATE = 2"),
     ("counters.py", '"synops"', '"synaptic_ops"'),
 ])
