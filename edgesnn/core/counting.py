@@ -14,6 +14,7 @@ from numba import njit
 
 from edgesnn.counters import MULTIPLIES
 
+
 @njit(cache=True)
 def vec_words(epw, count):
     """Words of a word-aligned vector of ``count`` elements (``epw`` elements per word)."""

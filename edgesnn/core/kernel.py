@@ -33,6 +33,7 @@ from .layout import (CARRY, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWRO
 from .signal import readout_error, signal_from_above, signal_from_error
 from .update import apply_sample, factors, readout_factors, update_bias, update_rows
 
+
 @njit(cache=True)
 def learn_step(net, st, buf, label):
     """Phase 4 of a window step: error, signals (top-down), factors, then every update."""
