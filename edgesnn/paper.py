@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgesnn.errors import CheckpointError
-from edgesnn.reference import FloatEngine, NetParams
+from edgesnn.params import NetParams
+from edgesnn.reference import FloatEngine
 from edgesnn.rules.stllr import standardize, standardize_vjp
 from edgesnn.spec import NetworkSpec
 

@@ -22,9 +22,10 @@ from edgesnn.counters import Counters
 from edgesnn.datasets import load_dataset
 from edgesnn.errors import DataError, SpecError
 from edgesnn.hw import Device
+from edgesnn.params import init_params
 from edgesnn.plan import make_plan
 from edgesnn.profile import _memory, _spec_summary, rule_words
-from edgesnn.reference import FloatEngine, init_params
+from edgesnn.reference import FloatEngine
 from edgesnn.spec import NetworkSpec
 from edgesnn.train import (Stop, Trainer, TrainConfig, data_identity, device_identity,
                            evaluate_counts)

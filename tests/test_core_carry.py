@@ -44,7 +44,6 @@ def make_device(wround):
                                   acc=32)
     return parse_device(tomllib.loads(text.replace("[formats]", ACC_BANK + "[formats]")))
 
-F_W, F_B, F_UP = 0, 1, 6
 #: learning-rate shift at which no accumulated update reaches half a weight or bias LSB
 HUGE = 30
 PREFIXES = ("L0", "out")
@@ -78,8 +77,9 @@ def _state(eng):
 
 
 def _params(prefix):
-    return [(f"{prefix}.W", f"{prefix}.dW", F_W), (f"{prefix}.W_rec", f"{prefix}.dW_rec", F_W),
-            (f"{prefix}.b", f"{prefix}.db", F_B)]
+    return [(f"{prefix}.W", f"{prefix}.dW", "weight"),
+            (f"{prefix}.W_rec", f"{prefix}.dW_rec", "weight"),
+            (f"{prefix}.b", f"{prefix}.db", "bias")]
 
 
 def test_carry_applies_the_rounded_update_and_keeps_the_remainder():
@@ -97,7 +97,7 @@ def test_carry_applies_the_rounded_update_and_keeps_the_remainder():
         for wk, dk, fk in _params(p):
             if wk not in s0:
                 continue
-            sh = fmt[F_UP][0] + carry.net.lr - fmt[fk][0]
+            sh = fmt.update.frac + carry.net.lr - getattr(fmt, fk).frac
             delta = np.array([int(shift_round(int(a), sh, NEAREST_EVEN, 0))
                               for a in v[dk].ravel()]).reshape(v[dk].shape)
             # no weight saturates here: applied + kept = accumulated, exactly
@@ -116,7 +116,7 @@ def test_carry_applies_the_rounded_update_and_keeps_the_remainder():
     for p in PREFIXES:
         for wk, dk, fk in _params(p):
             if wk in s0:
-                sh = fmt[F_UP][0] + carry.net.lr - fmt[fk][0]
+                sh = fmt.update.frac + carry.net.lr - getattr(fmt, fk).frac
                 assert np.array_equal((s1[wk] - s2[wk]) * 2 ** sh + s2[dk], s1[dk] + v2[dk]), wk
 
 
@@ -138,14 +138,14 @@ def test_what_weight_saturation_cuts_off_is_not_carried():
     spec, eng = _engine("carry", lr=0.5)
     x, label, _ = _samples(spec, 1, seed=9)[0]
     st = _state(eng)
-    hi, lo = eng.net.fmt[F_W][2], eng.net.fmt[F_W][1]
+    hi, lo = eng.net.fmt.weight.hi, eng.net.fmt.weight.lo
     for k in ("L0.W", "L0.W_rec", "out.W"):
         st[k][:] = np.where(np.arange(st[k].size).reshape(st[k].shape) % 2, hi, lo)
     eng.load_state(st)
     v = _accumulated(spec, x, label, state=st)
     eng.run_sample(x, label, True)
     s1 = _state(eng)
-    sh = eng.net.fmt[F_UP][0] + eng.net.lr - eng.net.fmt[F_W][0]
+    sh = eng.net.fmt.update.frac + eng.net.lr - eng.net.fmt.weight.frac
     clipped = 0
     for k in ("L0.W", "L0.W_rec", "out.W"):
         d = k.replace(".W", ".dW")

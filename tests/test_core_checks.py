@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgesnn.core import FixedEngine
-from edgesnn.core import kernels as K
+from edgesnn.core import layout as LY
 from edgesnn.core import rng as R
 from edgesnn.errors import CheckpointError, DeviceError
 from edgesnn.fixed import overflow
@@ -175,8 +175,8 @@ def test_word_buffer_holds_the_largest_request_after_a_refill():
     by ``rng.check_state``, which refuses a buffer one word too small."""
     for inputs in (5, 5000):
         eng = _engine(dict(layers=[("dense", 1, "soft")], inputs=inputs))
-        need = K.largest_word_request(inputs)
-        assert need == inputs + K.PAD
+        need = LY.largest_word_request(inputs)
+        assert need == inputs + LY.PAD
         assert R.check_state(eng.st.rng, need) is None
         assert R.capacity(eng.st.rng) - R.LANES + 1 >= need
     small = R.new_state(0, 100)

@@ -15,7 +15,11 @@ import numpy as np
 import pytest
 
 from edgesnn.core import FixedEngine
-from edgesnn.core import kernels as K
+from edgesnn.core import constants as CO
+from edgesnn.core import forward as FW
+from edgesnn.core import layout as LY
+from edgesnn.core import signal as SI
+from edgesnn.core import update as UP
 from edgesnn.core import rng as R
 from edgesnn.errors import DeviceError
 from edgesnn.fixed import overflow
@@ -39,7 +43,7 @@ def _away(x: int, k: int) -> int:
 
 
 def _sat(v: int, f) -> tuple[int, int]:
-    return (min(max(v, int(f[K.LO])), int(f[K.HI])), int(not f[K.LO] <= v <= f[K.HI]))
+    return (min(max(v, int(f.lo)), int(f.hi)), int(not f.lo <= v <= f.hi))
 
 
 # --------------------------------------------------------------------------- synaptic events
@@ -49,21 +53,21 @@ def _accumulate(eng, rows, value):
     returns ``(currents, overflows)`` of the kernel and of one event at a time."""
     net, st, buf = eng.net, eng.st, eng.buf
     lay = net.lay[0]
-    n, woff = int(lay[K.LC_N]), int(lay[K.LC_WOFF])
-    st.W[woff:woff + int(lay[K.LC_NIN]) * n] = value
-    buf.nrn[K.R_I, :] = 0
+    n, woff = int(lay[LY.LC_N]), int(lay[LY.LC_WOFF])
+    st.W[woff:woff + int(lay[LY.LC_NIN]) * n] = value
+    buf.nrn[LY.R_I, :] = 0
     buf.sats[:] = 0
-    buf.scr[K.R_ACT, :rows] = np.arange(rows)
-    K.accumulate_rows(net, st, buf, 0, woff, rows, int(lay[K.LC_TID + K.K_W]), 0)
-    fi = net.fmt[K.F_I]
-    sh = int(fi[K.FR] - net.fmt[K.F_W][K.FR])
+    buf.scr[LY.R_ACT, :rows] = np.arange(rows)
+    FW.accumulate_rows(net, st, buf, 0, woff, rows, int(lay[LY.LC_TID + LY.K_W]), 0)
+    fi = net.fmt.current
+    sh = int(fi.frac - net.fmt.weight.frac)
     cur, sats = 0, 0
     for _ in range(rows):
-        cur, f = overflow(cur + (int(value) << sh), int(fi[K.LO]), int(fi[K.HI]), int(fi[K.NB]),
-                          bool(fi[K.SG]), int(fi[K.OV]))
+        cur, f = overflow(cur + (int(value) << sh), int(fi.lo), int(fi.hi), int(fi.bits),
+                          bool(fi.signed), int(fi.overflow))
         cur, sats = int(cur), sats + int(f) * n
-    got = buf.nrn[K.R_I, :n].tolist()
-    return (got, int(buf.sats[int(lay[K.LC_TID + K.K_I])])), ([cur] * n, sats)
+    got = buf.nrn[LY.R_I, :n].tolist()
+    return (got, int(buf.sats[int(lay[LY.LC_TID + LY.K_I])])), ([cur] * n, sats)
 
 
 @pytest.mark.parametrize("rows", [3, 4])
@@ -100,21 +104,21 @@ def test_readout_error_dot_products_at_the_exactness_gate(acc):
     assert net.sig_exact == (acc == 19)
     L, C = int(net.L), int(net.C)
     lay, top = net.lay[L], net.lay[L - 1]
-    n, off = int(top[K.LC_N]), int(top[K.LC_NOFF])
-    eoff, woff = int(lay[K.LC_NOFF]), int(lay[K.LC_WOFF])
+    n, off = int(top[LY.LC_N]), int(top[LY.LC_NOFF])
+    eoff, woff = int(lay[LY.LC_NOFF]), int(lay[LY.LC_WOFF])
     st.W[woff:woff + n * C] = -128
     e = [-512] * C
-    buf.nrn[K.R_G, eoff:eoff + C] = e
+    buf.nrn[LY.R_G, eoff:eoff + C] = e
     buf.sats[:] = 0
-    K.signal_from_error(net, st, buf, L - 1)
-    fs, fw = net.fmt[K.F_S], int(net.fmt[K.F_W][K.FR])
+    SI.signal_from_error(net, st, buf, L - 1)
+    fs, fw = net.fmt.signal, int(net.fmt.weight.frac)
     want = []
     for m in range(n):
         a = 0
         for c in range(C):
             a = min(max(a + e[c] * -128, int(net.acc_lo)), int(net.acc_hi))
         want.append(_sat(_away(a, fw), fs)[0])
-    assert buf.nrn[K.R_G, off:off + n].tolist() == want
+    assert buf.nrn[LY.R_G, off:off + n].tolist() == want
     assert want == [3 * 2 ** 16 >> 6 if acc == 19 else 2 ** 17 >> 6] * n    # 18 bits: clamped
 
 
@@ -125,33 +129,33 @@ def _factors(eng, g, h, psi):
     and the big-integer ``(a, c, gp, overflows of a, c, gp)``."""
     net, st, buf = eng.net, eng.st, eng.buf
     lay = net.lay[0]
-    n, off = int(lay[K.LC_N]), int(lay[K.LC_NOFF])
-    buf.nrn[K.R_G, off:off + n] = g
-    buf.nrn[K.R_H, off:off + n] = h
-    buf.nrn[K.R_PSI, off:off + n] = psi
+    n, off = int(lay[LY.LC_N]), int(lay[LY.LC_NOFF])
+    buf.nrn[LY.R_G, off:off + n] = g
+    buf.nrn[LY.R_H, off:off + n] = h
+    buf.nrn[LY.R_PSI, off:off + n] = psi
     buf.sats[:] = 0
-    K.factors(net, st, buf, 0)
-    tid = lay[K.LC_TID:]
-    got = (buf.nrn[K.R_A, off:off + n].tolist(), buf.nrn[K.R_C, off:off + n].tolist(),
-           buf.nrn[K.R_GP, off:off + n].tolist(),
-           [int(buf.sats[tid[k]]) for k in (K.K_A, K.K_C, K.K_G)])
-    fs, ftr = net.fmt[K.F_S], int(net.fmt[K.F_T][K.FR])
+    UP.factors(net, st, buf, 0)
+    tid = lay[LY.LC_TID:]
+    got = (buf.nrn[LY.R_A, off:off + n].tolist(), buf.nrn[LY.R_C, off:off + n].tolist(),
+           buf.nrn[LY.R_GP, off:off + n].tolist(),
+           [int(buf.sats[tid[k]]) for k in (LY.K_A, LY.K_C, LY.K_G)])
+    fs, ftr = net.fmt.signal, int(net.fmt.trace.frac)
     apost, apre = int(net.alpha_post), int(net.alpha_pre)
     a, c, gp, sats = [], [], [], [0, 0, 0]
     for gm, hm, pm in zip(map(int, g), map(int, h), map(int, psi)):
         am = cm = gpm = 0
         if gm and hm:
             v = _away(gm * hm, ftr)
-            if apost != K.ONE_ALPHA:
-                v = _away(v * apost, K.ALPHA_FRAC)
+            if apost != UP.ONE_ALPHA:
+                v = _away(v * apost, CO.ALPHA_FRAC)
             am, f = _sat(v, fs)
             sats[0] += f
         if gm and pm:
             gpm, f = _sat(_away(gm * pm, ftr), fs)
             sats[2] += f
             cm = gpm
-            if apre != K.ONE_ALPHA:
-                cm, f = _sat(_away(gpm * apre, K.ALPHA_FRAC), fs)
+            if apre != UP.ONE_ALPHA:
+                cm, f = _sat(_away(gpm * apre, CO.ALPHA_FRAC), fs)
                 sats[1] += f
         a.append(am)
         c.append(cm)
@@ -161,7 +165,7 @@ def _factors(eng, g, h, psi):
 
 def _extremes(f, n, reverse):
     """``n`` codes of format row ``f``: its edges, their neighbours, 0 and +-1, in turn."""
-    lo, hi = int(f[K.LO]), int(f[K.HI])
+    lo, hi = int(f.lo), int(f.hi)
     pool = [v for v in (lo, lo + 1, hi, hi - 1, 0, 1, -1) if lo <= v <= hi]
     codes = [pool[k % len(pool)] for k in range(n)]
     return np.array(codes[::-1] if reverse else codes, dtype=np.int64)
@@ -180,11 +184,11 @@ def test_factors_at_the_32_bit_gate(signal, trace):
     """The branch-free loop takes ``g``, ``h``, ``psi`` as int32: formats whose codes reach
     2^31 in magnitude go to the general loop; both give the big-integer factors."""
     eng = _engine(dict(layers=[("dense", 14, "soft")]), {"signal": signal, "trace": trace})
-    fs, ft = eng.net.fmt[K.F_S], eng.net.fmt[K.F_T]
+    fs, ft = eng.net.fmt.signal, eng.net.fmt.trace
     for rev in (False, True):
         g = _extremes(fs, 14, rev)
         h = _extremes(ft, 14, not rev)
-        psi = np.abs(_extremes(ft, 14, rev)).clip(0, int(ft[K.HI]))
+        psi = np.abs(_extremes(ft, 14, rev)).clip(0, int(ft.hi))
         got, want = _factors(eng, g, h, psi)
         assert got == want
 
@@ -194,7 +198,7 @@ def test_the_factor_times_alpha_at_the_largest_alpha_accepted(code):
     """|a| before its clamp reaches ``2^30 (2^31 - 1) / 2^8 + 1`` (about 2^53): alpha_post
     code 512 (2^-7) keeps ``a * alpha`` within 2^62 and gives the big-integer factors;
     code 513 is refused, naming the product."""
-    spec_kw = dict(alpha_post=code / 2 ** K.ALPHA_FRAC, layers=[("dense", 14, "soft")])
+    spec_kw = dict(alpha_post=code / 2 ** CO.ALPHA_FRAC, layers=[("dense", 14, "soft")])
     fmts = {"signal": SIGNAL31, "trace": TRACE31}
     if code == 513:
         with pytest.raises(DeviceError, match="factor a x alpha_post"):
@@ -202,7 +206,7 @@ def test_the_factor_times_alpha_at_the_largest_alpha_accepted(code):
         return
     eng = _engine(spec_kw, fmts)
     assert eng.net.alpha_post == code
-    fs, ft = eng.net.fmt[K.F_S], eng.net.fmt[K.F_T]
+    fs, ft = eng.net.fmt.signal, eng.net.fmt.trace
     g, h = _extremes(fs, 14, False), _extremes(ft, 14, True)
     got, want = _factors(eng, g, h, h)
     assert got == want
@@ -241,24 +245,24 @@ def _update(eng, c, a, q, x):
     next rounding words)``, and the weights before."""
     net, st, buf = eng.net, eng.st, eng.buf
     lay = net.lay[0]
-    off, ioff, woff = (int(lay[k]) for k in (K.LC_NOFF, K.LC_IOFF, K.LC_WOFF))
-    buf.nrn[K.R_C, off:off + N] = c
-    buf.nrn[K.R_A, off:off + N] = a
+    off, ioff, woff = (int(lay[k]) for k in (LY.LC_NOFF, LY.LC_IOFF, LY.LC_WOFF))
+    buf.nrn[LY.R_C, off:off + N] = c
+    buf.nrn[LY.R_A, off:off + N] = a
     lst0 = [m for m in range(N) if a[m] or c[m]]
     lst1 = [m for m in range(N) if c[m]]
     buf.act[0, off:off + len(lst0)] = lst0
     buf.act[1, off:off + len(lst1)] = lst1
     buf.cnt[0] = (len(lst0), len(lst1), int(np.count_nonzero(a)))
-    buf.inp[K.R_Q, ioff:ioff + ROWS] = q
-    buf.inp[K.R_XB, ioff:ioff + ROWS] = x
+    buf.inp[LY.R_Q, ioff:ioff + ROWS] = q
+    buf.inp[LY.R_XB, ioff:ioff + ROWS] = x
     W0 = [int(v) for v in st.W[woff:woff + ROWS * N]]
     words = R.reference_words(st.rng, 200)
-    K.update_rows(net, st, buf, 0, lay[K.LC_WOFF], lay[K.LC_DWOFF], ROWS, buf.inp[K.R_Q],
-                  buf.inp[K.R_XB], lay[K.LC_IOFF], lay[K.LC_TID + K.K_W],
-                  lay[K.LC_TID + K.K_DW])
+    UP.update_rows(net, st, buf, 0, lay[LY.LC_WOFF], lay[LY.LC_DWOFF], ROWS, buf.inp[LY.R_Q],
+                  buf.inp[LY.R_XB], lay[LY.LC_IOFF], lay[LY.LC_TID + LY.K_W],
+                  lay[LY.LC_TID + LY.K_DW])
     got = (st.W[woff:woff + ROWS * N].tolist(), R.reference_words(st.rng, 3))
-    fw = net.fmt[K.F_W]
-    sh = int(net.fmt[K.F_S][K.FR] + FTR + net.lr - fw[K.FR])
+    fw = net.fmt.weight
+    sh = int(net.fmt.signal.frac + FTR + net.lr - fw.frac)
     W, k = list(W0), 0
     for j in range(ROWS):
         lst = lst0 if x[j] else (lst1 if q[j] else [])

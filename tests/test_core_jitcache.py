@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from edgesnn.core import jitcache
-from edgesnn.core import kernels as K
+from edgesnn.core import kernel as KN
+from edgesnn.core import update as UP
 from edgesnn.core import rng as R
 from conftest import ROOT
 
@@ -41,7 +42,8 @@ def _edit(path: Path, old: str, new: str) -> None:
 @pytest.mark.parametrize("module,old,new", [
     ("core/rng.py", "LANES = 32", "LANES = 16"),
     ("core/constants.py", "ALPHA_FRAC = 16", "ALPHA_FRAC = 15"),
-    ("core/kernels.py", "PAD = 8", "PAD = 16"),
+    ("core/layout.py", "PAD = 8", "PAD = 16"),
+    ("core/arith.py", "I32_MAX = (1 << 31) - 1", "I32_MAX = (1 << 31) - 2"),
     ("fixed.py", "SATURATE = 0", "SATURATE = 2"),
     ("counters.py", '"synops"', '"synaptic_ops"'),
 ])
@@ -101,7 +103,8 @@ def test_every_module_the_kernels_import_is_fingerprinted():
     hashed = {p.resolve() for p in jitcache.kernel_sources(PACKAGE)}
     python_only = {(PACKAGE / "core" / m).resolve() for m in jitcache.PYTHON_ONLY}
     jitted = [p for p in sorted((PACKAGE / "core").glob("*.py")) if _has_kernels(p)]
-    assert {p.name for p in jitted} >= {"kernels.py", "rng.py"}
+    assert {p.name for p in jitted} >= {"arith.py", "counting.py", "forward.py", "signal.py",
+                                        "update.py", "kernel.py", "rng.py"}
     for path in jitted:
         assert path.resolve() in hashed, path.name
         for target in _edgesnn_imports(path):
@@ -112,7 +115,7 @@ def test_every_module_the_kernels_import_is_fingerprinted():
 
 def test_the_kernels_are_cached_under_the_fingerprint():
     folder = f"{jitcache.FOLDER_PREFIX}{jitcache.FINGERPRINT[:jitcache.FOLDER_DIGITS]}"
-    for fn in (K.run_sample_kernel, K.visit_rows32, R.refill):
+    for fn in (KN.run_sample_kernel, UP.visit_rows32, R.refill):
         path = Path(fn._cache._cache_path)
         assert path.name.startswith(folder), path
 

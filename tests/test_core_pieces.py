@@ -9,10 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgesnn.core import kernels as K
+from edgesnn.core import arith as AR
+from edgesnn.core import counting as CT
+from edgesnn.core import forward as FW
+from edgesnn.core import layout as LY
+from edgesnn.core import update as UP
 from edgesnn.core import rng as R
-from edgesnn.core.constants import (decay_constant, exp_table, format_row, leap_table,
-                                    make_table, psi_table, surrogate)
+from edgesnn.core.arith import leap_table
+from edgesnn.core.constants import (decay_constant, exp_table, format_row, make_table, psi_table,
+                                    surrogate)
 from edgesnn.errors import DeviceError
 from edgesnn.fixed import (FLOOR, NEAREST_AWAY, NEAREST_EVEN, ROUNDING_MODES, STOCHASTIC,
                            lfsr_bits, lfsr_seed, overflow, shift_round)
@@ -27,7 +32,7 @@ def test_leap_tables_reproduce_lfsr_bits():
     """The DFA feedback LFSR: four byte-table lookups are 32 steps of fixed.lfsr_bits."""
     for state in [1, 0x80000000, lfsr_seed(3), *RNG.integers(1, 2 ** 32, 20).tolist()]:
         v, s = lfsr_bits(int(state), 32)
-        assert tuple(int(a) for a in K.draw32(state)) == (int(v), int(s))
+        assert tuple(int(a) for a in AR.draw32(state)) == (int(v), int(s))
     t = leap_table(64, outputs=False)
     s = int(lfsr_seed(9))
     e = t[0, s & 255] ^ t[1, (s >> 8) & 255] ^ t[2, (s >> 16) & 255] ^ t[3, (s >> 24) & 255]
@@ -82,8 +87,8 @@ def test_branch_free_rounding_equals_shift_round(mode):
     for v in values:
         for sh in (-3, 0, 1, 2, 3, 7, 20, 33):
             want = shift_round(int(v), sh, mode, 0)
-            got, p, d = K.rnd(int(v), sh, mode, rng, 5)
-            assert got == want and K.rnd_det(int(v), sh, mode) == want, (v, sh)
+            got, p, d = AR.rnd(int(v), sh, mode, rng, 5)
+            assert got == want and AR.rnd_det(int(v), sh, mode) == want, (v, sh)
             assert d == 0 and p == 5
 
 
@@ -96,11 +101,11 @@ def test_stochastic_rounding_takes_one_word_per_rounding():
     for i, (v, sh) in enumerate(cases):
         x, k = (v >> (sh - 32), 32) if sh > 32 else (v, sh)
         want = shift_round(x, k, STOCHASTIC, words[i] >> (32 - k))
-        got, p, d = K.rnd(v, sh, STOCHASTIC, rng, p)
+        got, p, d = AR.rnd(v, sh, STOCHASTIC, rng, p)
         assert (got, d, p) == (want, 1, i + 1)
         if v % (1 << sh) == 0:
             assert got == v >> sh                  # an exact value stays exact
-    assert K.rnd(12345, 0, STOCHASTIC, rng, p)[1:] == (p, 0)    # no shift: no word
+    assert AR.rnd(12345, 0, STOCHASTIC, rng, p)[1:] == (p, 0)    # no shift: no word
 
 
 def test_stochastic_rounding_is_unbiased():
@@ -109,7 +114,7 @@ def test_stochastic_rounding_is_unbiased():
     total = 0
     n = 4000
     for _ in range(n):
-        got, p, _ = K.rnd(3 << 8, 10, STOCHASTIC, rng, p)       # 0.75 of an LSB
+        got, p, _ = AR.rnd(3 << 8, 10, STOCHASTIC, rng, p)       # 0.75 of an LSB
         total += int(got)
     assert abs(total / n - 0.75) < 0.03
 
@@ -121,10 +126,10 @@ def test_stochastic_rounding_is_unbiased():
                                  NumberFormat(signed=False, int_bits=5, frac_bits=2,
                                               overflow="wrap")])
 def test_into_equals_fixed_overflow(fmt):
-    f = tuple(int(v) for v in format_row(fmt))
+    f = format_row(fmt)
     for v in range(-700, 700, 3):
-        want = overflow(v, f[1], f[2], f[3], bool(f[4]), f[6])
-        assert K.into(v, f) == (want[0], want[1])
+        want = overflow(v, f.lo, f.hi, f.bits, bool(f.signed), f.overflow)
+        assert AR.into(v, f) == (want[0], want[1])
 
 
 # --------------------------------------------------------------------------- factors
@@ -140,19 +145,18 @@ def _edge_values(draw, lo, hi, size):
 @given(data=st.data(), mode=st.sampled_from([FLOOR, NEAREST_EVEN, NEAREST_AWAY]),
        sbits=st.sampled_from([4, 8, 16, 32]), tbits=st.sampled_from([4, 16, 31]),
        ftr=st.integers(1, 20), n=st.integers(1, 40),
-       apost=st.sampled_from([K.ONE_ALPHA, K.ONE_ALPHA // 2, 3 * K.ONE_ALPHA // 4 + 7,
-                              5 * K.ONE_ALPHA // 3]),
-       apre=st.sampled_from([K.ONE_ALPHA, K.ONE_ALPHA // 4, 11 * K.ONE_ALPHA // 10]))
+       apost=st.sampled_from([UP.ONE_ALPHA, UP.ONE_ALPHA // 2, 3 * UP.ONE_ALPHA // 4 + 7,
+                              5 * UP.ONE_ALPHA // 3]),
+       apre=st.sampled_from([UP.ONE_ALPHA, UP.ONE_ALPHA // 4, 11 * UP.ONE_ALPHA // 10]))
 def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, ftr, n, apost,
                                                       apre):
     """factor_loop_det (every product, SIMD) gives factor_loop's codes, product counts and
     overflows: g at the signal format's edges (saturating a, c and gp), zero g, h, psi,
     each rounding mode, alphas 1, powers of two and others."""
     name = {v: k for k, v in ROUNDING_MODES.items()}[mode]
-    fs = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=sbits - 4,
-                                                       frac_bits=3, rounding=name)))
+    fs = format_row(NumberFormat(signed=True, int_bits=sbits - 4, frac_bits=3, rounding=name))
     lo, hi = -(1 << (sbits - 1)), (1 << (sbits - 1)) - 1
-    assert (fs[1], fs[2]) == (lo, hi)
+    assert (fs.lo, fs.hi) == (lo, hi)
     g = _edge_values(data.draw, lo, hi, n)
     h = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
     psi = _edge_values(data.draw, 0, (1 << tbits) - 1, n)
@@ -160,11 +164,11 @@ def test_branch_free_factors_equal_the_skipping_loop(data, mode, sbits, tbits, f
     for det in (False, True):
         a, c, gp = (np.full(n, 99, np.int64) for _ in range(3))
         if det:
-            res = K.factor_loop_det(g, h, psi, a, c, gp, n, ftr, mode, fs[1], fs[2], apost,
+            res = UP.factor_loop_det(g, h, psi, a, c, gp, n, ftr, mode, fs.lo, fs.hi, apost,
                                     apre)
         else:
             rng = R.new_state(0, 10)
-            res = K.factor_loop(g, h, psi, a, c, gp, n, ftr, fs, apost, apre, rng,
+            res = UP.factor_loop(g, h, psi, a, c, gp, n, ftr, fs, apost, apre, rng,
                                 int(rng[R.POS]))[:5]
         outs.append((res, a, c, gp))
     assert outs[0][0] == outs[1][0]
@@ -180,7 +184,7 @@ def test_list_nonzero_is_np_flatnonzero(v, uint8):
     if uint8:
         arr = (arr != 0).astype(np.uint8)
     out = np.full(len(v) + 1, -1, np.int64)
-    cnt = K.list_nonzero(arr, out)
+    cnt = FW.list_nonzero(arr, out)
     assert list(out[:cnt]) == list(np.flatnonzero(arr))
 
 
@@ -188,7 +192,7 @@ def test_factor_lists_are_the_nonzero_neurons():
     a = np.array([0, 3, 0, 0, -1, 0, 7, 0])
     c = np.array([0, 0, 2, 0, -5, 0, 1, 0])
     act0, act1 = np.full(8, -1), np.full(8, -1)
-    assert K.list_factors(a, c, act0, act1, 8) == (4, 3, 3)
+    assert UP.list_factors(a, c, act0, act1, 8) == (4, 3, 3)
     assert list(act0[:4]) == [1, 2, 4, 6] and list(act1[:3]) == [2, 4, 6]
 
 
@@ -204,16 +208,16 @@ def test_word_counts_equal_naive_sets():
             n = int(RNG.integers(1, 40))
             idx = np.sort(RNG.choice(n, int(RNG.integers(1, n + 1)), replace=False))
             out = np.zeros(epw, dtype=np.int64)
-            K.word_table(epw, idx.astype(np.int64), len(idx), out)
+            CT.word_table(epw, idx.astype(np.int64), len(idx), out)
             for j in range(5):
                 start = j * n
                 assert out[start % epw] == _naive_words(start, idx, epw)
-                sh = K.word_shift(epw)
-                assert K.list_words(epw, sh, start, idx.reshape(1, -1).astype(np.int64), 0, 0,
+                sh = CT.word_shift(epw)
+                assert CT.list_words(epw, sh, start, idx.reshape(1, -1).astype(np.int64), 0, 0,
                                     len(idx)) == _naive_words(start, idx, epw)
-            assert K.range_words(epw, 5, n) == _naive_words(5, np.arange(n), epw)
-            assert K.vec_words(epw, n) == _naive_words(0, np.arange(n), epw)
-    assert K.vec_words(-2, 5) == 10 and K.range_words(-3, 7, 4) == 12
+            assert CT.range_words(epw, 5, n) == _naive_words(5, np.arange(n), epw)
+            assert CT.vec_words(epw, n) == _naive_words(0, np.arange(n), epw)
+    assert CT.vec_words(-2, 5) == 10 and CT.range_words(-3, 7, 4) == 12
 
 
 # --------------------------------------------------------------------------- constants
@@ -288,21 +292,21 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     lists[0, :ca] = lst0
     cc = int(in1.sum())
     lists[1, :cc] = lst0[in1]
-    cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
+    cmp = np.zeros((LY.CMP_DELTA + 1, n), np.int64)
     cmp[0, :ca], cmp[1, :ca], cmp[2, :cc] = c_all, a_all, c_all[in1]
-    c32 = np.zeros((4, n + K.PAD), np.int32)     # zeros after each list (PAD)
+    c32 = np.zeros((4, n + LY.PAD), np.int32)     # zeros after each list (PAD)
     ftr = 3
     c32[0, :n], c32[1, :n], c32[2, :n] = cmp[0], cmp[1] << ftr, cmp[2]
     q = rs.integers(1, 200, rows) * (rs.random(rows) >= q_zero)
     x = (rs.random(rows) < x_rate).astype(np.int64)
-    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
-                                                       rounding="stochastic")))  # saturates often
+    fw = format_row(NumberFormat(signed=True, int_bits=3, frac_bits=0,
+                                 rounding="stochastic"))  # saturates often
     W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
     dW0 = rs.integers(-50, 50, rows * n) if per_sample else np.zeros(0, np.int64)
     wt = np.zeros((2, max(epw, 1)), np.int64)
     if epw > 0:
-        K.word_table(epw, lists[0], ca, wt[0])
-        K.word_table(epw, lists[1], cc, wt[1])
+        CT.word_table(epw, lists[0], ca, wt[0])
+        CT.word_table(epw, lists[1], cc, wt[1])
     na = int((a_all != 0).sum())
     bound = 40 * 200 + (40 << ftr)
     rng0 = R.new_state(seed % 1000, 4 * n)
@@ -313,10 +317,10 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     for path in ("int32", "int64", "generic"):   # generic: the clamped stochastic loop
         W, dW, rng = W0.copy(), dW0.copy(), rng0.copy()
         if path == "int32":
-            res = K.visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, fw,
+            res = UP.visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, fw,
                                  per_sample, rng, p0, vis)
         else:
-            res = K.visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, True,
+            res = UP.visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, True,
                                bound if path == "int64" else 1 << 62, wt, epw, ftr,
                                -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, p0)
         rng[R.POS] = res[0]                  # the paths refill at different points:
@@ -367,9 +371,9 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
     c = rs.integers(-6, 7, n)
     c[c == 0] = 1
     a = rs.integers(-3, 4, n)
-    cmp = np.zeros((K.CMP_DELTA + 1, n), np.int64)
+    cmp = np.zeros((LY.CMP_DELTA + 1, n), np.int64)
     cmp[0], cmp[1], cmp[2] = c, a, c
-    c32 = np.zeros((4, n + K.PAD), np.int32)
+    c32 = np.zeros((4, n + LY.PAD), np.int32)
     c32[0, :n], c32[1, :n], c32[2, :n] = c, a << ftr, c
     q = rs.integers(1, 20, rows)
     x = np.zeros(rows, np.int64)
@@ -389,19 +393,18 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
                 r = int(rs.integers(0, lim))
             w[pos] = (r << (32 - k)) | int(rs.integers(0, 1 << (32 - k)))
             pos += 1
-    fw = tuple(int(v) for v in format_row(NumberFormat(signed=True, int_bits=7, frac_bits=0,
-                                                       rounding="stochastic")))
+    fw = format_row(NumberFormat(signed=True, int_bits=7, frac_bits=0, rounding="stochastic"))
     W0 = rs.integers(-8, 8, rows * n).astype(np.int8)
     wt = np.zeros((2, 1), np.int64)
     outs = []
     for path in ("int32", "generic"):
         W, rng = W0.copy(), rng0.copy()
         if path == "int32":
-            res = K.visit_rows32(W, np.zeros(0, np.int64), n, q, x, lists, c32, n, n,
+            res = UP.visit_rows32(W, np.zeros(0, np.int64), n, q, x, lists, c32, n, n,
                                  int((a != 0).sum()), wt, -1, k, fw, False, rng, 0,
                                  np.zeros((4, rows), np.int64))
         else:
-            res = K.visit_rows(W, np.zeros(0, np.int64), n, q, x, lists, cmp, n, n,
+            res = UP.visit_rows(W, np.zeros(0, np.int64), n, q, x, lists, cmp, n, n,
                                int((a != 0).sum()), True, 1 << 62, wt, -1, ftr, -(1 << 40),
                                1 << 40, k, STOCHASTIC, fw, False, rng, 0)
         outs.append((res, W))
@@ -432,29 +435,29 @@ def test_accumulate_rows_equals_one_event_at_a_time(device, seed):
     net, stt, buf = eng.net, eng.st, eng.buf
     W = stt.W
     W[:] = rs.choice([127, 127, 126, -128], len(W)) if seed % 2 else rs.integers(-128, 128, len(W))
-    fi = net.fmt[K.F_I]
-    sh = int(fi[0] - net.fmt[K.F_W][0])
+    fi = net.fmt.current
+    sh = int(fi.frac - net.fmt.weight.frac)
     n, lay = 9, net.lay[0]
     cur = [0] * n
     sats = 0
-    buf.nrn[K.R_I, :] = 0
+    buf.nrn[LY.R_I, :] = 0
     prior = 0
-    for woff, rows_total, tid in ((lay[K.LC_WOFF], 13, lay[K.LC_TID + K.K_W]),
-                                  (lay[K.LC_WROFF], 9, lay[K.LC_TID + K.K_WR])):
+    for woff, rows_total, tid in ((lay[LY.LC_WOFF], 13, lay[LY.LC_TID + LY.K_W]),
+                                  (lay[LY.LC_WROFF], 9, lay[LY.LC_TID + LY.K_WR])):
         k = int(rs.integers(6 if seed % 2 else 0, rows_total + 1))
         rows = np.sort(rs.choice(rows_total, k, replace=False))
-        buf.scr[K.R_ACT, :len(rows)] = rows
+        buf.scr[LY.R_ACT, :len(rows)] = rows
         before = int(buf.sats[tid])
-        K.accumulate_rows(net, stt, buf, 0, woff, len(rows), tid, prior)
+        FW.accumulate_rows(net, stt, buf, 0, woff, len(rows), tid, prior)
         for j in rows:
             for m in range(n):
-                v, f = overflow(cur[m] + (int(W[woff + j * n + m]) << sh), int(fi[1]), int(fi[2]),
-                                int(fi[3]), bool(fi[4]), int(fi[6]))
+                v, f = overflow(cur[m] + (int(W[woff + j * n + m]) << sh), int(fi.lo), int(fi.hi),
+                                int(fi.bits), bool(fi.signed), int(fi.overflow))
                 cur[m] = v
                 sats += f
         prior += len(rows)
-        assert list(buf.nrn[K.R_I, :n]) == cur
-        assert int(buf.sats[lay[K.LC_TID + K.K_I]]) == sats and int(buf.sats[tid]) == before
+        assert list(buf.nrn[LY.R_I, :n]) == cur
+        assert int(buf.sats[lay[LY.LC_TID + LY.K_I]]) == sats and int(buf.sats[tid]) == before
     assert not buf.acc32.any()               # the int32 scratch is left cleared
     if device != "cortex-m7" and seed % 2:
         assert sats > 0                      # the extreme weights did overflow

@@ -17,7 +17,7 @@ import pytest
 
 from edgesnn.core import FixedEngine
 from edgesnn.core import rng as R
-from edgesnn.core.constants import ALPHA_FRAC, FR, HI, LO, NB, OV, RM, SG
+from edgesnn.core.constants import ALPHA_FRAC
 from edgesnn.fixed import STOCHASTIC, lfsr_bits, overflow, shift_round
 from edgesnn.hw import parse_device
 from edgesnn.plan import make_plan
@@ -27,7 +27,6 @@ from conftest import ENERGY
 
 import tomllib
 
-F_W, F_B, F_U, F_I, F_T, F_S, F_UP = range(7)
 
 DEVICE = """
 [device]
@@ -114,7 +113,7 @@ class Naive:
         # the rounding words: what the kernel has buffered, then rounds of the lanes
         self.words = R.reference_words(st["rng"], int(st["rng"][R.FILL] - st["rng"][R.POS]))
         self.lanes = [int(v) for v in st["rng"][:R.LANES]]
-        self.fmt = [tuple(int(v) for v in row) for row in net.fmt]
+        self.fmt = net.fmt
         # residual carry: the accumulators persist across samples (cleared per sample otherwise)
         self.carry = bool(eng.spec.learning.carry)
         self.dW = self.dWr = self.db = None
@@ -140,13 +139,13 @@ class Naive:
         return self.words.pop(0)
 
     def into(self, v, k):
-        f = self.fmt[k]
-        if f[LO] <= v <= f[HI]:
+        f = getattr(self.fmt, k)
+        if f.lo <= v <= f.hi:
             return int(v)
-        return int(overflow(v, f[LO], f[HI], f[NB], bool(f[SG]), f[OV])[0])
+        return int(overflow(v, f.lo, f.hi, f.bits, bool(f.signed), f.overflow)[0])
 
     def to(self, v, sh, k):
-        return self.into(self.rnd(v, sh, self.fmt[k][RM]), k)
+        return self.into(self.rnd(v, sh, getattr(self.fmt, k).rounding), k)
 
     def acc(self, v):
         return min(max(int(v), int(self.net.acc_lo)), int(self.net.acc_hi))
@@ -169,7 +168,7 @@ class Naive:
         dW, dWr, db = self.dW, self.dWr, self.db
         scores = [0] * C
         spikes = [0] * L
-        ftr = fmt[F_T][FR]
+        ftr = fmt.trace.frac
         for t in range(T):
             s_prev = [list(r) for r in s]
             xin = []
@@ -178,20 +177,20 @@ class Naive:
                 xin.append(xl)
                 n = sizes[l]
                 cur = [0] * n
-                sh = fmt[F_I][FR] - fmt[F_W][FR]
+                sh = fmt.current.frac - fmt.weight.frac
                 for j, xj in enumerate(xl):
                     if xj:
                         for m in range(n):
-                            cur[m] = self.into(cur[m] + (self.W[l][j][m] << sh), F_I)
+                            cur[m] = self.into(cur[m] + (self.W[l][j][m] << sh), "current")
                 if self.rec[l]:
                     for k in range(n):
                         if s_prev[l][k]:
                             for m in range(n):
-                                cur[m] = self.into(cur[m] + (self.Wr[l][k][m] << sh), F_I)
+                                cur[m] = self.into(cur[m] + (self.Wr[l][k][m] << sh), "current")
                 dcode, s1, s2, s3, rsh = (int(v) for v in lo.nu[l])
                 for m in range(n):
                     vw = ((u[l][m] * dcode) << s1) + (cur[m] << s2) + (self.b[l][m] << s3)
-                    v = self.to(vw, rsh, F_U)
+                    v = self.to(vw, rsh, "membrane")
                     if l < L:
                         th = int(lo.theta[l])
                         d = v - th
@@ -206,10 +205,10 @@ class Naive:
                 qc, qk = int(lo.tq[l, 0]), int(lo.tq[l, 1])
                 one = 1 << (ftr + qk)
                 for j in range(self.n_in[l]):
-                    q[l][j] = self.to(q[l][j] * qc + xl[j] * one, qk, F_T)
+                    q[l][j] = self.to(q[l][j] * qc + xl[j] * one, qk, "trace")
                 if self.rec[l]:
                     for k in range(n):
-                        qr[l][k] = self.to(qr[l][k] * qc + s_prev[l][k] * one, qk, F_T)
+                        qr[l][k] = self.to(qr[l][k] * qc + s_prev[l][k] * one, qk, "trace")
             if t >= T - window:
                 for c in range(C):
                     scores[c] += u[L][c]
@@ -218,16 +217,16 @@ class Naive:
             for l in range(L):
                 hc, hk = int(lo.th[l, 0]), int(lo.th[l, 1])
                 for m in range(sizes[l]):
-                    h[l][m] = self.to(h[l][m] * hc + (psi[l][m] << hk), hk, F_T)
+                    h[l][m] = self.to(h[l][m] * hc + (psi[l][m] << hk), hk, "trace")
         if learn and net.per_sample:
             for l in range(L + 1):
                 mats = [(self.W[l], dW[l])] + ([(self.Wr[l], dWr[l])] if self.rec[l] else [])
                 for Wm, acc in mats:
                     for j in range(len(Wm)):
                         for m in range(sizes[l]):
-                            acc[j][m] = self.apply(Wm[j], m, acc[j][m], fmt[F_UP][FR], F_W)
+                            acc[j][m] = self.apply(Wm[j], m, acc[j][m], fmt.update.frac, "weight")
                 for m in range(sizes[l]):
-                    db[l][m] = self.apply(self.b[l], m, db[l][m], fmt[F_UP][FR], F_B)
+                    db[l][m] = self.apply(self.b[l], m, db[l][m], fmt.update.frac, "bias")
         return scores, spikes
 
     def apply(self, arr, m, v, frac, k):
@@ -236,18 +235,18 @@ class Naive:
         format (the part the weight's saturation cuts off is not carried)."""
         if v == 0:
             return 0
-        sh = frac + int(self.net.lr) - self.fmt[k][FR]
-        delta = self.rnd(v, sh, self.fmt[k][RM])
+        sh = frac + int(self.net.lr) - getattr(self.fmt, k).frac
+        delta = self.rnd(v, sh, getattr(self.fmt, k).rounding)
         if delta:
             arr[m] = self.into(arr[m] - delta, k)
         if not self.carry or sh <= 0:
             return 0
-        return self.into(v - delta * 2 ** sh, F_UP)
+        return self.into(v - delta * 2 ** sh, "update")
 
     def learn(self, label, u, psi, h, q, qr, xin, s_prev, dW, dWr, db):
         net, L, C, fmt = self.net, self.L, self.C, self.fmt
         sizes = self.n
-        fs, ftr, fw = fmt[F_S][FR], fmt[F_T][FR], fmt[F_W][FR]
+        fs, ftr, fw = fmt.signal.frac, fmt.trace.frac, fmt.weight.frac
         # readout error through the exp LUT
         ul = u[L]
         umax = max(ul)
@@ -255,7 +254,7 @@ class Naive:
                                  len(net.exp_lut) - 1)]) for v in ul]
         total = sum(p)
         e = [self.into((pc * (2 << fs) + total) // (2 * total) - ((1 << fs) if c == label else 0),
-                       F_S) for c, pc in enumerate(p)]
+                       "signal") for c, pc in enumerate(p)]
         # signals top-down, then factors
         g = [None] * (L + 1)
         a = [None] * (L + 1)
@@ -289,21 +288,21 @@ class Naive:
                     for k in range(sizes[up]):
                         if gp[up][k]:
                             accs[j] = self.acc(accs[j] + gp[up][k] * self.W[up][j][k])
-            g[l] = [self.to(v, fw, F_S) for v in accs]
+            g[l] = [self.to(v, fw, "signal") for v in accs]
             a[l], cfac[l], gp[l] = [0] * n, [0] * n, [0] * n
             for m in range(n):
                 if g[l][m] == 0:
                     continue
                 if h[l][m]:
-                    av = self.rnd(g[l][m] * h[l][m], ftr, fmt[F_S][RM])
+                    av = self.rnd(g[l][m] * h[l][m], ftr, fmt.signal.rounding)
                     if net.alpha_post != 1 << ALPHA_FRAC:
-                        av = self.rnd(av * int(net.alpha_post), ALPHA_FRAC, fmt[F_S][RM])
-                    a[l][m] = self.into(av, F_S)
+                        av = self.rnd(av * int(net.alpha_post), ALPHA_FRAC, fmt.signal.rounding)
+                    a[l][m] = self.into(av, "signal")
                 if psi[l][m]:
-                    gp[l][m] = self.to(g[l][m] * psi[l][m], ftr, F_S)
+                    gp[l][m] = self.to(g[l][m] * psi[l][m], ftr, "signal")
                     cfac[l][m] = gp[l][m]
                     if net.alpha_pre != 1 << ALPHA_FRAC:
-                        cfac[l][m] = self.to(gp[l][m] * int(net.alpha_pre), ALPHA_FRAC, F_S)
+                        cfac[l][m] = self.to(gp[l][m] * int(net.alpha_pre), ALPHA_FRAC, "signal")
         a[L], cfac[L], gp[L] = [0] * C, list(e), list(e)
         # updates, layer by layer (the readout last): W rows, W_rec rows, biases
         frac = fs + ftr
@@ -319,21 +318,21 @@ class Naive:
                             continue
                         dw = self.acc(cfac[l][m] * qq[j] + ((a[l][m] << ftr) if xx[j] else 0))
                         if net.per_sample:
-                            acc[j][m] = self.into(acc[j][m] + self.rnd(dw, frac - fmt[F_UP][FR],
-                                                                       fmt[F_UP][RM]), F_UP)
+                            up = self.rnd(dw, frac - fmt.update.frac, fmt.update.rounding)
+                            acc[j][m] = self.into(acc[j][m] + up, "update")
                         else:
-                            delta = self.rnd(dw, frac + int(net.lr) - fmt[F_W][FR],
-                                             fmt[F_W][RM])
+                            delta = self.rnd(dw, frac + int(net.lr) - fmt.weight.frac,
+                                             fmt.weight.rounding)
                             if delta:
-                                Wm[j][m] = self.into(Wm[j][m] - delta, F_W)
+                                Wm[j][m] = self.into(Wm[j][m] - delta, "weight")
             for m in range(sizes[l]):
                 if gp[l][m] == 0:
                     continue
                 if net.per_sample:
-                    db[l][m] = self.into(db[l][m] + self.rnd(gp[l][m], fs - fmt[F_UP][FR],
-                                                             fmt[F_UP][RM]), F_UP)
+                    db[l][m] = self.into(db[l][m] + self.rnd(gp[l][m], fs - fmt.update.frac,
+                                                             fmt.update.rounding), "update")
                 else:
-                    self.apply(self.b[l], m, gp[l][m], fs, F_B)
+                    self.apply(self.b[l], m, gp[l][m], fs, "bias")
 
 
 def _compare(eng: FixedEngine, naive: Naive, samples) -> dict[str, int]:
@@ -344,7 +343,7 @@ def _compare(eng: FixedEngine, naive: Naive, samples) -> dict[str, int]:
         for k, v in eng.last_counters.saturations.items():
             sats[k] = sats.get(k, 0) + v
         scores, spikes = naive.run(x, label, learn)
-        scale = 2.0 ** naive.fmt[F_U][FR]
+        scale = 2.0 ** naive.fmt.membrane.frac
         assert np.array_equal(r.scores * scale, np.array(scores, dtype=float))
         assert list(r.spikes) == spikes
     st = eng.state()

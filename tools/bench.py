@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgesnn.hw import load_device  # noqa: E402
+from edgesnn.params import init_params  # noqa: E402
 from edgesnn.plan import make_plan  # noqa: E402
-from edgesnn.reference import FloatEngine, init_params  # noqa: E402
+from edgesnn.reference import FloatEngine  # noqa: E402
 from edgesnn.spec import load_spec  # noqa: E402
 
 SPEC = ROOT / "examples" / "shd.toml"

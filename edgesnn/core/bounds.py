@@ -9,7 +9,8 @@ receive in ``Net``) all read this table, so they cannot drift apart.
 Limits: a single product at most ``2**62`` (a MAC adds it to an accumulator of at most
 63 bits and saturates there), every other sum, including the bits a rounding adds
 before its shift, at most ``2**63 - 1``, a rounding shift at most 62 bits.
-Formats are the rows of ``constants.format_row`` in ``engine.FORMAT_KINDS`` order.
+Formats are the engine's ``arith.Formats``; the per-format quantities below (largest
+code, fractional bits, rounding mode) are tuples of the same shape and field names.
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ import numpy as np
 
 from edgesnn.fixed import FLOOR, SATURATE, STOCHASTIC
 
-from .constants import ALPHA_FRAC, FR, HI, LO, OV, RM
-from .kernels import I32_MAX as INT32_MAX
+from .arith import I32_MAX as INT32_MAX
+from .arith import Formats
+from .constants import ALPHA_FRAC
 
 PRODUCT_MAX = 1 << 62
 SUM_MAX = (1 << 63) - 1
 SHIFT_MAX = 62
 ONE_ALPHA = 1 << ALPHA_FRAC
-#: rows of the format table
-W, B, U, I, T, S, UP = range(7)
 
 
 class Operands(NamedTuple):
     """What the largest magnitudes depend on (the engine's constants)."""
 
-    fmt: np.ndarray           # (7, 7) format rows, engine.FORMAT_KINDS order
+    fmt: Formats              # the engine's formats
     nu: np.ndarray            # (L+1, 5) membrane constants (Layout.nu)
     tq: np.ndarray            # (L+1, 2) presynaptic trace decays (code, k)
     th: np.ndarray            # (L+1, 2) postsynaptic trace decays; rows of spiking layers
@@ -66,13 +66,13 @@ class Gates(NamedTuple):
     sig_exact: int            # 1: no readout-error dot product reaches the accumulator's range
 
 
-def magnitudes(fmt: np.ndarray) -> list[int]:
-    """Largest ``|code|`` of each format row."""
-    return [max(-int(r[LO]), int(r[HI])) for r in fmt]
+def magnitudes(fmt: Formats) -> Formats:
+    """Largest ``|code|`` of each format (a ``Formats`` of ints)."""
+    return Formats(*(max(-f.lo, f.hi) for f in fmt))
 
 
 def _rounding(v: int, k: int, mode: int) -> int:
-    """Largest magnitude formed while rounding ``|x| <= v`` by ``k`` bits (``kernels.rnd``)."""
+    """Largest magnitude formed while rounding ``|x| <= v`` by ``k`` bits (``arith.rnd``)."""
     if k <= 0:
         return v << -k
     if mode == FLOOR:
@@ -101,80 +101,84 @@ def datapath(op: Operands) -> dict[str, Entry]:
     """
     fmt = op.fmt
     m = magnitudes(fmt)
-    f = [int(r[FR]) for r in fmt]
-    mode = [int(r[RM]) for r in fmt]
-    e_max = 1 << f[S]                                    # |softmax - onehot| <= 1
+    f = Formats(*(r.frac for r in fmt))
+    mode = Formats(*(r.rounding for r in fmt))
+    e_max = 1 << f.signal                                # |softmax - onehot| <= 1
     # the accumulator's positive side: a rounding adds a non-negative amount, and a product
     # (at most 2**62) added to its lo, -(hi + 1) >= -2**62, stays >= -2**63
     acc = op.acc_hi
-    a_max = _rounded(m[S] * m[T], f[T])                  # a before alpha and its clamp
+    a_max = _rounded(m.signal * m.trace, f.trace)        # a before alpha and its clamp
     a_alpha = a_max * abs(op.alpha_post) if op.alpha_post != ONE_ALPHA else 0   # alpha 1: no
-    gp_alpha = m[S] * abs(op.alpha_pre) if op.alpha_pre != ONE_ALPHA else 0     # multiply
-    dw = m[S] * m[T] + (m[S] << f[T])                    # c*q + a<<f_T before the accumulator
+    gp_alpha = m.signal * abs(op.alpha_pre) if op.alpha_pre != ONE_ALPHA else 0  # multiply
+    dw = m.signal * m.trace + (m.signal << f.trace)      # c*q + a<<f_T before the accumulator
     dw_acc = min(acc, dw)
-    wal = m[W] << (f[I] - f[W])
+    wal = m.weight << (f.current - f.weight)
     t: dict[str, Entry] = {
         # operands of the gates
-        "signal code": Entry(m[S], None),
-        "trace code": Entry(m[T], None),
+        "signal code": Entry(m.signal, None),
+        "trace code": Entry(m.trace, None),
         "weight aligned to the current": Entry(wal, None),
-        "readout error dot product": Entry(op.classes * e_max * m[W], None),
+        "readout error dot product": Entry(op.classes * e_max * m.weight, None),
         # single products
-        "readout error x weight": Entry(e_max * m[W], PRODUCT_MAX),
+        "readout error x weight": Entry(e_max * m.weight, PRODUCT_MAX),
         "readout error x DFA feedback": Entry(e_max * max(op.fb_mag, 1), PRODUCT_MAX),
-        "g*psi x weight": Entry(m[S] * m[W], PRODUCT_MAX),
-        "signal x trace": Entry(m[S] * m[T], PRODUCT_MAX),
+        "g*psi x weight": Entry(m.signal * m.weight, PRODUCT_MAX),
+        "signal x trace": Entry(m.signal * m.trace, PRODUCT_MAX),
         "factor a x alpha_post": Entry(a_alpha, PRODUCT_MAX),
         "gp x alpha_pre": Entry(gp_alpha, PRODUCT_MAX),
-        "factor a aligned to the trace": Entry(m[S] << f[T], PRODUCT_MAX),
+        "factor a aligned to the trace": Entry(m.signal << f.trace, PRODUCT_MAX),
         # sums
-        "synaptic accumulate": Entry(wal + m[I], SUM_MAX),
-        "learning-signal accumulate": Entry(acc + max(e_max * m[W], m[S] * m[W],
+        "synaptic accumulate": Entry(wal + m.current, SUM_MAX),
+        "learning-signal accumulate": Entry(acc + max(e_max * m.weight, m.signal * m.weight,
                                                       e_max * op.fb_mag), SUM_MAX),
-        "learning-signal rounding": Entry(_rounding(acc, f[W], mode[S]), SUM_MAX),
-        "softmax division": Entry((1 << op.exp_bits) * (2 << f[S])
+        "learning-signal rounding": Entry(_rounding(acc, f.weight, mode.signal), SUM_MAX),
+        "softmax division": Entry((1 << op.exp_bits) * (2 << f.signal)
                                   + op.classes * (1 << op.exp_bits), SUM_MAX),
-        "factor rounding": Entry(max(_rounding(m[S] * m[T], f[T], mode[S]),
-                                     _rounding(a_alpha, ALPHA_FRAC, mode[S]),
-                                     _rounding(gp_alpha, ALPHA_FRAC, mode[S])), SUM_MAX),
+        "factor rounding": Entry(max(_rounding(m.signal * m.trace, f.trace, mode.signal),
+                                     _rounding(a_alpha, ALPHA_FRAC, mode.signal),
+                                     _rounding(gp_alpha, ALPHA_FRAC, mode.signal)), SUM_MAX),
         "update dw": Entry(dw, SUM_MAX),
     }
     for l, row in enumerate(op.nu):
         code, s1, s2, s3, rsh = (int(v) for v in row)
-        v = ((m[U] * code) << s1) + (m[I] << s2) + (m[B] << s3)
-        t[f"layer {l} membrane update"] = Entry(_rounding(v, rsh, mode[U]), SUM_MAX)
+        v = ((m.membrane * code) << s1) + (m.current << s2) + (m.bias << s3)
+        t[f"layer {l} membrane update"] = Entry(_rounding(v, rsh, mode.membrane), SUM_MAX)
     for l in range(len(op.tq)):
         qc, qk = (int(v) for v in op.tq[l])
         t[f"layer {l} presynaptic trace update"] = Entry(
-            _rounding(m[T] * qc + (1 << (f[T] + qk)), qk, mode[T]), SUM_MAX)
+            _rounding(m.trace * qc + (1 << (f.trace + qk)), qk, mode.trace), SUM_MAX)
         hc, hk = (int(v) for v in op.th[l])
         t[f"layer {l} postsynaptic trace update"] = Entry(
-            _rounding(m[T] * hc + (m[T] << hk), hk, mode[T]), SUM_MAX)
+            _rounding(m.trace * hc + (m.trace << hk), hk, mode.trace), SUM_MAX)
     if op.per_sample:
-        t["update accumulate"] = Entry(_into(dw_acc, f[S] + f[T] - f[UP], mode[UP], m[UP]),
-                                       SUM_MAX)
-        t["bias update accumulate"] = Entry(_into(m[S], f[S] - f[UP], mode[UP], m[UP]), SUM_MAX)
-        t["accumulated weight update"] = Entry(_into(m[UP], f[UP] + op.lr - f[W], mode[W],
-                                                     m[W]), SUM_MAX)
-        t["accumulated bias update"] = Entry(_into(m[UP], f[UP] + op.lr - f[B], mode[B],
-                                                   m[B]), SUM_MAX)
+        t["update accumulate"] = Entry(_into(dw_acc, f.signal + f.trace - f.update,
+                                             mode.update, m.update), SUM_MAX)
+        t["bias update accumulate"] = Entry(_into(m.signal, f.signal - f.update, mode.update,
+                                                  m.update), SUM_MAX)
+        t["accumulated weight update"] = Entry(_into(m.update, f.update + op.lr - f.weight,
+                                                     mode.weight, m.weight), SUM_MAX)
+        t["accumulated bias update"] = Entry(_into(m.update, f.update + op.lr - f.bias,
+                                                   mode.bias, m.bias), SUM_MAX)
         if op.carry:                      # acc - (delta << shift)
-            sh = max(0, f[UP] + op.lr - min(f[W], f[B]))
-            t["carried remainder"] = Entry(m[UP] + ((_rounded(m[UP], sh)) << sh), SUM_MAX)
+            sh = max(0, f.update + op.lr - min(f.weight, f.bias))
+            t["carried remainder"] = Entry(m.update + ((_rounded(m.update, sh)) << sh), SUM_MAX)
     else:
-        t["weight update"] = Entry(_into(dw_acc, f[S] + f[T] + op.lr - f[W], mode[W], m[W]),
-                                   SUM_MAX)
-        t["bias update"] = Entry(_into(m[S], f[S] + op.lr - f[B], mode[B], m[B]), SUM_MAX)
+        t["weight update"] = Entry(_into(dw_acc, f.signal + f.trace + op.lr - f.weight,
+                                         mode.weight, m.weight), SUM_MAX)
+        t["bias update"] = Entry(_into(m.signal, f.signal + op.lr - f.bias, mode.bias, m.bias),
+                                 SUM_MAX)
     return t
 
 
 def shifts(op: Operands) -> dict[str, int]:
     """Rounding shift -> bits, of the updates (the others are bounded by construction)."""
-    f = [int(r[FR]) for r in op.fmt]
+    f = Formats(*(r.frac for r in op.fmt))
     if op.per_sample:
-        return {"update accumulate": f[S] + f[T] - f[UP], "bias accumulate": f[S] - f[UP],
-                "accumulated update": f[UP] + op.lr - min(f[W], f[B])}
-    return {"weight update": f[S] + f[T] + op.lr - f[W], "bias update": f[S] + op.lr - f[B]}
+        return {"update accumulate": f.signal + f.trace - f.update,
+                "bias accumulate": f.signal - f.update,
+                "accumulated update": f.update + op.lr - min(f.weight, f.bias)}
+    return {"weight update": f.signal + f.trace + op.lr - f.weight,
+            "bias update": f.signal + op.lr - f.bias}
 
 
 def first_excess(op: Operands) -> str | None:
@@ -191,10 +195,10 @@ def first_excess(op: Operands) -> str | None:
 def gates(op: Operands) -> Gates:
     """The static fast-path gates, from the table."""
     t = datapath(op)
-    fi, fs = op.fmt[I], op.fmt[S]
+    fi, fs = op.fmt.current, op.fmt.signal
     wal = t["weight aligned to the current"].value
-    room = min(int(fi[HI]), -int(fi[LO]))               # 0 for an unsigned current
-    det = (int(fs[RM]) != STOCHASTIC and int(fs[OV]) == SATURATE and int(op.fmt[T][FR]) > 0
+    room = min(fi.hi, -fi.lo)                           # 0 for an unsigned current
+    det = (fs.rounding != STOCHASTIC and fs.overflow == SATURATE and op.fmt.trace.frac > 0
            and t["signal code"].value <= INT32_MAX and t["trace code"].value <= INT32_MAX)
     return Gates(syn_rows=room // wal, syn_rows32=INT32_MAX // wal, factor_det=int(det),
                  sig_exact=int(t["readout error dot product"].value <= op.acc_hi))

@@ -1,17 +1,15 @@
 """Integer constants the fixed engine derives from a plan (see docs/fixed_point.md).
 
 Everything here runs once per engine, in Python/numpy; the results are plain
-int64 arrays and ints that the kernels in :mod:`edgesnn.core.kernels` take.
+int64 arrays and ints that the kernel (:mod:`edgesnn.core.kernel`) takes.
 
-* ``format_row``: a device ``NumberFormat`` as the 7 integers a kernel needs.
+* ``format_row``: a device ``NumberFormat`` as the kernels' ``arith.Fmt``.
 * ``decay_constant``: ``beta`` as ``(code, k)`` with ``x*beta ~ x*code >> k``:
   a Q0.k multiply (``k = max(16, frac bits of x)``) or the shift leak
   ``x - (x >> k)`` written as ``x*(2**k - 1) >> k``.
 * ``psi_table`` / ``exp_table``: lookup tables indexed by a rounded right
   shift of a membrane-format distance; the step (a power of two) is the one
   with the smallest worst-case error of the whole table.
-* ``leap_table``: the 32-step leap of the Galois LFSR of ``edgesnn.fixed`` as
-  four byte tables, so one draw of 32 bits costs four lookups.
 """
 
 from __future__ import annotations
@@ -22,11 +20,11 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from edgesnn.errors import DeviceError
-from edgesnn.fixed import OVERFLOW_MODES, ROUNDING_MODES, lfsr_bits
+from edgesnn.fixed import OVERFLOW_MODES, ROUNDING_MODES
 from edgesnn.hw import NumberFormat
 
-#: Field order of one row of the kernel's format table.
-FR, LO, HI, NB, SG, RM, OV = range(7)
+from .arith import Fmt
+
 #: Fractional bits of the alpha constants (``alpha * 2**16``, signed).
 ALPHA_FRAC = 16
 #: Fewest fractional bits of a multiplicative decay constant.
@@ -37,16 +35,17 @@ DECAY_MAX_BITS = 30
 EXACT_TABLE_MAX = 1 << 22
 
 
-def format_row(fmt: NumberFormat) -> np.ndarray:
-    """``[frac, lo, hi, bits, signed, rounding, overflow]`` of a fixed-point format."""
+def format_row(fmt: NumberFormat) -> Fmt:
+    """The kernels' ``Fmt`` (frac, lo, hi, bits, signed, rounding, overflow; Python ints)
+    of a fixed-point device format."""
     if fmt.is_float:
         raise DeviceError(f"format {fmt} is floating point; the fixed engine needs Q formats")
     if fmt.bits > 62:
         raise DeviceError(f"format {fmt}: the fixed engine handles at most 62 bits")
     lo = -(1 << (fmt.bits - 1)) if fmt.signed else 0
     hi = (1 << (fmt.bits - 1)) - 1 if fmt.signed else (1 << fmt.bits) - 1
-    return np.array([fmt.frac_bits, lo, hi, fmt.bits, int(fmt.signed),
-                     ROUNDING_MODES[fmt.rounding], OVERFLOW_MODES[fmt.overflow]], dtype=np.int64)
+    return Fmt(int(fmt.frac_bits), int(lo), int(hi), int(fmt.bits), int(fmt.signed),
+               ROUNDING_MODES[fmt.rounding], OVERFLOW_MODES[fmt.overflow])
 
 
 def quantize_const(value: float, frac: int, lo: int, hi: int, what: str) -> int:
@@ -177,7 +176,7 @@ def surrogate(name: str) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
     raise DeviceError(f"unknown surrogate '{name}'")
 
 
-def psi_table(name: str, entries: int, bits: int, mem_frac: int, trace_fmt: np.ndarray) -> Table:
+def psi_table(name: str, entries: int, bits: int, mem_frac: int, trace_fmt: Fmt) -> Table:
     """The psi LUT, its entries converted (nearest-even, at build) to the trace format.
 
     The LUT itself holds ``bits``-bit unsigned codes (``Table.frac`` before the
@@ -186,9 +185,9 @@ def psi_table(name: str, entries: int, bits: int, mem_frac: int, trace_fmt: np.n
     """
     f, support = surrogate(name)
     t = make_table(f, entries, bits, mem_frac, support)
-    ftr = int(trace_fmt[FR])
+    ftr = int(trace_fmt.frac)
     codes = np.rint(t.codes * 2.0 ** (ftr - t.frac))       # exact in float64; ties to even
-    codes = np.minimum(codes, float(trace_fmt[HI])).astype(np.int64)
+    codes = np.minimum(codes, float(trace_fmt.hi)).astype(np.int64)
     err = float(np.max(np.abs(codes / 2.0 ** ftr - t.codes / 2.0 ** t.frac))) + t.error
     return t._replace(codes=codes, frac=ftr, error=err)
 
@@ -198,32 +197,3 @@ def exp_table(entries: int, bits: int, mem_frac: int) -> Table:
     support = (bits + 1) * math.log(2.0)
     return make_table(lambda d: np.exp(-np.abs(d)), entries, bits, mem_frac, support,
                       out_frac=bits - 1)
-
-
-# --------------------------------------------------------------------------- LFSR
-
-def leap_table(steps: int = 32, outputs: bool = True) -> np.ndarray:
-    """``(4, 256)`` int64: XOR of ``T[b, byte_b(state)]`` is ``steps`` LFSR steps at once.
-
-    The Galois LFSR step is linear over GF(2), so the state after ``steps``
-    steps (and the first 32 output bits) are XORs of the contributions of
-    each state bit. Entry = ``(bits << 32) | new_state`` (a uint64 seen as
-    int64) with ``outputs``, else just the new state.
-    """
-    basis = np.zeros(32, dtype=np.uint64)
-    for b in range(32):
-        v, st = lfsr_bits(1 << b, 32)
-        st2 = st
-        for _ in range(steps // 32 - 1):
-            _, st2 = lfsr_bits(int(st2), 32)
-        out = (np.uint64(int(v)) << np.uint64(32)) if outputs else np.uint64(0)
-        basis[b] = out | np.uint64(int(st2))
-    table = np.zeros((4, 256), dtype=np.uint64)
-    for byte in range(4):
-        for val in range(256):
-            acc = np.uint64(0)
-            for bit in range(8):
-                if val >> bit & 1:
-                    acc ^= basis[8 * byte + bit]
-            table[byte, val] = acc
-    return table.view(np.int64)

@@ -1,11 +1,13 @@
 """The fixed engine's Python side: build integer constants from a plan, call the kernel.
 
-``FixedEngine(plan, params, seed)`` quantises the float initial parameters
-into the plan's formats, derives every constant the kernel needs
-(:mod:`edgesnn.core.constants`), checks that no intermediate of the int64
-datapath can overflow and derives the kernels' fast-path gates from the same table
-(:mod:`edgesnn.core.bounds`), and allocates the work buffers once. ``run_sample``
-is one ``run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
+``FixedEngine(plan, params, seed)`` builds, in order (one private method each):
+the tensor ids with their banks and words (``_tensors``), the layout of the flat
+arrays (``_offsets``), every constant the kernel needs (``_constants``, from
+:mod:`edgesnn.core.constants`), the check that no intermediate of the int64 datapath
+can overflow and the kernel's fast-path gates from the same table (``_bounds``,
+:mod:`edgesnn.core.bounds`), the parameter codes quantised into the plan's formats
+(``_state``) and the work buffers, allocated once (``_buffers``). ``run_sample`` is
+one ``kernel.run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
 """
 
 from __future__ import annotations
@@ -18,19 +20,20 @@ import numpy as np
 from edgesnn import counters as C
 from edgesnn.errors import CheckpointError, DataError, DeviceError
 from edgesnn.fixed import lfsr_seed, quantize
+from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 from edgesnn.plan import Plan
-from edgesnn.reference import NetParams, SampleResult, check_sample, dfa_scale
 
 from . import bounds
-from . import kernels as K
+from . import layout as LY
 from . import rng as R
-from .constants import (ALPHA_FRAC, FR, HI, LO, decay_constant, exp_table, format_row,
-                        psi_table, quantize_const)
+from .arith import Fmt, Formats
+from .constants import ALPHA_FRAC, decay_constant, exp_table, format_row, psi_table, quantize_const
+from .kernel import run_sample_kernel
 
-#: format kinds in the order of the kernel's format table rows
-FORMAT_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
+#: format kinds: the fields of ``arith.Formats`` (the device's ``[formats]`` names)
+FORMAT_KINDS = Formats._fields
 #: the rounding LFSR lanes are seeded from stream seed * 1000 + RNG_STREAM (core.rng);
-#: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as reference.dfa_matrix
+#: layer l's DFA feedback LFSR at lfsr_seed(seed * 1000 + l), as params.dfa_matrix
 #: draws it
 RNG_STREAM = 999
 
@@ -38,26 +41,26 @@ RNG_STREAM = 999
 def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
                 per_sample: bool) -> dict[int, str]:
     """Tensor kind -> plan tensor name for one layer (pseudo names for registers)."""
-    names = {K.K_W: f"{prefix}.W", K.K_B: f"{prefix}.b", K.K_U: f"{prefix}.u",
-             K.K_I: f"{prefix}.i", K.K_Q: f"{prefix}.q"}
+    names = {LY.K_W: f"{prefix}.W", LY.K_B: f"{prefix}.b", LY.K_U: f"{prefix}.u",
+             LY.K_I: f"{prefix}.i", LY.K_Q: f"{prefix}.q"}
     if spiking:
-        names.update({K.K_S: f"{prefix}.s", K.K_H: f"{prefix}.h", K.K_PSI: f"{prefix}.psi",
-                      K.K_G: f"{prefix}.g", K.K_A: f"{prefix}.a", K.K_C: f"{prefix}.c"})
+        names.update({LY.K_S: f"{prefix}.s", LY.K_H: f"{prefix}.h", LY.K_PSI: f"{prefix}.psi",
+                      LY.K_G: f"{prefix}.g", LY.K_A: f"{prefix}.a", LY.K_C: f"{prefix}.c"})
         if stored_fb:
-            names[K.K_FB] = f"{prefix}.B"
+            names[LY.K_FB] = f"{prefix}.B"
     else:
-        names[K.K_G] = f"{prefix}.e"
+        names[LY.K_G] = f"{prefix}.e"
     if rec:
-        names.update({K.K_WR: f"{prefix}.W_rec", K.K_QR: f"{prefix}.q_rec"})
+        names.update({LY.K_WR: f"{prefix}.W_rec", LY.K_QR: f"{prefix}.q_rec"})
     if per_sample:
-        names.update({K.K_DW: f"{prefix}.dW", K.K_DB: f"{prefix}.db"})
+        names.update({LY.K_DW: f"{prefix}.dW", LY.K_DB: f"{prefix}.db"})
         if rec:
-            names[K.K_DWR] = f"{prefix}.dW_rec"
+            names[LY.K_DWR] = f"{prefix}.dW_rec"
     return names
 
 
-def weight_dtype(row: np.ndarray) -> type:
-    """Storage type of the weight codes of format row ``row`` (``constants.format_row``).
+def weight_dtype(f: Fmt) -> type:
+    """Storage type of the weight codes of format ``f`` (``constants.format_row``).
 
     ``int8`` when every code of the format fits it (signed of 8 bits or fewer, unsigned
     of 7 or fewer: an eighth of the cache footprint of the SHD matrices, whose rows the
@@ -66,7 +69,7 @@ def weight_dtype(row: np.ndarray) -> type:
     compiled signatures to two.
     """
     i8 = np.iinfo(np.int8)
-    return np.int8 if i8.min <= int(row[LO]) and int(row[HI]) <= i8.max else np.int64
+    return np.int8 if i8.min <= f.lo and f.hi <= i8.max else np.int64
 
 
 class Layout(NamedTuple):
@@ -93,13 +96,49 @@ class Layout(NamedTuple):
     tid: np.ndarray           # (L+1, N_KINDS)
 
     def packed(self) -> np.ndarray:
-        """The ``(L+1, N_COLS)`` table of the kernels (column order of ``kernels.LC_*``)."""
+        """The ``(L+1, N_COLS)`` table of the kernels (column order of ``layout.LC_*``)."""
         cols = [self.n_in, self.n, self.rec, self.w_off, self.wr_off, self.b_off, self.nrn_off,
                 self.in_off, self.fb_off, self.dw_off, self.dwr_off, self.db_off]
         lay = np.column_stack([*(c[:, None] for c in cols), self.nu, self.tq, self.th,
                                self.theta[:, None], self.hard[:, None], self.tid])
-        assert lay.shape[1] == K.N_COLS
+        assert lay.shape[1] == LY.N_COLS
         return np.ascontiguousarray(lay, dtype=np.int64)
+
+
+class _Offsets(NamedTuple):
+    """Where each layer's slice of a flat array starts (``(L+1,)`` int64, elements; -1 where
+    a layer has none), and each flat array's length (elements)."""
+
+    w: np.ndarray             # State.W: the feed-forward matrix (n_in x n, input-major) ...
+    wr: np.ndarray            # ... then the recurrent one (n x n)
+    b: np.ndarray             # State.b
+    nrn: np.ndarray           # columns of Buffers.nrn (neurons)
+    inp: np.ndarray           # columns of Buffers.inp (inputs)
+    fb: np.ndarray            # State.B: stored DFA feedback (C x n)
+    dw: np.ndarray            # Buffers.dW / db: per-sample accumulators (the parameters' layout)
+    dwr: np.ndarray
+    db: np.ndarray
+    n_w: int
+    n_b: int
+    n_fb: int
+    n_dw: int
+    n_db: int
+
+
+class _Constants(NamedTuple):
+    """The integer constants of the kernel that are not sizes or offsets."""
+
+    nu: np.ndarray            # (L+1, 5): membrane decay code, shifts of u*code, i and b, rounding
+    tq: np.ndarray            # (L+1, 2): presynaptic trace decay (code, k)
+    th: np.ndarray            # (L+1, 2): postsynaptic trace decay (code, k); spiking layers
+    theta: np.ndarray         # (L+1,): threshold codes (membrane format); 0 for the readout
+    hard: np.ndarray          # (L+1,): 1 for a hard reset
+    alpha_post: int           # Q.16 codes (ALPHA_FRAC)
+    alpha_pre: int
+    lr: int                   # learning rate 2**-lr
+    fb_mag: int               # DFA feedback entry magnitude in weight codes (0 under BP)
+    acc_lo: int               # the device's MAC accumulator range
+    acc_hi: int
 
 
 class FixedEngine:
@@ -114,25 +153,63 @@ class FixedEngine:
         self.plan, self.spec, self.device, self.seed = plan, spec, dev, int(seed)
         ln = spec.learning
         self.fmt = {k: dev.formats[k] for k in FORMAT_KINDS}
-        fmt = np.stack([format_row(self.fmt[k]) for k in FORMAT_KINDS])
-        self._fmt = fmt
+        self.formats = Formats(*(format_row(self.fmt[k]) for k in FORMAT_KINDS))
         L = len(spec.hidden)
-        layers = spec.layers
-        n = np.array([ly.size for ly in layers], dtype=np.int64)
+        n = np.array([ly.size for ly in spec.layers], dtype=np.int64)
         n_in = np.array([spec.fan_in(i) for i in range(L + 1)], dtype=np.int64)
-        rec = np.array([int(ly.recurrent) for ly in layers], dtype=np.int64)
-        dfa = ln.signal == "dfa"
-        regen = dfa and ln.feedback == "regenerated"
-        stored_fb = dfa and not regen
-        per_sample = ln.per_sample
+        rec = np.array([int(ly.recurrent) for ly in spec.layers], dtype=np.int64)
+        self._dfa = ln.signal == "dfa"
+        self._regen = self._dfa and ln.feedback == "regenerated"
+        tid, tid_input, tens = self._tensors(rec)
+        offs = self._offsets(n_in, n, rec)
+        consts = self._constants(n)
+        gates = self._bounds(consts)
+        self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=offs.w, wr_off=offs.wr, b_off=offs.b,
+                             nrn_off=offs.nrn, in_off=offs.inp, fb_off=offs.fb, dw_off=offs.dw,
+                             dwr_off=offs.dwr, db_off=offs.db, nu=consts.nu, tq=consts.tq,
+                             th=consts.th, theta=consts.theta, hard=consts.hard, tid=tid)
+        self.net = LY.Net(
+            T=spec.time_steps, window=ln.window, L=L, C=spec.classes, lay=self.layout.packed(),
+            fmt=self.formats,
+            psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
+            exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
+            alpha_post=consts.alpha_post, alpha_pre=consts.alpha_pre, lr=consts.lr,
+            dfa=int(self._dfa), regen=int(self._regen),
+            per_sample=(LY.CARRY if ln.carry else 1) if ln.per_sample else 0,
+            fb_mag=consts.fb_mag, acc_lo=consts.acc_lo, acc_hi=consts.acc_hi,
+            sig_exact=gates.sig_exact, syn_rows=gates.syn_rows, syn_rows32=gates.syn_rows32,
+            factor_det=gates.factor_det, tid_input=tid_input, tens=tens,
+            decay_mul=int(dev.decay == "multiply"))
+        self.st = self._state(params, offs)
+        self.buf = self._buffers(offs, tens)
+        e2 = np.zeros((0, 0), dtype=np.int64)
+        self._no_record = LY.Record(e2, e2, e2, e2, e2, e2, e2, e2, e2)
+        self.last_counters = C.Counters()
 
-        # ---- tensor ids, banks, words
+    # ------------------------------------------------------------------ building
+
+    @property
+    def _stored_fb(self) -> bool:
+        return self._dfa and not self._regen
+
+    def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``
+        last).
+
+        Returns ``(tid, tid_input, tens)``: ``tid (L+1, N_KINDS)`` the id of each layer's
+        tensor of each kind (``layout.K_*``; -1 where it has none), the id of the input
+        spikes, and ``tens (2, tensors)`` int64: row 0 the bank index of each tensor (-1:
+        a register, no SRAM traffic), row 1 its elements per word (> 0) or ``-(words per
+        element)`` for elements wider than a word.
+        """
+        plan, dev = self.plan, self.device
+        L = len(rec) - 1
         self.tensor_names: list[str] = []
-        tid = np.full((L + 1, K.N_KINDS), -1, dtype=np.int64)
+        tid = np.full((L + 1, LY.N_KINDS), -1, dtype=np.int64)
         for l in range(L + 1):
             prefix = f"L{l}" if l < L else "out"
-            for kind, name in _kind_names(prefix, l < L, bool(rec[l]), stored_fb,
-                                          per_sample).items():
+            for kind, name in _kind_names(prefix, l < L, bool(rec[l]), self._stored_fb,
+                                          self.spec.learning.per_sample).items():
                 tid[l, kind] = len(self.tensor_names)
                 self.tensor_names.append(name)
         tid_input = len(self.tensor_names)
@@ -150,14 +227,19 @@ class FixedEngine:
             bits = p.tensor.bits
             t_epw[k] = (bank.word_bits // bits if bits <= bank.word_bits
                         else -math.ceil(bits / bank.word_bits))
+        return tid, tid_input, np.stack([t_bank, t_epw])
 
-        # ---- layout of the flat arrays
-        w_off, wr_off, b_off = (np.full(L + 1, -1, dtype=np.int64) for _ in range(3))
-        dw_off, dwr_off, db_off = (np.full(L + 1, -1, dtype=np.int64) for _ in range(3))
+    def _offsets(self, n_in: np.ndarray, n: np.ndarray, rec: np.ndarray) -> _Offsets:
+        """The layout of the flat arrays from the layer sizes ``n_in``, ``n`` and the
+        recurrent flags ``rec`` (``(L+1,)`` each, the readout last): weights layer by
+        layer, input-major, each layer's recurrent matrix after its feed-forward one; the
+        per-sample accumulators mirror the parameters (empty per step)."""
+        L = len(n) - 1
+        per_sample = self.spec.learning.per_sample
+        w_off, wr_off, b_off, fb_off = (np.full(L + 1, -1, dtype=np.int64) for _ in range(4))
         nrn_off = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
         in_off = np.concatenate([[0], np.cumsum(n_in)[:-1]]).astype(np.int64)
-        fb_off = np.full(L + 1, -1, dtype=np.int64)
-        nw = nb = ndw = ndb = nfb = 0
+        nw = nb = nfb = 0
         for l in range(L + 1):
             w_off[l] = nw
             nw += n_in[l] * n[l]
@@ -166,14 +248,27 @@ class FixedEngine:
                 nw += n[l] * n[l]
             b_off[l] = nb
             nb += n[l]
-            if l < L and stored_fb:
+            if l < L and self._stored_fb:
                 fb_off[l] = nfb
-                nfb += spec.classes * n[l]
-        if per_sample:          # the update accumulators mirror the parameters' layout
-            dw_off, dwr_off, db_off, ndw, ndb = w_off.copy(), wr_off.copy(), b_off.copy(), nw, nb
+                nfb += self.spec.classes * n[l]
+        if per_sample:
+            acc = (w_off.copy(), wr_off.copy(), b_off.copy(), nw, nb)
+        else:
+            acc = (*(np.full(L + 1, -1, dtype=np.int64) for _ in range(3)), 0, 0)
+        return _Offsets(w=w_off, wr=wr_off, b=b_off, nrn=nrn_off, inp=in_off, fb=fb_off,
+                        dw=acc[0], dwr=acc[1], db=acc[2], n_w=int(nw), n_b=int(nb),
+                        n_fb=int(nfb), n_dw=int(acc[3]), n_db=int(acc[4]))
 
-        # ---- constants
-        f_w, f_b, f_u, f_i, f_t, f_s, f_up = (int(fmt[k, FR]) for k in range(7))
+    def _constants(self, n: np.ndarray) -> _Constants:
+        """Decay codes, thresholds, LUTs, alphas, DFA magnitude, accumulator range, in the
+        formats' codes (``n (L+1,)`` the layer sizes). Sets ``decays`` (the decays the device
+        applies, by name), ``psi_lut`` and ``exp_lut`` (``constants.Table``). DeviceError if
+        a constant does not fit its format or the formats cannot hold exact accumulates."""
+        dev, spec, fmt = self.device, self.spec, self.formats
+        ln = spec.learning
+        L = len(n) - 1
+        f_w, f_b, f_u, f_i, f_t = (fmt.weight.frac, fmt.bias.frac, fmt.membrane.frac,
+                                   fmt.current.frac, fmt.trace.frac)
         if f_i < f_w:
             raise DeviceError(f"device '{dev.name}': the current format ({self.fmt['current']}) "
                               f"needs at least the weight format's {f_w} fractional bits, so that "
@@ -184,7 +279,7 @@ class FixedEngine:
         theta = np.zeros(L + 1, dtype=np.int64)
         hard = np.zeros(L + 1, dtype=np.int64)
         self.decays = {}
-        for l, ly in enumerate(layers):
+        for l, ly in enumerate(spec.layers):
             d = decay_constant(ly.beta, dev.decay, f_u)
             F = max(f_u + d.k, f_i, f_b)
             nu[l] = (d.code, F - f_u - d.k, F - f_i, F - f_b, F - f_u)
@@ -196,18 +291,17 @@ class FixedEngine:
                 dh = decay_constant(ln.lambda_post, dev.decay, f_t)
                 th[l] = dh
                 self.decays[f"L{l}.lambda_post"] = dh.effective
-                theta[l] = quantize_const(ly.threshold, f_u, 1, int(fmt[2, HI]),
+                theta[l] = quantize_const(ly.threshold, f_u, 1, fmt.membrane.hi,
                                           f"layer {l} threshold")
                 hard[l] = int(ly.reset == "hard")
         luts = dev.luts
-        self.psi_lut = psi_table(ln.surrogate, luts.psi_entries, luts.psi_bits, f_u, fmt[4])
+        self.psi_lut = psi_table(ln.surrogate, luts.psi_entries, luts.psi_bits, f_u, fmt.trace)
         self.exp_lut = exp_table(luts.exp_entries, luts.exp_bits, f_u)
         alpha_lo, alpha_hi = -(1 << (ALPHA_FRAC + 5)), 1 << (ALPHA_FRAC + 5)
         alpha_post = quantize_const(ln.alpha_post, ALPHA_FRAC, alpha_lo, alpha_hi, "alpha_post")
         alpha_pre = quantize_const(ln.alpha_pre, ALPHA_FRAC, alpha_lo, alpha_hi, "alpha_pre")
-        lr = ln.learning_rate_shift
         fb_mag = 0
-        if dfa:
+        if self._dfa:
             k = -round(math.log2(dfa_scale(n[L - 1])))
             scales = {round(-math.log2(dfa_scale(int(m)))) for m in n[:L]}
             if max(scales) > f_w:
@@ -219,81 +313,87 @@ class FixedEngine:
                                   "power-of-two 1/sqrt(N)")
             fb_mag = 1 << (f_w - k)
         acc_bits = min(dev.accumulator_bits, 63)
-        acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+        return _Constants(nu=nu, tq=tq, th=th, theta=theta, hard=hard, alpha_post=alpha_post,
+                          alpha_pre=alpha_pre, lr=ln.learning_rate_shift, fb_mag=fb_mag,
+                          acc_lo=-(1 << (acc_bits - 1)), acc_hi=(1 << (acc_bits - 1)) - 1)
+
+    def _bounds(self, c: _Constants) -> bounds.Gates:
+        """The int64 datapath check and the kernel's fast-path gates (:mod:`.bounds`); sets
+        ``_operands`` (what ``set_lr_shift`` checks again). DeviceError if an intermediate
+        could leave int64."""
+        ln = self.spec.learning
         self._operands = bounds.Operands(
-            fmt=fmt, nu=nu, tq=tq, th=th, alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr,
-            classes=spec.classes, exp_bits=luts.exp_bits, fb_mag=fb_mag, acc_hi=acc_hi,
-            per_sample=per_sample, carry=bool(ln.carry))
+            fmt=self.formats, nu=c.nu, tq=c.tq, th=c.th, alpha_post=c.alpha_post,
+            alpha_pre=c.alpha_pre, lr=c.lr, classes=self.spec.classes,
+            exp_bits=self.device.luts.exp_bits, fb_mag=c.fb_mag, acc_hi=c.acc_hi,
+            per_sample=ln.per_sample, carry=bool(ln.carry))
         excess = bounds.first_excess(self._operands)
         if excess:
-            raise DeviceError(f"device '{dev.name}': formats too wide for the fixed engine's "
-                              f"64-bit datapath ({excess}); use fewer bits or, for a shift, "
-                              "a larger learning rate")
-        gates = bounds.gates(self._operands)
+            raise DeviceError(f"device '{self.device.name}': formats too wide for the fixed "
+                              f"engine's 64-bit datapath ({excess}); use fewer bits or, for a "
+                              "shift, a larger learning rate")
+        return bounds.gates(self._operands)
 
-        self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=w_off, wr_off=wr_off, b_off=b_off,
-                             nrn_off=nrn_off, in_off=in_off, fb_off=fb_off, dw_off=dw_off,
-                             dwr_off=dwr_off, db_off=db_off, nu=nu, tq=tq, th=th, theta=theta,
-                             hard=hard, tid=tid)
-        self.net = K.Net(
-            T=spec.time_steps, window=ln.window, L=L, C=spec.classes, lay=self.layout.packed(),
-            fmt=tuple(tuple(int(v) for v in row) for row in fmt),
-            psi_lut=self.psi_lut.codes, psi_sh=self.psi_lut.shift, psi_half=self.psi_lut.half,
-            exp_lut=self.exp_lut.codes, exp_sh=self.exp_lut.shift, exp_half=self.exp_lut.half,
-            alpha_post=alpha_post, alpha_pre=alpha_pre, lr=lr, dfa=int(dfa), regen=int(regen),
-            per_sample=(K.CARRY if ln.carry else 1) if per_sample else 0, fb_mag=fb_mag,
-            acc_lo=acc_lo, acc_hi=acc_hi,
-            sig_exact=gates.sig_exact, syn_rows=gates.syn_rows, syn_rows32=gates.syn_rows32,
-            factor_det=gates.factor_det, tid_input=tid_input, tens=np.stack([t_bank, t_epw]),
-            decay_mul=int(dev.decay == "multiply"))
-
-        # ---- parameters
+    def _state(self, params: NetParams, offs: _Offsets) -> LY.State:
+        """The persistent state: ``params`` (float, output-major) quantised to weight and
+        bias codes (nearest-even, saturating) in the layout ``offs`` (input-major), the
+        stored DFA feedback codes, the feedback LFSR seeds and a fresh rounding state.
+        Weights are int8 where their format fits (``weight_dtype``), everything else int64.
+        Sets ``_word_request``; DeviceError if the rounding buffer cannot serve it."""
+        L = self.net.L
         wq, bq = self.fmt["weight"].qformat, self.fmt["bias"].qformat
-        W = np.zeros(nw, dtype=weight_dtype(fmt[0]))
-        b = np.zeros(nb, dtype=np.int64)
+        W = np.zeros(offs.n_w, dtype=weight_dtype(self.formats.weight))
+        b = np.zeros(offs.n_b, dtype=np.int64)
         mats = [(params.W[l], params.W_rec[l], params.b[l]) for l in range(L)]
         mats.append((params.W_out, None, params.b_out))
         for l, (w, wr, bias) in enumerate(mats):
-            W[w_off[l]:w_off[l] + w.size] = quantize(np.asarray(w).T, wq)[0].ravel()
+            W[offs.w[l]:offs.w[l] + w.size] = quantize(np.asarray(w).T, wq)[0].ravel()
             if wr is not None:
-                W[wr_off[l]:wr_off[l] + wr.size] = quantize(np.asarray(wr).T, wq)[0].ravel()
-            b[b_off[l]:b_off[l] + bias.size] = quantize(bias, bq)[0]
-        B = np.zeros(nfb, dtype=np.int64)
-        if stored_fb:
+                W[offs.wr[l]:offs.wr[l] + wr.size] = quantize(np.asarray(wr).T, wq)[0].ravel()
+            b[offs.b[l]:offs.b[l] + bias.size] = quantize(bias, bq)[0]
+        B = np.zeros(offs.n_fb, dtype=np.int64)
+        if self._stored_fb:
             for l in range(L):
                 codes = quantize(params.B_fb[l], wq)[0].ravel()
-                B[fb_off[l]:fb_off[l] + codes.size] = codes
+                B[offs.fb[l]:offs.fb[l] + codes.size] = codes
         fb_seed = np.array([lfsr_seed(self.seed * 1000 + l) for l in range(L + 1)], dtype=np.int64)
-        ntot, itot = int(n.sum()), int(n_in.sum())
-        width = int(max(n.max(), n_in.max()))
+        width = self._width()
         # the buffer must hold the largest request after a refill (the kernels rely on it:
         # check_state); 4 rows keeps visit_rows32's chunks long
-        self._word_request = K.largest_word_request(width)
+        self._word_request = LY.largest_word_request(width)
         rng = R.new_state(self.seed * 1000 + RNG_STREAM,
                           max(4 * width, R.min_capacity(self._word_request)))
         problem = R.check_state(rng, self._word_request)
         if problem:
             raise DeviceError(f"the rounding state of {width}-wide layers: {problem}")
-        self.st = K.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
+        return LY.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
 
-        # ---- work buffers (once per engine)
+    def _width(self) -> int:
+        """The widest layer or input vector (neurons or inputs): the scratch rows' length."""
+        return int(max(self.layout.n.max(), self.layout.n_in.max()))
+
+    def _buffers(self, offs: _Offsets, tens: np.ndarray) -> LY.Buffers:
+        """The work buffers and counters, allocated once per engine (shapes in
+        ``layout.Buffers``; every neuron row spans all layers, readout last)."""
+        spec, L = self.spec, self.net.L
+        ntot, itot = int(self.layout.n.sum()), int(self.layout.n_in.sum())
+        width = self._width()
         z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-        epw_max = int(max(1, t_epw.max()))
-        self.buf = K.Buffers(
+        epw_max = int(max(1, tens[1].max()))
+        return LY.Buffers(
             nrn=np.zeros((11, ntot), dtype=np.int64), act=np.zeros((2, ntot), dtype=np.int64),
             cnt=np.zeros((L + 1, 3), dtype=np.int64), inp=np.zeros((2, itot), dtype=np.int64),
             scr=np.zeros((2, width), dtype=np.int64),
             wtab=np.zeros((4, epw_max), dtype=np.int64),
-            cmp=np.zeros((K.CMP_DELTA + 1, width), dtype=np.int64),
-            c32=np.zeros((4, width + K.PAD), dtype=np.int32), acc32=np.zeros(width, dtype=np.int32),
+            cmp=np.zeros((LY.CMP_DELTA + 1, width), dtype=np.int64),
+            c32=np.zeros((4, width + LY.PAD), dtype=np.int32),
+            acc32=np.zeros(width, dtype=np.int32),
             vis=np.zeros((4, width), dtype=np.int64),
-            dW=z(ndw), db=z(ndb),
-            scores=z(spec.classes), u_win=np.zeros((ln.window, spec.classes), dtype=np.int64),
-            spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(dev.banks)), dtype=np.int64),
+            dW=z(offs.n_dw), db=z(offs.n_db),
+            scores=z(spec.classes),
+            u_win=np.zeros((spec.learning.window, spec.classes), dtype=np.int64),
+            spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(self.device.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)))
-        e2 = np.zeros((0, 0), dtype=np.int64)
-        self._no_record = K.Record(e2, e2, e2, e2, e2, e2, e2, e2, e2)
-        self.last_counters = C.Counters()
 
     # ------------------------------------------------------------------ running
 
@@ -329,13 +429,13 @@ class FixedEngine:
             raise DataError(f"label {label} outside 0..{self.spec.classes - 1}")
         return spikes, lab
 
-    def _run(self, x, label, learn: bool, rec: K.Record | None) -> SampleResult:
+    def _run(self, x, label, learn: bool, rec: LY.Record | None) -> SampleResult:
         spikes, lab = self._prepare(x, label)
         learn = bool(learn and label is not None)
-        K.run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
+        run_sample_kernel(self.net, self.st, self.buf, spikes, lab, learn, rec is not None,
                             self._no_record if rec is None else rec)
         buf = self.buf
-        scale = float(1 << int(self._fmt[2, FR]))
+        scale = float(1 << self.formats.membrane.frac)
         scores = buf.scores.astype(np.float64) / scale
         if label is not None:   # mean cross-entropy over the window, from the dequantised readout
             u = buf.u_win.astype(np.float64) / scale
@@ -363,8 +463,8 @@ class FixedEngine:
         """Run one sample (learning as usual) and return every state variable per step.
 
         Keys (dequantised float64, first axis the step): ``L{i}.i`` (synaptic
-        current, bias apart), ``L{i}.v`` (before reset), ``L{i}.u``, ``L{i}.s``, ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``,
-        ``L{i}.q_rec`` (recurrent layers), ``L{i}.g`` (0 outside the window),
+        current, bias apart), ``L{i}.v`` (before reset), ``L{i}.u``, ``L{i}.s``,
+        ``L{i}.psi``, ``L{i}.q``, ``L{i}.h``, ``L{i}.q_rec`` (recurrent layers), ``L{i}.g`` (0 outside the window),
         ``out.i``, ``out.u``, ``out.q``, ``out.e``; the same keys as
         ``FloatEngine.trace``.
         """
@@ -372,10 +472,10 @@ class FixedEngine:
         T = net.T
         ntot, itot = self.buf.nrn.shape[1], self.buf.inp.shape[1]
         z = lambda k: np.zeros((T, k), dtype=np.int64)  # noqa: E731
-        rec = K.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
+        rec = LY.Record(v=z(ntot), u=z(ntot), s=z(ntot), psi=z(ntot), h=z(ntot), q_rec=z(ntot),
                        g=z(ntot), q=z(itot), i=z(ntot))
         self._run(x, label, True, rec)
-        f = {k: float(1 << int(self._fmt[i, FR])) for i, k in enumerate(FORMAT_KINDS)}
+        f = {k: float(1 << getattr(self.formats, k).frac) for k in FORMAT_KINDS}
         out: dict[str, np.ndarray] = {}
         for l in range(net.L + 1):
             a, b = int(self.layout.nrn_off[l]), int(self.layout.nrn_off[l] + self.layout.n[l])
@@ -416,7 +516,7 @@ class FixedEngine:
                 v[f"{p}.B"] = (self.st.B, int(self.layout.fb_off[l]), (spec.classes, n))
             if l < net.L and net.dfa and net.regen:
                 v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
-            if net.per_sample == K.CARRY:       # the carried remainders persist across samples
+            if net.per_sample == LY.CARRY:       # the carried remainders persist across samples
                 v[f"{p}.dW"] = (self.buf.dW, int(self.layout.dw_off[l]), (n_in, n))
                 if self.layout.rec[l]:
                     v[f"{p}.dW_rec"] = (self.buf.dW, int(self.layout.dwr_off[l]), (n, n))
@@ -437,8 +537,8 @@ class FixedEngine:
             return 1, (1 << 32) - 1, "a feedback LFSR state (nonzero, 32 bits)"
         kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
                 "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
-        row = self._fmt[FORMAT_KINDS.index(kind)]
-        return int(row[LO]), int(row[HI]), f"the {kind} format {self.fmt[kind]}"
+        f = getattr(self.formats, kind)
+        return f.lo, f.hi, f"the {kind} format {self.fmt[kind]}"
 
     def _loaded_problem(self, name: str, a: np.ndarray) -> str | None:
         """What is wrong with the values of loaded array ``name`` (right shape), or None."""
@@ -474,10 +574,10 @@ class FixedEngine:
             arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
 
     def float_params(self) -> NetParams:
-        """Dequantised parameters (output-major float64, as ``reference.NetParams``)."""
+        """Dequantised parameters (output-major float64, as ``params.NetParams``)."""
         st = self.state()
-        fw = float(1 << int(self._fmt[0, FR]))
-        fb = float(1 << int(self._fmt[1, FR]))
+        fw = float(1 << self.formats.weight.frac)
+        fb = float(1 << self.formats.bias.frac)
         L = self.net.L
         W = [st[f"L{l}.W"].T / fw for l in range(L)]
         W_rec = [st[f"L{l}.W_rec"].T / fw if f"L{l}.W_rec" in st else None for l in range(L)]
@@ -485,7 +585,6 @@ class FixedEngine:
         B_fb = None
         if self.net.dfa:
             if self.net.regen:
-                from edgesnn.reference import dfa_matrix
                 B_fb = [dfa_matrix(self.seed, l, self.spec.classes, int(self.layout.n[l]))
                         for l in range(L)]
             else:

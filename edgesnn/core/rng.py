@@ -15,7 +15,7 @@ instead of a 32-step leap network. Learning chips do the same: ReckOn's e-prop
 update logic rounds 16 weights a cycle, each with its own 32-bit word of a
 512-bit unfolded LFSR (ChFrenkel/ReckOn, src/srnn.v; hw_models/audio-edge.toml).
 The DFA feedback signs keep the Galois
-LFSR of ``edgesnn.fixed`` (they must equal ``reference.dfa_matrix``).
+LFSR of ``edgesnn.fixed`` (they must equal ``params.dfa_matrix``).
 
 State (``State.rng``, int64, part of checkpoints), laid out as
 ``[lanes (LANES) | position | fill | buffered words]``: the words

@@ -1,0 +1,147 @@
+"""The fixed engine's argument tuples and the indices into their flat arrays.
+
+The kernel (:mod:`edgesnn.core.kernel`) takes four NamedTuples of arrays and scalars:
+
+* ``Net``: constants from the plan (sizes, offsets, formats, decay codes, LUTs,
+  tensor -> bank map); never written.
+* ``State``: what persists across samples and goes into checkpoints: every weight and
+  bias code, stored DFA feedback, feedback LFSR seeds, the rounding LFSR state.
+* ``Buffers``: per-sample work arrays and the counters, allocated once per engine and
+  cleared at the start of each sample.
+* ``Record``: per-step state for ``trace``; written only when recording (empty arrays
+  otherwise).
+
+Layers are concatenated in flat int64 arrays; row ``l`` of ``Net.lay`` holds layer
+``l``'s sizes, offsets, constants and tensor ids (columns ``LC_*``), row ``L``
+(= ``Net.L``, the number of spiking layers) the readout's. Weights are input-major:
+element ``(j, m)`` of layer ``l`` is ``State.W[w_off + j*n + m]`` with
+``w_off = lay[l, LC_WOFF]``, ``n = lay[l, LC_N]``. Neuron state lives in the rows
+``R_*`` of ``Buffers.nrn`` (all layers side by side, offset ``LC_NOFF``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .arith import Formats
+
+# tensor kinds (columns LC_TID + K_* of net.lay); -1 where a layer has no such tensor
+K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_DB, K_A, K_C = \
+    range(17)
+N_KINDS = 17
+# columns of Net.lay, one row per layer (the readout last)
+(LC_NIN, LC_N, LC_REC, LC_WOFF, LC_WROFF, LC_BOFF, LC_NOFF, LC_IOFF, LC_FBOFF, LC_DWOFF,
+ LC_DWROFF, LC_DBOFF) = range(12)
+LC_NU = 12        # 5 columns: membrane decay code, shifts of u*code, i, b, and the rounding shift
+LC_TQ = 17        # 2 columns: presynaptic trace decay (code, k)
+LC_TH = 19        # 2 columns: postsynaptic trace decay (code, k)
+LC_THETA = 21     # threshold code (membrane format)
+LC_HARD = 22      # 1 for a hard reset
+LC_TID = 23       # N_KINDS columns: tensor ids (-1 where a layer has no such tensor)
+N_COLS = LC_TID + N_KINDS
+# rows of Buffers.nrn (one column per neuron, all layers, readout last), .inp and .scr
+R_U, R_I, R_S, R_SP, R_PSI, R_H, R_QR, R_G, R_A, R_C, R_GP = range(11)
+R_Q, R_XB = range(2)
+R_ACT, R_TMP = range(2)
+# rows of Buffers.cmp: list 0's c and a, list 1's c and a (= 0), rounded updates
+CMP_DELTA = 4
+#: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
+#: (the factors are zero-padded to a multiple of PAD and PAD words more are buffered)
+PAD = 8
+#: ``Net.per_sample`` of per-sample updates with residual carry (spec ``residual = "carry"``)
+CARRY = 2
+
+
+def largest_word_request(width: int) -> int:
+    """The most consecutive rounding words a kernel asks the word buffer for when no layer
+    and no input vector is wider than ``width``: ``round_vector``, ``decay_add`` and
+    ``visit_rows`` ask for one vector or row list (``rng.ensure``), ``visit_rows32`` needs
+    a chunk to hold its widest row list and ``PAD`` words more. The engine checks at build
+    and at load that a refill leaves this many (``rng.check_state``): otherwise a chunk's
+    scan takes no row and ``visit_rows32`` never returns."""
+    return int(width) + PAD
+
+
+class Net(NamedTuple):
+    """Constants of one engine. Few arrays: numba reference-counts every array of a
+    tuple at each call, so per-layer constants share one table (``lay``)."""
+
+    T: int
+    window: int
+    L: int                    # spiking layers; index L is the readout
+    C: int
+    lay: np.ndarray           # (L+1, N_COLS) per-layer sizes, offsets, constants, tensor ids
+    fmt: Formats              # the 7 formats by kind (arith.Fmt each)
+    psi_lut: np.ndarray       # psi codes in the trace format
+    psi_sh: int
+    psi_half: int
+    exp_lut: np.ndarray       # exp(-d) codes, unsigned Q1.(exp_bits-1)
+    exp_sh: int
+    exp_half: int
+    alpha_post: int           # Q.16 codes
+    alpha_pre: int
+    lr: int                   # learning rate 2**-lr
+    dfa: int
+    regen: int
+    per_sample: int           # 0 per-step; per-sample: 1 (accumulators cleared) or CARRY
+    fb_mag: int               # DFA entry magnitude in weight codes
+    acc_lo: int               # MAC accumulator range (device accumulator_bits)
+    acc_hi: int
+    sig_exact: int            # 1: no learning-signal sum can reach the accumulator's range
+    syn_rows: int             # rows accumulate_rows sums without a clamp (bounds.gates) ...
+    syn_rows32: int           # ... and in int32 lanes
+    factor_det: int           # 1: factors runs factor_loop_det (bounds.gates)
+    tid_input: int
+    tens: np.ndarray          # (2, n_tensors): bank index (-1: a register), elements per
+                              # word (> 0) or -(words per element)
+    decay_mul: int            # 1: the device decays by multiplying (0: shift, x - (x >> k))
+
+
+class State(NamedTuple):
+    """Persistent integer state (checkpointed)."""
+
+    W: np.ndarray             # every weight code, layer by layer, input-major
+    b: np.ndarray             # every bias code
+    B: np.ndarray             # stored DFA feedback codes (C, n) per layer, or empty
+    fb_seed: np.ndarray       # (L+1,) feedback LFSR start state per layer
+    rng: np.ndarray           # (1,) rounding LFSR state
+
+
+class Buffers(NamedTuple):
+    """Per-sample work arrays and counters (allocated once per engine)."""
+
+    nrn: np.ndarray           # (11, total neurons): rows R_U ... R_GP; the readout's R_G is e
+    act: np.ndarray           # (2, total neurons): per layer, neurons with a or c != 0 (row 0)
+                              # and with c != 0 (row 1)
+    cnt: np.ndarray           # (L+1, 3): lengths of act[0], act[1], count of a != 0
+    inp: np.ndarray           # (2, total inputs): rows R_Q (trace), R_XB (spikes of the step)
+    scr: np.ndarray           # (2, max width) scratch: R_ACT index list, R_TMP accumulators
+    wtab: np.ndarray          # (4, max elements per word) scratch of word_table
+    cmp: np.ndarray           # (5, max width): factors of the row lists, compacted (CMP_*)
+    c32: np.ndarray           # (4, max width) int32: c, a << f_trace, list 1's c, updates
+    vis: np.ndarray           # (4, max width): rows of visit_rows32's chunk and their word offsets
+    acc32: np.ndarray         # (max width,) int32 zeros: unclamped sums of weight rows
+    dW: np.ndarray            # per-sample update accumulators (empty if per-step)
+    db: np.ndarray
+    scores: np.ndarray        # (C,) readout potential summed over the window
+    u_win: np.ndarray         # (window, C) readout potential at each window step
+    spikes: np.ndarray        # (L,) spikes per layer
+    ev: np.ndarray            # counters.NAMES-indexed events
+    sram: np.ndarray          # (2, banks) words read (row 0) and written (row 1)
+    sats: np.ndarray          # overflow events per tensor id
+
+
+class Record(NamedTuple):
+    """Per-step state for ``trace`` (codes): ``(T, total neurons)`` / ``(T, total inputs)``."""
+
+    v: np.ndarray
+    u: np.ndarray
+    s: np.ndarray
+    psi: np.ndarray
+    h: np.ndarray
+    q_rec: np.ndarray
+    g: np.ndarray
+    q: np.ndarray
+    i: np.ndarray             # synaptic current before the neuron update (current codes)
