@@ -63,9 +63,6 @@ def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], see
         elif name == "fixed":
             from edgesnn.core import FixedEngine
 
-            if spec.learning.frozen:
-                raise SpecError('learning.hidden = "frozen" runs in the float engines only for '
-                                'now (--engine float)')
 
             engines[name] = FixedEngine(make_plan(spec, device), init_params(spec, seed), seed)
         elif name == "paper":

@@ -77,7 +77,7 @@ def make_device(decay="shift", wround="stochastic", mround="nearest-even", covf=
 
 def make_spec(layers, signal="bp", feedback="regenerated", update="per-step", surrogate="triangle",
               T=12, window=5, inputs=5, classes=3, alpha_post=1.0, alpha_pre=1.0, lr=2.0 ** -4,
-              init_scale=2.0, residual="clear"):
+              init_scale=2.0, residual="clear", hidden="learn"):
     data = {"network": {"name": "ref", "inputs": inputs, "time_steps": T},
             "layers": [dict(kind=k, size=n, beta=0.9, threshold=0.4, reset=r)
                        for k, n, r in layers]
@@ -85,7 +85,8 @@ def make_spec(layers, signal="bp", feedback="regenerated", update="per-step", su
             "learning": {"signal": signal, "feedback": feedback, "window": window,
                          "update": update, "surrogate": surrogate, "lambda_pre": 0.8,
                          "lambda_post": 0.5, "alpha_post": alpha_post, "alpha_pre": alpha_pre,
-                         "learning_rate": lr, "init_scale": init_scale, "residual": residual}}
+                         "learning_rate": lr, "init_scale": init_scale, "residual": residual,
+                         "hidden": hidden}}
     return parse_spec(data)
 
 
@@ -169,6 +170,7 @@ class Naive:
         scores = [0] * C
         spikes = [0] * L
         ftr = fmt.trace.frac
+        first = int(net.learn_from)      # frozen hidden layers: no psi, traces or learning
         for t in range(T):
             s_prev = [list(r) for r in s]
             xin = []
@@ -196,12 +198,14 @@ class Naive:
                         d = v - th
                         idx = min((abs(d) + int(net.psi_half)) >> int(net.psi_sh),
                                   len(net.psi_lut) - 1)
-                        psi[l][m] = int(net.psi_lut[idx])
+                        psi[l][m] = int(net.psi_lut[idx]) if l >= first else 0
                         s[l][m] = int(d > 0)
                         spikes[l] += s[l][m]
                         u[l][m] = (0 if lo.hard[l] else v - th) if d > 0 else v
                     else:
                         u[l][m] = v
+                if l < first:
+                    continue
                 qc, qk = int(lo.tq[l, 0]), int(lo.tq[l, 1])
                 one = 1 << (ftr + qk)
                 for j in range(self.n_in[l]):
@@ -214,12 +218,12 @@ class Naive:
                     scores[c] += u[L][c]
                 if learn:
                     self.learn(label, u, psi, h, q, qr, xin, s_prev, dW, dWr, db)
-            for l in range(L):
+            for l in range(first, L):
                 hc, hk = int(lo.th[l, 0]), int(lo.th[l, 1])
                 for m in range(sizes[l]):
                     h[l][m] = self.to(h[l][m] * hc + (psi[l][m] << hk), hk, "trace")
         if learn and net.per_sample:
-            for l in range(L + 1):
+            for l in range(first, L + 1):
                 mats = [(self.W[l], dW[l])] + ([(self.Wr[l], dWr[l])] if self.rec[l] else [])
                 for Wm, acc in mats:
                     for j in range(len(Wm)):
@@ -260,7 +264,8 @@ class Naive:
         a = [None] * (L + 1)
         cfac = [None] * (L + 1)
         gp = [None] * (L + 1)
-        for l in range(L - 1, -1, -1):
+        first = int(net.learn_from)
+        for l in range(L - 1, first - 1, -1):
             n = sizes[l]
             accs = [0] * n
             if net.dfa:
@@ -306,7 +311,7 @@ class Naive:
         a[L], cfac[L], gp[L] = [0] * C, list(e), list(e)
         # updates, layer by layer (the readout last): W rows, W_rec rows, biases
         frac = fs + ftr
-        for l in range(L + 1):
+        for l in range(first, L + 1):
             mats = [(self.W[l], dW[l], q[l], xin[l])]
             if self.rec[l]:
                 mats.append((self.Wr[l], dWr[l], qr[l], s_prev[l]))
@@ -418,6 +423,14 @@ CASES = {
              alpha_pre=-12.0, init_scale=1.0),
         dict(uround="stochastic", formats={"update": _q(0, 8, "stochastic", "wrap"),
                                            "signal": _q(0, 9, "nearest-away", "wrap")})),
+    # the frozen-hidden baseline: only the readout learns; stochastic traces and membranes
+    # check that a frozen layer draws no rounding words for traces it does not keep
+    "frozen hidden, two layers per-step, stochastic traces and membranes": (
+        dict(layers=[("dense", 5, "soft"), ("recurrent", 4, "soft")], hidden="frozen"),
+        dict(mround="stochastic", tround="stochastic")),
+    "frozen hidden per-sample carry, dfa": (
+        dict(layers=[("recurrent", 5, "soft")], hidden="frozen", update="per-sample",
+             residual="carry", signal="dfa", lr=2.0 ** -6), dict(uround="stochastic")),
 }
 #: input spike rates of the cases that need dense input (traces that wrap)
 RATES = {"wrapping weight and trace formats per step": 0.8}

@@ -152,7 +152,7 @@ def _exact_learning_counts(eng, spec, x, tr) -> dict[str, int]:
     assert T - W >= 1
     for t in range(T - W, T):
         gp_above = e[t]
-        for l in range(L - 1, -1, -1):
+        for l in range(L - 1, L - 1 if ln.frozen else -1, -1):   # frozen: the readout only
             p, n = f"L{l}", spec.hidden[l].size
             g, psi = _codes(tr[f"{p}.g"][t], S), _codes(tr[f"{p}.psi"][t], F)
             hp = _codes(tr[f"{p}.h"][t - 1], F)
@@ -325,3 +325,32 @@ def test_frozen_hidden_counts_only_the_readouts_learning(overrides):
     assert ev["weight_writes"] == (8 * writes if spec.learning.update == "per-step"
                                    else writes)
     assert analytic.stllr_state_elements(spec) == 24
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fixed_frozen_hidden_counts_only_the_readouts_work(spec, device):
+    """Frozen hidden in the fixed engine: hidden weights and biases stay, the readout
+    learns; no psi lookups, no hidden traces or signals; the readout's learning work is
+    counted exactly (from the trace, as for the full rule) and its traces are T x 24."""
+    spec = replace(spec, learning=replace(spec.learning, hidden="frozen"))
+    eng = FixedEngine(make_plan(spec, load_device(device)), init_params(spec, 0), 0)
+    x = (np.random.default_rng(3).random((20, 4)) < 0.4).astype(np.uint8)
+    before = eng.state()
+    tr = eng.trace(x, 1)
+    eng.load_state(before)
+    ev = _events(eng.run_sample(x, 1))
+    after = eng.state()
+    for k in ("L0.W", "L0.b"):
+        np.testing.assert_array_equal(after[k], before[k])
+    assert _changed(before, after) > 0
+    want = _exact_learning_counts(eng, spec, x, tr)
+    assert want["eligibility_macs"] > 0
+    for name in ("eligibility_macs", "signal_macs", "update_multiplies", "rows_skipped"):
+        got = update_multiplies(ev) if name == "update_multiplies" else ev[name]
+        assert got == want[name], name
+    assert ev["signal_macs"] == 0
+    assert ev["lut_lookups"] == 8 * 3          # the readout error's exp table only, no psi
+    assert ev["trace_updates"] == 20 * 24
+    dense = analytic.stllr_ops(spec, 0.0, 0.0, _decay("fixed", device))
+    assert ev["trace_multiplies"] == dense.trace_multiplies
+    assert ev["eligibility_macs"] <= dense.eligibility_macs

@@ -179,7 +179,7 @@ class FixedEngine:
             fb_mag=consts.fb_mag, acc_lo=consts.acc_lo, acc_hi=consts.acc_hi,
             sig_exact=gates.sig_exact, syn_rows=gates.syn_rows, syn_rows32=gates.syn_rows32,
             factor_det=gates.factor_det, tid_input=tid_input, tens=tens,
-            decay_mul=int(dev.decay == "multiply"))
+            decay_mul=int(dev.decay == "multiply"), learn_from=L if ln.frozen else 0)
         self.st = self._state(params, offs)
         self.buf = self._buffers(offs, tens)
         e2 = np.zeros((0, 0), dtype=np.int64)

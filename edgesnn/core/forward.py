@@ -159,6 +159,7 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     ioff = net.lay[l, LC_IOFF]
     tid = net.lay[l, LC_TID:]
     spiking = l < net.L
+    learns = l >= net.learn_from      # a frozen layer needs no psi and no traces
     rng = st.rng
     p_r = rng[POS]
     draws = 0
@@ -221,9 +222,10 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
             s_o[m] = sp
             nsp += sp
             u_o[m] = v - sp * (v - keep * d)
-        psi_o = psi_[off:off + n]
-        for m in range(n):
-            psi_o[m] = lut[idx_[m]]
+        if learns:
+            psi_o = psi_[off:off + n]
+            for m in range(n):
+                psi_o[m] = lut[idx_[m]]
     else:
         u_[off:off + n] = vv
     if record:
@@ -233,9 +235,14 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     count_muls(ev, MEMBRANE_MULTIPLIES, n * net.decay_mul * real_mul(dcode))
     if spiking:
         buf.spikes[l] += nsp
-        ev[LUT_LOOKUPS] += n
         vec_access(net.tens, buf.sram, tid[K_S], n, 0, 1)
-        vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
+        if learns:
+            ev[LUT_LOOKUPS] += n
+            vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
+    if not learns:
+        rng[POS] = p_r
+        buf.ev[LFSR_DRAWS] += draws
+        return
 
     # 3. presynaptic traces: q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
     ft = net.fmt.trace
@@ -271,7 +278,7 @@ def post_traces(net, st, buf):
     ev = buf.ev
     h_ = buf.nrn[R_H]
     psi_ = buf.nrn[R_PSI]
-    for l in range(net.L):
+    for l in range(net.learn_from, net.L):
         n = net.lay[l, LC_N]
         off = net.lay[l, LC_NOFF]
         hc = net.lay[l, LC_TH + 0]

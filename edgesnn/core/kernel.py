@@ -39,7 +39,7 @@ def learn_step(net, st, buf, label):
     """Phase 4 of a window step: error, signals (top-down), factors, then every update."""
     L = net.L
     readout_error(net, st, buf, label)
-    for l in range(L - 1, -1, -1):
+    for l in range(L - 1, net.learn_from - 1, -1):
         if net.dfa or l == L - 1:
             signal_from_error(net, st, buf, l)
         else:
@@ -48,7 +48,7 @@ def learn_step(net, st, buf, label):
     readout_factors(net, buf)
     # every update of a step uses the weights as they were at its start (signals are done)
     fs = net.fmt.signal.frac
-    for l in range(L + 1):
+    for l in range(net.learn_from, L + 1):
         ly = net.lay[l]
         if buf.cnt[l, 0] > 0:
             vec_access(net.tens, buf.sram, ly[LC_TID + K_Q], ly[LC_NIN], 1, 0)

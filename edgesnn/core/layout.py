@@ -97,6 +97,9 @@ class Net(NamedTuple):
     tens: np.ndarray          # (2, n_tensors): bank index (-1: a register), elements per
                               # word (> 0) or -(words per element)
     decay_mul: int            # 1: the device decays by multiplying (0: shift, x - (x >> k))
+    learn_from: int           # first layer that learns: 0, or L when the hidden layers are
+                              # frozen (the readout alone learns; no psi, traces or updates
+                              # below it)
 
 
 class State(NamedTuple):

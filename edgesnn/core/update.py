@@ -738,8 +738,8 @@ def apply_accumulated(net, st, buf, arr, aoff, acc, doff, size, f, tid, tdw):
 
 @njit(cache=True)
 def apply_sample(net, st, buf):
-    """Per-sample mode: one rounded update of every parameter from its accumulator."""
-    for l in range(net.L + 1):
+    """Per-sample mode: one rounded update of every learning parameter from its accumulator."""
+    for l in range(net.learn_from, net.L + 1):
         ly = net.lay[l]
         n = ly[LC_N]
         apply_accumulated(net, st, buf, st.W, ly[LC_WOFF], buf.dW, ly[LC_DWOFF], ly[LC_NIN] * n,
