@@ -248,3 +248,37 @@ def test_fsdd_example_learns_on_the_audio_edge_preset(runner, tmp_path, monkeypa
         assert e["energy_pj_per_sample"]["total"] > e["energy_pj_per_inference"]["total"] > 0
         assert len(e["hidden_spike_rate"]) == 1
     assert "gap_points" in r
+
+
+def test_simulate_frozen_hidden_in_both_engines(runner, tmp_path):
+    """The frozen-hidden baseline from the command line: both engines learn the readout
+    only (the hidden weights in the checkpoint are the initial ones), the report names it,
+    and its memory map holds no learning state for the hidden layer."""
+    from edgesnn.reference import init_params
+    from edgesnn.spec import load_spec
+
+    out = tmp_path / "run"
+    args = [a for a in FAST if a not in ("--engine", "float")]
+    res = runner.invoke(main, ["simulate", *args, "--set", "learning.hidden=frozen",
+                               "--out", str(out), "--checkpoint-every", "40"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "report.json").read_text())
+    assert r["spec"]["hidden"] == "frozen"
+    assert "readout only (hidden layers frozen)" in (out / "report.md").read_text()
+    names = {t["name"] for t in r["memory"]["tensors"]}
+    assert "out.dW" in names and not names & {"L0.q", "L0.h", "L0.psi", "L0.g", "L0.dW"}
+    start = init_params(load_spec(EXAMPLES / "yinyang.toml", FAST_SPEC), 0)
+    with np.load(out / "checkpoint.npz") as z:
+        assert np.array_equal(z["engine/float/L0.W"], start.W[0])
+        assert not np.array_equal(z["engine/float/out.W"], start.W_out)
+        fixed_w, fixed_out = z["engine/fixed/L0.W"], z["engine/fixed/out.W"]
+    from edgesnn.core import FixedEngine
+    from edgesnn.hw import load_device
+    from edgesnn.plan import make_plan
+
+    spec = load_spec(EXAMPLES / "yinyang.toml", [*FAST_SPEC, "learning.hidden=frozen"])
+    initial = FixedEngine(make_plan(spec, load_device("cortex-m7")), start, 0).state()
+    assert np.array_equal(fixed_w, initial["L0.W"])
+    assert not np.array_equal(fixed_out, initial["out.W"])
+    for name in ("fixed", "float"):
+        assert r[name]["ops_per_sample"]["signal_macs"] == 0
