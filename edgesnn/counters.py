@@ -13,8 +13,10 @@ counted and analytic figures sit side by side:
 * ``local_signal_macs``: the part of ``signal_macs`` that computes TESS local
   signals (per layer and window step: pooling accumulates, the two ``C x D``
   projections onto the square-wave basis, one exp-and-accumulate per class of
-  the softmax, the unpooling accumulates). Their basis operand is generated on
-  the fly (a sign), not read from SRAM;
+  the softmax, the unpooling accumulates). Their basis operand is a sign: generated
+  (``phase_adds``) or stored (its words read), as the device's ``[tess]`` says. The
+  float engine counts them densely, the fixed engine event driven (docs/fixed_point.md,
+  "TESS"): at most as many;
 * ``phase_adds``: adds of the phase accumulators that generate a TESS basis (device
   ``[tess] basis = "generated"``; fixed engine only): ``D - 1`` per class pass over a
   layer's ``D`` basis columns (the phase starts at 0), one pass per class for the

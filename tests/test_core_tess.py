@@ -464,3 +464,14 @@ def test_the_tess_table_is_checked(runner, tmp_path, text, message):
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and re.search(message, lines[0]), lines
+
+
+def test_the_datapath_check_covers_the_tess_signal():
+    from edgesnn.core import bounds
+
+    _, fx, _ = _engines(tess_spec(ONE_POOLED), wide())
+    op = fx._operands
+    assert op.tess_groups == 4 and op.tess_size == 3 and bounds.first_excess(op) is None
+    assert "TESS logit product" in bounds.first_excess(op._replace(tess_groups=2 ** 20))
+    rk, zk, wk = op.tess_shifts
+    assert "TESS share rounding" in bounds.first_excess(op._replace(tess_shifts=(rk, zk, 63)))

@@ -156,16 +156,18 @@ def datapath(op: Operands) -> dict[str, Entry]:
             _rounding(m.trace * hc + (m.trace << hk), hk, mode.trace), SUM_MAX)
     if op.tess_groups:
         rc, zc, wc = op.tess_codes
-        # latent, accumulated over <= D latents: <= the signal's largest code each
-        zacc = min(acc, op.tess_groups * m.signal)
-        uacc = min(acc, op.classes * m.signal)           # shares: <= C errors each
+        # a latent is cnt/size <= 1, rounded from a 24-bit reciprocal: <= 2**F_S (1 + 2**-23)
+        # + 1; a local error |softmax - onehot| <= 1
+        lat_max = min(m.signal, (1 << f.signal) + (1 << max(0, f.signal - 23)) + 1)
+        zacc = min(acc, op.tess_groups * lat_max)         # logits: <= D latents
+        uacc = min(acc, op.classes * min(e_max, m.signal))    # shares: <= C errors
         rk, zk, wk = op.tess_shifts
         lat = op.tess_size * rc
         zp = zacc * zc
         up = uacc * wc
         t.update({
             "TESS latent product": Entry(lat, PRODUCT_MAX),
-            "TESS logit accumulate": Entry(zacc + m.signal, SUM_MAX),
+            "TESS logit accumulate": Entry(zacc + lat_max, SUM_MAX),
             "TESS logit product": Entry(zp, PRODUCT_MAX),
             "TESS share product": Entry(up, PRODUCT_MAX),
             "TESS roundings": Entry(max(_rounding(lat, rk - f.signal, mode.signal),

@@ -336,7 +336,10 @@ def signal_work(n: int, D: int, C: int) -> tuple[int, int]:
     (``counters.is_multiply``): the ``1/size`` of each group when pooling and when
     unpooling, and the basis ``1/D`` once per projected value (``C`` for ``z``,
     ``D`` for the latent gradient): none when the sizes and ``D`` are powers of two
-    (shifts).
+    (shifts). This is the dense count of the float engine and of ``analytic.tess_ops``; the
+    fixed engine counts the work it does (groups without spikes, zero latents, errors and
+    shares skipped; ``1/D`` and ``1/size`` folded into one constant per group), never more
+    (docs/fixed_point.md, "TESS").
     """
     from edgesnn.counters import is_multiply
 
