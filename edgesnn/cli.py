@@ -132,6 +132,9 @@ def hw_show(name: str) -> None:
     click.echo(f"\nLUT read {e.lut_read_pj:g} pJ, LFSR step {e.lfsr_pj:g} pJ; "
                f"psi LUT {d.luts.psi_entries} x {d.luts.psi_bits} bit, "
                f"exp LUT {d.luts.exp_entries} x {d.luts.exp_bits} bit")
+    tb = d.tess
+    click.echo("TESS basis: " + (f"generated, {tb.phase_bits}-bit phase accumulators x {tb.units}"
+                                 if tb.basis == "generated" else "stored, 2 bits per sign"))
     lim = {k: v for k, v in vars(d.limits).items() if v is not None}
     if lim:
         click.echo("limits: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lim.items()))

@@ -13,6 +13,7 @@ traces                  ``trace_updates``                    neuron_units
 learning                ``eligibility_macs + signal_macs``   mac_units
 weight update           ``weight_writes``                    synaptic_accumulators
 random numbers          ``lfsr_draws``                       lfsr_units
+TESS basis              ``phase_adds``                       ``[tess] units``
 ======================  ===================================  ================
 
 Phases run one after another unless the device says ``overlap_phases``, in
@@ -25,7 +26,8 @@ sample: a small optimistic bias, at most one cycle per phase and step.
 The energy model multiplies every counter by the device's energy of that
 operation at the width of the format it works in (Horowitz-style table),
 plus LUT reads, LFSR draws (32 random bits each: one step of an xorshift32
-register, edgesnn/core/rng.py) and SRAM words per bank. Multiplies are
+register, edgesnn/core/rng.py), the adds of a generated TESS basis's phase
+accumulators (at ``[tess] phase_bits``) and SRAM words per bank. Multiplies are
 charged as counted (``counters``: a product with a spike is an add, one
 with a power-of-two constant a shift), each at its width: membrane and
 trace decays at the state's width, learning signals at the signal width,
@@ -52,7 +54,8 @@ from edgesnn.plan import Plan
 
 #: Fixed cycles per phase per step (issue, address generation, loop control): a stated guess.
 PHASE_OVERHEAD_CYCLES = 2
-PHASES = ("input_events", "neuron_update", "traces", "learning", "weight_update", "random")
+PHASES = ("input_events", "neuron_update", "traces", "learning", "weight_update", "random",
+          "basis")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def cycles(c: Counters, device: Device, steps: int, samples: int = 1) -> CycleRe
         "learning": _ceil(c["eligibility_macs"] + c["signal_macs"], u.mac_units),
         "weight_update": _ceil(c["weight_writes"], u.synaptic_accumulators),
         "random": _ceil(c["lfsr_draws"], u.lfsr_units),
+        "basis": _ceil(c["phase_adds"], device.tess.units),
     }
     active = sum(1 for v in phases.values() if v)
     overhead = PHASE_OVERHEAD_CYCLES * active * steps * samples
@@ -136,6 +140,8 @@ def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
         "weight_update": c["weight_writes"] * add("weight"),
         "lut": 0.0 if float_reference else c["lut_lookups"] * e.lut_read_pj,
         "lfsr": 0.0 if float_reference else c["lfsr_draws"] * e.lfsr_pj,
+        "basis": 0.0 if float_reference else c["phase_adds"] * e.op_pj("add",
+                                                                        dev.tess.phase_bits),
     }
     if float_reference:
         parts["sram"] = float_sram_pj(c, plan)

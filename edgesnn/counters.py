@@ -13,8 +13,14 @@ counted and analytic figures sit side by side:
 * ``local_signal_macs``: the part of ``signal_macs`` that computes TESS local
   signals (per layer and window step: pooling accumulates, the two ``C x D``
   projections onto the square-wave basis, one exp-and-accumulate per class of
-  the softmax, the unpooling accumulates). Their basis operand is generated on
-  the fly (a sign), not read from SRAM;
+  the softmax, the unpooling accumulates). Their basis operand is a sign: generated
+  (``phase_adds``) or stored (its words read), as the device's ``[tess]`` says. The
+  float engine counts them densely, the fixed engine event driven (docs/fixed_point.md,
+  "TESS"): at most as many;
+* ``phase_adds``: adds of the phase accumulators that generate a TESS basis (device
+  ``[tess] basis = "generated"``; fixed engine only): ``D - 1`` per class pass over a
+  layer's ``D`` basis columns (the phase starts at 0), one pass per class for the
+  logits and one per class with a nonzero local error for the latent gradient;
 * ``weight_writes``: parameters written;
 * ``lut_lookups``, ``lfsr_draws``: table reads and 32-bit LFSR draws (fixed
   engine: one per stochastic rounding, and the feedback signs of a
@@ -57,11 +63,12 @@ import numpy as np
 # new names go at the end: indices (and the kernels' constants) stay valid
 NAMES = ("synops", "neuron_updates", "trace_updates", "eligibility_macs", "signal_macs",
          "weight_writes", "lut_lookups", "lfsr_draws", "rows_skipped", "multiplies",
-         "membrane_multiplies", "trace_multiplies", "signal_multiplies", "local_signal_macs")
+         "membrane_multiplies", "trace_multiplies", "signal_multiplies", "local_signal_macs",
+         "phase_adds")
 INDEX = {n: i for i, n in enumerate(NAMES)}
 SYNOPS, NEURON_UPDATES, TRACE_UPDATES, ELIGIBILITY_MACS, SIGNAL_MACS, WEIGHT_WRITES, \
     LUT_LOOKUPS, LFSR_DRAWS, ROWS_SKIPPED, MULTIPLIES, MEMBRANE_MULTIPLIES, TRACE_MULTIPLIES, \
-    SIGNAL_MULTIPLIES, LOCAL_SIGNAL_MACS = range(len(NAMES))
+    SIGNAL_MULTIPLIES, LOCAL_SIGNAL_MACS, PHASE_ADDS = range(len(NAMES))
 
 
 def is_multiply(constant: float) -> bool:

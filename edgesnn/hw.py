@@ -20,6 +20,11 @@ Schema (all sizes in bytes, energies in picojoules, clock in MHz)::
                keyed int8, int16, int32, fp16, fp32
     [luts]     psi_entries, psi_bits, exp_entries, exp_bits
     [limits]   optional: max_inputs, max_neurons, max_outputs, max_fanout
+    [tess]     optional, how the chip gets the TESS basis signs (``TessBasis``):
+               basis = "generated" (default: a phase accumulator per class, nothing
+               stored) | "stored" (the authors' signs, 2 bits each, in a bank holding
+               "feedback"), phase_bits = 16 (2..32), units = 1 (phase accumulators
+               stepping in parallel)
 """
 
 from __future__ import annotations
@@ -168,6 +173,27 @@ class Limits:
     max_fanout: int | None = None
 
 
+#: how a chip may get the TESS basis signs (``[tess] basis``)
+TESS_BASES = ("generated", "stored")
+
+
+@dataclass(frozen=True)
+class TessBasis:
+    """How the chip gets the TESS basis signs ``sign(sin(f_c k))`` (``[tess]`` table).
+
+    ``generated``: one phase accumulator per class pass, the phase in turns with
+    ``phase_bits`` fractional bits, ``step_c = round(f_c / (2 pi) * 2**phase_bits)``;
+    ``units`` accumulators step in parallel (one add each per cycle). Nothing is stored
+    but the ``C`` steps; the signs may differ from the authors' float32 ``sin`` in a few
+    places (``edgesnn.rules.tess.basis_summary``). ``stored``: the authors' signs, 2 bits
+    per entry, ``C x D`` per layer in a bank that holds ``feedback``.
+    """
+
+    basis: str = "generated"
+    phase_bits: int = 16
+    units: int = 1
+
+
 @dataclass(frozen=True)
 class Device:
     """A validated device model (see the module docstring for the schema)."""
@@ -185,6 +211,7 @@ class Device:
     energy: Energy
     luts: Luts
     limits: Limits = field(default_factory=Limits)
+    tess: TessBasis = field(default_factory=TessBasis)
 
     @property
     def sram_bytes(self) -> int:
@@ -256,12 +283,14 @@ def parse_device(data: dict, source: str = "<device>") -> Device:
     energy = _parse_energy(top.table("energy"))
     luts = _parse_luts(top.table("luts", {}))
     limits = _parse_limits(top.table("limits", {}))
+    tess = _parse_tess(top.table("tess", {}))
     top.reject_unknown()
     if any(f.is_float for f in formats.values()) and not all(f.is_float for f in formats.values()):
         top.fail("mixes float and fixed-point formats; a device is one or the other", "formats")
     return Device(name=name, title=title, source=source, clock_mhz=clock, decay=decay,
                   accumulator_bits=acc_bits, overlap_phases=overlap, banks=banks, units=units,
-                  formats=MappingProxyType(formats), energy=energy, luts=luts, limits=limits)
+                  formats=MappingProxyType(formats), energy=energy, luts=luts, limits=limits,
+                  tess=tess)
 
 
 def _parse_bank(t: Table) -> Bank:
@@ -356,3 +385,11 @@ def _parse_limits(t: Table) -> Limits:
                     ("max_inputs", "max_neurons", "max_outputs", "max_fanout")})
     t.reject_unknown()
     return lim
+
+
+def _parse_tess(t: Table) -> TessBasis:
+    tb = TessBasis(basis=t.choice("basis", TESS_BASES, "generated"),
+                   phase_bits=t.integer("phase_bits", 16, lo=2, hi=32),
+                   units=t.integer("units", 1, lo=1, hi=1_000_000))
+    t.reject_unknown()
+    return tb

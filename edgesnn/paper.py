@@ -33,12 +33,13 @@ ADAM_EPS = 1e-8
 class PaperEngine(FloatEngine):
     """Weight standardisation, Adam, mini-batches; ``run_sample`` feeds one sample of a batch."""
 
-    def __init__(self, spec: NetworkSpec, params: NetParams, batch: int = 16):
+    def __init__(self, spec: NetworkSpec, params: NetParams, batch: int = 16,
+                 basis: list[np.ndarray] | None = None):
         self.raw = [w.copy() for w in params.W]
         self.raw_rec = [None if w is None else w.copy() for w in params.W_rec]
         self.gain = [np.ones(w.shape[0]) for w in params.W]
         self.gain_rec = [None if w is None else np.ones(w.shape[0]) for w in params.W_rec]
-        super().__init__(spec, params)
+        super().__init__(spec, params, basis)
         self.batch = int(batch)
         self.adam_lr = spec.learning.learning_rate
         self._refresh_effective()

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
 
 from edgesnn.errors import BudgetError
 from edgesnn.hw import Bank, Device, NumberFormat
+from edgesnn.rules.tess import basis_signs_for
 from edgesnn.spec import NetworkSpec
 
 #: Roles of tensors in the memory map.
@@ -108,6 +112,14 @@ class Plan:
         if self.problems:
             raise BudgetError(self.problems[0])
         return self
+
+    @cached_property
+    def tess_signs(self) -> list[np.ndarray] | None:
+        """Each spiking layer's TESS basis signs ``(C, D)`` int8 on this device (the
+        authors' when stored, the phase accumulator's when generated:
+        ``rules.tess.basis_signs_for``), or None unless the spec learns with TESS. Every
+        engine of a run takes these."""
+        return basis_signs_for(self.spec, self.device)
 
     def placement(self, name: str) -> Placement:
         for p in self.placements:
@@ -197,9 +209,7 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
             out.append(_fmt_tensor(device, f"{p}.g", "signal", "signal", (n,), LEARNING,
                                    f"{what} learning signal g"))
             if ln.signal == "tess":
-                out.append(_fmt_tensor(device, f"{p}.latent", "signal", "signal",
-                                       (layer.tess_groups,), LEARNING,
-                                       f"{what} TESS pooled activity (the local loss's input)"))
+                out.extend(_tess_layer_tensors(spec, device, i))
         else:
             out.append(_fmt_tensor(device, f"{p}.e", "signal", "signal", (n,), LEARNING,
                                    "readout error softmax - onehot"))
@@ -214,6 +224,12 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
         if layer.spiking and ln.signal == "dfa" and ln.feedback == "stored":
             out.append(_fmt_tensor(device, f"{p}.B", "feedback", "weight", (spec.classes, n),
                                    LEARNING, f"{what} stored DFA feedback matrix"))
+    if ln.signal == "tess" and device.tess.basis == "generated" and not ln.frozen:
+        pb = device.tess.phase_bits
+        out.append(_bits("tess.steps", "rng", (spec.classes,), pb, STATE,
+                         "TESS phase increment per class (the basis is generated)"))
+        out.append(_bits("tess.phase", "rng", (device.tess.units,), pb, BUFFER,
+                         "TESS phase accumulators that generate the basis signs"))
     luts = device.luts
     if luts.psi_entries and not ln.frozen:
         out.append(_bits("lut.psi", "lut", (luts.psi_entries,), luts.psi_bits, BUFFER,
@@ -231,6 +247,29 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
                                  f"layer {l} DFA feedback seed (the matrix is regenerated)"))
         out.append(_bits("fb_lfsr", "rng", (1,), 32, BUFFER,
                          "Galois LFSR that regenerates DFA feedback signs"))
+    return out
+
+
+#: bits per stored TESS basis entry: sign and magnitude of -1, 0, +1
+BASIS_BITS = 2
+
+
+def _tess_layer_tensors(spec: NetworkSpec, device: Device, i: int) -> list[Tensor]:
+    """Spiking layer ``i``'s TESS tensors: its pooled activity (then the latent gradient's
+    shares), its local logits (membrane format, as the readout's) and error, and with a
+    stored basis its ``C x D`` signs (2 bits each, kind ``feedback``: the bank of a
+    stored DFA matrix)."""
+    layer, C, what = spec.layers[i], spec.classes, f"layer {i}"
+    D = layer.tess_groups or layer.size
+    out = [_fmt_tensor(device, f"L{i}.latent", "signal", "signal", (D,), LEARNING,
+                       f"{what} TESS pooled activity, then its gradient's shares"),
+           _fmt_tensor(device, f"L{i}.z", "signal", "membrane", (C,), LEARNING,
+                       f"{what} TESS local logits"),
+           _fmt_tensor(device, f"L{i}.e", "signal", "signal", (C,), LEARNING,
+                       f"{what} TESS local error softmax - onehot")]
+    if device.tess.basis == "stored":
+        out.append(_bits(f"L{i}.basis", "feedback", (C, D), BASIS_BITS, LEARNING,
+                         f"{what} stored TESS basis signs (2 bits each)"))
     return out
 
 

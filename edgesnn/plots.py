@@ -51,6 +51,7 @@ ENERGY_COLOURS: dict[str, str] = {
     "weight_update": "#937860",  # brown
     "lut": "#da8bc3",            # pink
     "lfsr": "#ccb974",           # olive
+    "basis": "#17becf",          # cyan (a generated TESS basis)
 }
 #: the colour of the grouped small categories
 OTHER_COLOUR = "#b0b0b0"

@@ -17,6 +17,7 @@ from edgesnn.hw import Device
 from edgesnn.plan import (Plan, as_float32, bptt_tensors, learning_tensors, make_plan,
                           total_packed_bytes)
 from edgesnn.report import energy, human, kib, md_table, power_of_two
+from edgesnn.rules import tess
 from edgesnn.spec import NetworkSpec
 
 
@@ -39,6 +40,7 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
         "problems": list(plan.problems),
         "rates": {"input": input_rate, "hidden": hidden_rate},
         "memory": _memory(plan),
+        **({"tess_basis": b} if (b := tess.basis_summary(spec, device)) else {}),
         "ops": ops.as_dict(),
         "energy_pj": analytic.energy_pj(ops, plan),
         "inference": {"ops": infer.as_dict(), "energy_pj": analytic.energy_pj(infer, plan)},
@@ -218,6 +220,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                  [[t["name"], t["kind"], "×".join(map(str, t["shape"])), t["format"], t["bank"],
                    t["bytes"]] for t in m["tensors"]]),
         "",
+        *([tess.basis_sentence(r["tess_basis"]), ""] if "tess_basis" in r else []),
         "## Against BPTT and float32",
         "",
         md_table(["", "on-chip S-TLLR", "BPTT (device formats)", "BPTT float32", "S-TLLR float32"],

@@ -52,10 +52,13 @@ class FloatEngine:
     are not. TESS signals count in ``signal_macs`` and, apart, in
     ``local_signal_macs`` (:func:`edgesnn.rules.tess.signal_work`: pooling,
     the two ``C x D`` sign projections, softmax, unpooling); their multiplies
-    are the ``1/D`` and group ``1/size`` scales that are not powers of two.
+    are the ``1/D`` and group ``1/size`` scales that are not powers of two. The
+    float engine gets its basis signs for free (no phase-accumulator adds or basis
+    reads are counted): it is the float reference, whatever the device's basis.
     """
 
-    def __init__(self, spec: NetworkSpec, params: NetParams):
+    def __init__(self, spec: NetworkSpec, params: NetParams,
+                 basis: list[np.ndarray] | None = None):
         self.spec = spec
         self.params = params
         ln = spec.learning
@@ -63,8 +66,10 @@ class FloatEngine:
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
         self._membrane_muls, self._trace_muls = self._decay_multiplies()
-        #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise)
-        self.tess = tess.spec_layers(spec) if ln.signal == "tess" else None
+        #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise);
+        #: ``basis``: each layer's ``(C, D)`` signs (a run passes its plan's,
+        #: ``Plan.tess_signs``), default the authors' float32 ``sign(sin)``
+        self.tess = tess.spec_layers(spec, basis) if ln.signal == "tess" else None
 
     def set_lr_shift(self, shift: int) -> None:
         """Learning rate ``2**-shift`` from the next update on (the trainer's schedule)."""

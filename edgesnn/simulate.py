@@ -26,6 +26,7 @@ from edgesnn.params import init_params
 from edgesnn.plan import make_plan
 from edgesnn.profile import _memory, _spec_summary, rule_words
 from edgesnn.reference import FloatEngine
+from edgesnn.rules import tess
 from edgesnn.spec import NetworkSpec
 from edgesnn.train import (Stop, Trainer, TrainConfig, data_identity, device_identity,
                            evaluate_counts)
@@ -45,30 +46,25 @@ class SimulateOptions:
     data_dir: str | None = None
 
 
-def check_engines(spec: NetworkSpec, names: tuple[str, ...]) -> None:
-    """SpecError (one line) if an asked-for engine cannot run this spec."""
-    if spec.learning.signal == "tess" and "fixed" in names:
-        raise SpecError("learning.signal = 'tess' runs in the float engine only for now "
-                        "(--engine float, or paper)")
-
-
 def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], seed: int,
                   batch: int = 16) -> dict[str, Any]:
-    """Engines by name, all starting from the same seeded parameters."""
-    check_engines(spec, names)
+    """Engines by name, all starting from the same seeded parameters; under TESS all with
+    the plan's basis signs (``Plan.tess_signs``: a generated basis's in every engine, so
+    that fixed and float differ only in arithmetic)."""
+    plan = make_plan(spec, device)
     engines: dict[str, Any] = {}
     for name in names:
         if name == "float":
-            engines[name] = FloatEngine(spec, init_params(spec, seed))
+            engines[name] = FloatEngine(spec, init_params(spec, seed), plan.tess_signs)
         elif name == "fixed":
             from edgesnn.core import FixedEngine
 
 
-            engines[name] = FixedEngine(make_plan(spec, device), init_params(spec, seed), seed)
+            engines[name] = FixedEngine(plan, init_params(spec, seed), seed)
         elif name == "paper":
             from edgesnn.paper import PaperEngine
 
-            engines[name] = PaperEngine(spec, init_params(spec, seed), batch)
+            engines[name] = PaperEngine(spec, init_params(spec, seed), batch, plan.tess_signs)
         else:
             raise SpecError(f"engine '{name}' is not built yet; engines: {', '.join(ENGINES)}")
     return engines
@@ -84,7 +80,6 @@ def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer
     cfg = opts.config
     if cfg.samples < 1 or cfg.eval_every < 1 or cfg.eval_samples < 1:
         raise DataError("--samples, --eval-every and --eval-samples must be >= 1")
-    check_engines(spec, opts.engines)
     if not 0 <= cfg.seed < SEED_LIMIT:
         raise DataError(f"--seed {cfg.seed} is outside 0..{SEED_LIMIT - 1} (the seeds numpy's "
                         "generators and the device's LFSRs take)")
@@ -159,6 +154,7 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
                   "train_accuracy": trainer.history.train_accuracy,
                   "loss": trainer.history.loss},
         "memory": memory,
+        **({"tess_basis": b} if (b := tess.basis_summary(spec, device)) else {}),
         "wall_seconds": round(seconds, 3),
         "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
     }
@@ -271,6 +267,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Fits {d['name']}: {'yes' if r.get('fits', True) else '**no**'} "
         f"({used:,} of {cap:,} bytes of SRAM).",
         "",
+        *([tess.basis_sentence(r["tess_basis"], run=True), ""] if "tess_basis" in r else []),
         md_table(["engine", "test accuracy", "test loss", "hidden spike rate"],
                  [[n, f"{100 * r[n]['test_accuracy']:.2f}%", f"{r[n]['test_loss']:.4f}",
                    ", ".join(f"{x:.3f}" for x in r[n]["hidden_spike_rate"])] for n in engines]),
@@ -306,7 +303,9 @@ def to_markdown(r: dict[str, Any]) -> str:
                  [[k.replace("_", " "), *[r[n]["ops_per_sample"][k] for n in engines],
                    *[r[n]["ops_per_inference"][k] for n in engines]]
                   for k in ("synops", "neuron_updates", "trace_updates", "eligibility_macs",
-                            "signal_macs", "learning_macs", "multiplies", "weight_writes",
+                            "signal_macs", *(("local_signal_macs", "phase_adds")
+                                             if "tess_basis" in r else ()),
+                            "learning_macs", "multiplies", "weight_writes",
                             "lut_lookups", "lfsr_draws", "rows_skipped")]),
         "",
     ]

@@ -1,4 +1,5 @@
-"""tools/bench.py: the FSDD row, on WAV files the tests write in the FSDD layout."""
+"""tools/bench.py: the TESS row beside the S-TLLR one; the FSDD row, on WAV files the tests
+write in the FSDD layout."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def test_fsdd_folder_defaults_to_the_environment_then_the_shared_folder(monkeypa
     assert bench.default_fsdd_dir() == "/data/fsdd-clone/recordings"
     monkeypatch.delenv("EDGESNN_FSDD")
     assert bench.default_fsdd_dir() == str(ROOT.parent / "shared" / "data" / "fsdd" / "recordings")
+
+
+def test_tess_row_times_both_engines_on_the_tess_spec():
+    bench = _bench()
+    assert bench.shd_spec(100, bench.TESS_SPEC).learning.signal == "tess"
+    assert bench.shd_spec(100).learning.signal == "bp"
+    res = bench.bench_rule("tess", ["fixed", "float"], 2, 1, passes=1, rss=False)
+    for key in ("tess_fixed_samples_per_s", "tess_float_samples_per_s", "tess_synops_per_s",
+                "tess_speedup"):
+        assert res[key] > 0, key
+    assert not any(k.startswith("fixed_") for k in res)          # the S-TLLR row's keys
+    assert bench.peak_rss_mb("fixed", 100, 1, bench.TESS_SPEC) > 0

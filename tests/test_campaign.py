@@ -60,6 +60,9 @@ learning_rate = 0.0078125
 update = "per-sample"
 """
 
+#: every placeable kind but the one a stored TESS basis (and DFA matrix) needs
+NOT_FEEDBACK = ("weight", "bias", "membrane", "current", "spike", "trace", "signal", "update",
+                "lut", "input", "rng")
 RUN = ["--samples", "20", "--eval-every", "10", "--eval-samples", "10", "--quiet"]
 
 
@@ -222,6 +225,8 @@ CASES: list[Case] = [
              r"key 'banks\[0\].word_bits': is required but missing \(unknown key 'word_bit'"),
     dev_case("bank holds unknown kind", "write_pj = 12.0", 'write_pj = 12.0\nholds = ["ghosts"]',
              r"key 'banks\[0\].holds': unknown tensor kind 'ghosts'"),
+    dev_case("unknown TESS basis", "[luts]", '[tess]\nbasis = "rom"\n\n[luts]',
+             r"key 'tess.basis': must be one of generated, stored; got 'rom'"),
     Case("device TOML", "unknown preset", lambda t: ["profile", _spec(t), "--hw", "xylo"],
          r"unknown device 'xylo'; presets: "),
 
@@ -268,10 +273,13 @@ CASES: list[Case] = [
     Case("spec vs data", "float device for the fixed engine",
          lambda t: sim(t, "--hw", "fp32-reference", "--engine", "fixed"),
          r"float device"),
-    Case("spec vs data", "TESS in the fixed engine",
-         lambda t: sim(t, spec=_spec(t, 'signal = "bp"', 'signal = "tess"')),
-         r"learning.signal = 'tess' runs in the float engine only for now \(--engine float, "
-         r"or paper\)$"),
+    Case("spec vs data", "TESS basis stored where no bank holds it",
+         lambda t: sim(t, "--hw", _dev(t, "write_pj = 12.0", 'write_pj = 12.0\nholds = ['
+                                       + ", ".join(f'"{k}"' for k in NOT_FEEDBACK)
+                                       + ']\n\n[tess]\nbasis = "stored"'),
+                       spec=_spec(t, 'signal = "bp"', 'signal = "tess"')),
+         r"does not fit tiny: no bank may hold 'feedback' tensors \(L0.basis\); add it to a "
+         r"bank's holds list$"),
 
     # -- checkpoints
     Case("checkpoints", "random bytes",

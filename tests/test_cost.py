@@ -42,7 +42,7 @@ def test_cycles_by_hand(plan):
     c.sram_reads["main"], c.sram_writes["main"] = 500, 100
     r = cost.cycles(c, plan.device, steps=10)
     assert r.phases == {"input_events": 51, "neuron_update": 60, "traces": 150, "learning": 332,
-                        "weight_update": 21, "random": 0}
+                        "weight_update": 21, "random": 0, "basis": 0}
     # five active phases, 2 cycles each per step, 10 steps
     assert r.compute_cycles == 51 + 60 + 150 + 332 + 21 + 5 * 2 * 10
     assert r.memory_cycles == 600

@@ -114,3 +114,13 @@ def test_device_file_by_path(tiny_device_file):
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(DeviceError, match="unknown device 'nope'; presets: .*cortex-m7"):
         load_device("nope")
+
+
+def test_the_tess_table_defaults_to_a_generated_basis():
+    from edgesnn.hw import TessBasis
+
+    d = parse_device(tomllib.loads(TINY_DEVICE))
+    assert d.tess == TessBasis("generated", 16, 1)
+    d = parse_device(tomllib.loads(TINY_DEVICE + '\n[tess]\nbasis = "stored"\nphase_bits = 20\n'))
+    assert d.tess == TessBasis("stored", 20, 1)
+    assert all(load_device(name).tess == TessBasis() for name in preset_names())

@@ -12,6 +12,10 @@ Measures, in one run and on the same random input samples:
 * synaptic operations per second of the fixed engine,
 * peak resident memory of a fresh process learning at T=100 and at T=1000
   (the fixed engine's state must not grow with T),
+* the same for TESS (``--rules``, default both): examples/shd_tess.toml, the SHD
+  network learning with TESS (45 groups of 10, the device's generated basis) instead
+  of S-TLLR with BP: fixed and float samples/s, synaptic operations/s and peak memory,
+  as ``tess_*`` keys,
 * (``--fsdd [DIR]``) spoken digits: samples/s of the audio front end
   (``AudioEncoder.spikes`` on waveforms already read from the WAV files, no
   disk cache) and of the fixed engine learning examples/fsdd.toml (16 mel
@@ -25,7 +29,8 @@ sample of each engine is run once before timing (numba compiles it).
 
     python tools/bench.py            # table
     python tools/bench.py --json     # one JSON object
-    python tools/bench.py --quick    # fewer samples, under a minute
+    python tools/bench.py --quick    # fewer samples, a minute or two
+    python tools/bench.py --rules stllr   # without the TESS row
     python tools/bench.py --fsdd PATH/TO/free-spoken-digit-dataset/recordings
                                      # adds the FSDD row
     python tools/bench.py --fsdd     # the same from $EDGESNN_FSDD, else
@@ -59,6 +64,9 @@ from edgesnn.reference import FloatEngine  # noqa: E402
 from edgesnn.spec import load_spec  # noqa: E402
 
 SPEC = ROOT / "examples" / "shd.toml"
+TESS_SPEC = ROOT / "examples" / "shd_tess.toml"
+#: the rows: learning rule -> (spec, prefix of its JSON keys)
+RULES = {"stllr": (SPEC, ""), "tess": (TESS_SPEC, "tess_")}
 DEVICE = "cortex-m7"
 INPUT_RATE = 0.02
 FSDD_SPEC = ROOT / "examples" / "fsdd.toml"
@@ -72,8 +80,8 @@ def default_fsdd_dir() -> str:
     return os.environ.get("EDGESNN_FSDD", "").strip() or str(FSDD_DEFAULT)
 
 
-def shd_spec(T: int = 100):
-    spec = load_spec(SPEC)
+def shd_spec(T: int = 100, path: Path = SPEC):
+    spec = load_spec(path)
     return replace(spec, time_steps=T, learning=replace(spec.learning,
                                                         window=min(spec.learning.window, T)))
 
@@ -86,12 +94,14 @@ def samples(spec, n: int, seed: int = 0):
 
 
 def make_engine(name: str, spec, seed: int = 0):
+    """An engine as ``edgesnn simulate`` builds it (under TESS with the plan's basis)."""
     params = init_params(spec, seed)
+    plan = make_plan(spec, load_device(DEVICE))
     if name == "float":
-        return FloatEngine(spec, params)
+        return FloatEngine(spec, params, plan.tess_signs)
     from edgesnn.core import FixedEngine
 
-    return FixedEngine(make_plan(spec, load_device(DEVICE)), params, seed)
+    return FixedEngine(plan, params, seed)
 
 
 def time_engine(name: str, spec, n: int, passes: int = 3) -> dict:
@@ -120,15 +130,46 @@ def time_engine(name: str, spec, n: int, passes: int = 3) -> dict:
             "passes": passes}
 
 
-def peak_rss_mb(engine: str, T: int, n: int) -> float:
+def peak_rss_mb(engine: str, T: int, n: int, path: Path = SPEC) -> float:
     """Peak RSS of a fresh process that learns ``n`` samples at ``T`` steps."""
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource;"
+            f"from pathlib import Path;"
             f"from tools.bench import shd_spec, samples, make_engine;"
-            f"spec = shd_spec({T}); eng = make_engine({engine!r}, spec);"
+            f"spec = shd_spec({T}, Path({str(path)!r})); eng = make_engine({engine!r}, spec);"
             f"[eng.run_sample(x, y) for x, y in samples(spec, {n})];"
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
+               rss: bool = True) -> dict:
+    """One row: the rule's SHD spec learned by the fixed and the float engine (``engines``);
+    keys prefixed by ``RULES[rule][1]`` (none for S-TLLR, ``tess_`` for TESS)."""
+    path, pre = RULES[rule]
+    spec = shd_spec(100, path)
+    res: dict = {}
+    if "fixed" in engines:
+        f = time_engine("fixed", spec, n_fixed, passes)
+        res.update({f"{pre}fixed_samples_per_s": f["samples_per_s"],
+                    f"{pre}synops_per_s": f["synops_per_s"],
+                    f"{pre}fixed_samples_per_cpu_s": f["samples_per_cpu_s"],
+                    f"{pre}fixed_samples": n_fixed,
+                    f"{pre}fixed_first_pass_samples_per_s": f["first_pass_samples_per_s"],
+                    "passes": f["passes"]})
+        if rss:
+            res[f"{pre}peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3, path)
+            res[f"{pre}peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3, path)
+    if "float" in engines:
+        g = time_engine("float", spec, n_float, passes)
+        res.update({f"{pre}float_samples_per_s": g["samples_per_s"],
+                    f"{pre}float_samples_per_cpu_s": g["samples_per_cpu_s"],
+                    f"{pre}float_samples": n_float,
+                    f"{pre}float_first_pass_samples_per_s": g["first_pass_samples_per_s"]})
+        res.setdefault(f"{pre}synops_per_s", g["synops_per_s"])
+    if f"{pre}fixed_samples_per_s" in res and f"{pre}float_samples_per_s" in res:
+        res[f"{pre}speedup"] = res[f"{pre}fixed_samples_per_s"] / res[f"{pre}float_samples_per_s"]
+    return res
 
 
 def bench_fsdd(data_dir: str, n: int) -> dict:
@@ -163,10 +204,13 @@ def bench_fsdd(data_dir: str, n: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer samples (a minute or two)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
     ap.add_argument("--engines", default="fixed,float", help="comma-separated: fixed,float")
+    ap.add_argument("--rules", default="stllr,tess",
+                    help="comma-separated rows: stllr (examples/shd.toml), tess "
+                         "(examples/shd_tess.toml)")
     ap.add_argument("--fsdd", metavar="DIR", nargs="?", default=None, const=default_fsdd_dir(),
                     help="FSDD recordings folder: add encoding and fixed-engine learning "
                          "samples/s (without DIR: $EDGESNN_FSDD, else "
@@ -175,25 +219,18 @@ def main(argv=None) -> int:
     n_fixed = args.samples or (40 if args.quick else 400)
     n_float = max(3, n_fixed // (20 if args.quick else 10))
     engines = args.engines.split(",")
-    spec = shd_spec(100)
+    rules = args.rules.split(",")
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        ap.error(f"unknown rule {unknown[0]!r}; rules: {', '.join(RULES)}")
     res: dict = {"network": "examples/shd.toml 700-450rec-20, T=100, window 90, per-step",
                  "device": DEVICE, "input_rate": INPUT_RATE}
-    if "fixed" in engines:
-        f = time_engine("fixed", spec, n_fixed)
-        res.update(fixed_samples_per_s=f["samples_per_s"], synops_per_s=f["synops_per_s"],
-                   fixed_samples_per_cpu_s=f["samples_per_cpu_s"], fixed_samples=n_fixed,
-                   fixed_first_pass_samples_per_s=f["first_pass_samples_per_s"],
-                   passes=f["passes"])
-        res["peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3)
-        res["peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3)
-    if "float" in engines:
-        g = time_engine("float", spec, n_float)
-        res.update(float_samples_per_s=g["samples_per_s"],
-                   float_samples_per_cpu_s=g["samples_per_cpu_s"], float_samples=n_float,
-                   float_first_pass_samples_per_s=g["first_pass_samples_per_s"])
-        res.setdefault("synops_per_s", g["synops_per_s"])
-    if "fixed_samples_per_s" in res and "float_samples_per_s" in res:
-        res["speedup"] = res["fixed_samples_per_s"] / res["float_samples_per_s"]
+    if "stllr" in rules:
+        res.update(bench_rule("stllr", engines, n_fixed, n_float))
+    if "tess" in rules:
+        res["tess_network"] = ("examples/shd_tess.toml 700-450rec-20, TESS 45 groups, T=100, "
+                               "window 90, per-step")
+        res.update(bench_rule("tess", engines, n_fixed, n_float))
     if args.fsdd:
         res.update(bench_fsdd(args.fsdd, 60 if args.quick else 600))
         res["fsdd_network"] = "examples/fsdd.toml 16-128rec-10, T=100, window 50, per-sample"
@@ -202,19 +239,22 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"edgesnn bench: {res['network']}, device {DEVICE}, input rate {INPUT_RATE}")
-    rows = [("fixed engine samples/s", res.get("fixed_samples_per_s")),
-            ("  per CPU second", res.get("fixed_samples_per_cpu_s")),
-            ("  first pass", res.get("fixed_first_pass_samples_per_s")),
-            ("float engine samples/s", res.get("float_samples_per_s")),
-            ("  per CPU second", res.get("float_samples_per_cpu_s")),
-            ("  first pass", res.get("float_first_pass_samples_per_s")),
-            ("fixed / float", res.get("speedup")),
-            ("synaptic ops/s (fixed)", res.get("synops_per_s")),
-            ("peak RSS, T=100 (MB)", res.get("peak_rss_mb_t100")),
-            ("peak RSS, T=1000 (MB)", res.get("peak_rss_mb_t1000"))]
-    for label, value in rows:
-        print(f"  {label:26s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
+    print(f"edgesnn bench: device {DEVICE}, input rate {INPUT_RATE}")
+    for rule in rules:
+        pre = RULES[rule][1]
+        print(f"{'S-TLLR, BP' if rule == 'stllr' else 'TESS'}: {res[pre + 'network']}")
+        rows = [("fixed engine samples/s", res.get(f"{pre}fixed_samples_per_s")),
+                ("  per CPU second", res.get(f"{pre}fixed_samples_per_cpu_s")),
+                ("  first pass", res.get(f"{pre}fixed_first_pass_samples_per_s")),
+                ("float engine samples/s", res.get(f"{pre}float_samples_per_s")),
+                ("  per CPU second", res.get(f"{pre}float_samples_per_cpu_s")),
+                ("  first pass", res.get(f"{pre}float_first_pass_samples_per_s")),
+                ("fixed / float", res.get(f"{pre}speedup")),
+                ("synaptic ops/s (fixed)", res.get(f"{pre}synops_per_s")),
+                ("peak RSS, T=100 (MB)", res.get(f"{pre}peak_rss_mb_t100")),
+                ("peak RSS, T=1000 (MB)", res.get(f"{pre}peak_rss_mb_t1000"))]
+        for label, value in rows:
+            print(f"  {label:26s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
     if args.fsdd:
         print(f"FSDD: {res['fsdd_network']}, device {FSDD_DEVICE}, {res['fsdd_samples']} recordings")
         for label, value in [("encoding samples/s", res["fsdd_encode_samples_per_s"]),

@@ -47,6 +47,10 @@ class Operands(NamedTuple):
     acc_hi: int               # MAC accumulator's largest value
     per_sample: bool
     carry: bool
+    tess_groups: int = 0      # TESS: the largest D (0 without TESS)
+    tess_size: int = 0        # the largest pooling group
+    tess_codes: tuple = (0, 0, 0)    # largest codes of 1/size, 1/(D*temp), 1/(D*temp*size)
+    tess_shifts: tuple = (0, 0, 0)   # and their k (constants.reciprocal_constant)
 
 
 class Entry(NamedTuple):
@@ -150,6 +154,28 @@ def datapath(op: Operands) -> dict[str, Entry]:
         hc, hk = (int(v) for v in op.th[l])
         t[f"layer {l} postsynaptic trace update"] = Entry(
             _rounding(m.trace * hc + (m.trace << hk), hk, mode.trace), SUM_MAX)
+    if op.tess_groups:
+        rc, zc, wc = op.tess_codes
+        # a latent is cnt/size <= 1, rounded from a 24-bit reciprocal: <= 2**F_S (1 + 2**-23)
+        # + 1; a local error |softmax - onehot| <= 1
+        lat_max = min(m.signal, (1 << f.signal) + (1 << max(0, f.signal - 23)) + 1)
+        zacc = min(acc, op.tess_groups * lat_max)         # logits: <= D latents
+        uacc = min(acc, op.classes * min(e_max, m.signal))    # shares: <= C errors
+        rk, zk, wk = op.tess_shifts
+        lat = op.tess_size * rc
+        zp = zacc * zc
+        up = uacc * wc
+        t.update({
+            "TESS latent product": Entry(lat, PRODUCT_MAX),
+            "TESS logit accumulate": Entry(zacc + lat_max, SUM_MAX),
+            "TESS logit product": Entry(zp, PRODUCT_MAX),
+            "TESS share product": Entry(up, PRODUCT_MAX),
+            "TESS roundings": Entry(max(_rounding(lat, rk - f.signal, mode.signal),
+                                        _rounding(zp, f.signal + zk - f.membrane,
+                                                  mode.membrane),
+                                        _rounding(up, wk, mode.signal)), SUM_MAX),
+            "TESS unpooling sum": Entry(2 * m.signal, SUM_MAX),
+        })
     if op.per_sample:
         t["update accumulate"] = Entry(_into(dw_acc, f.signal + f.trace - f.update,
                                              mode.update, m.update), SUM_MAX)
@@ -171,14 +197,20 @@ def datapath(op: Operands) -> dict[str, Entry]:
 
 
 def shifts(op: Operands) -> dict[str, int]:
-    """Rounding shift -> bits, of the updates (the others are bounded by construction)."""
+    """Rounding shift -> bits, of the updates and the TESS signal (the others are bounded by
+    construction)."""
     f = Formats(*(r.frac for r in op.fmt))
+    out = {}
+    if op.tess_groups:
+        rk, zk, wk = op.tess_shifts
+        out = {"TESS latent rounding": rk - f.signal,
+               "TESS logit rounding": f.signal + zk - f.membrane, "TESS share rounding": wk}
     if op.per_sample:
-        return {"update accumulate": f.signal + f.trace - f.update,
-                "bias accumulate": f.signal - f.update,
-                "accumulated update": f.update + op.lr - min(f.weight, f.bias)}
-    return {"weight update": f.signal + f.trace + op.lr - f.weight,
-            "bias update": f.signal + op.lr - f.bias}
+        return out | {"update accumulate": f.signal + f.trace - f.update,
+                      "bias accumulate": f.signal - f.update,
+                      "accumulated update": f.update + op.lr - min(f.weight, f.bias)}
+    return out | {"weight update": f.signal + f.trace + op.lr - f.weight,
+                  "bias update": f.signal + op.lr - f.bias}
 
 
 def first_excess(op: Operands) -> str | None:

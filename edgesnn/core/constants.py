@@ -7,6 +7,9 @@ int64 arrays and ints that the kernel (:mod:`edgesnn.core.kernel`) takes.
 * ``decay_constant``: ``beta`` as ``(code, k)`` with ``x*beta ~ x*code >> k``:
   a Q0.k multiply (``k = max(16, frac bits of x)``) or the shift leak
   ``x - (x >> k)`` written as ``x*(2**k - 1) >> k``.
+* ``reciprocal_constant``: a positive constant (TESS's ``1/size``, ``1/(D*temperature)``)
+  as ``(code, k)``, ``value ~ code / 2**k`` with 24 significant bits; a power of two is
+  ``2**23 / 2**k`` exactly (a shift).
 * ``psi_table`` / ``exp_table``: lookup tables indexed by a rounded right
   shift of a membrane-format distance; the step (a power of two) is the one
   with the smallest worst-case error of the whole table.
@@ -15,6 +18,7 @@ int64 arrays and ints that the kernel (:mod:`edgesnn.core.kernel`) takes.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -90,6 +94,31 @@ def decay_constant(beta: float, mode: str, frac_bits: int) -> Decay:
         return Decay((1 << k) - 1, k)
     k = int(min(DECAY_MAX_BITS, max(DECAY_MIN_BITS, frac_bits)))
     return Decay(int(round(beta * (1 << k))), k)
+
+
+# --------------------------------------------------------------------------- reciprocals
+
+#: significant bits of a reciprocal constant: codes in [2**(RECIP_BITS-1), 2**RECIP_BITS]
+RECIP_BITS = 24
+
+
+def reciprocal_constant(value: Fraction) -> Decay:
+    """A constant ``value > 0`` (exact) as ``code / 2**k``, ``code = round(value * 2**k)``
+    (nearest, ties to even) with ``k`` such that ``code`` has ``RECIP_BITS`` significant
+    bits. A power of two gives ``code = 2**(RECIP_BITS-1)``: the product is then a shift
+    (``counting.real_mul``), and exact. DeviceError if ``k`` would be negative (a value of
+    2**RECIP_BITS or more)."""
+    value = Fraction(value)
+    if value <= 0:
+        raise DeviceError(f"a reciprocal constant must be positive, got {value}")
+    e = value.numerator.bit_length() - value.denominator.bit_length()
+    if Fraction(2) ** e > value:
+        e -= 1                                   # 2**e <= value < 2**(e+1)
+    k = RECIP_BITS - 1 - e
+    if k < 0:
+        raise DeviceError(f"constant {float(value):g} is too large for a "
+                          f"{RECIP_BITS}-bit reciprocal code")
+    return Decay(int(round(value * 2 ** k)), int(k))
 
 
 # --------------------------------------------------------------------------- LUTs

@@ -13,6 +13,7 @@ one ``kernel.run_sample_kernel`` call. Arithmetic choices: docs/fixed_point.md.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -22,12 +23,14 @@ from edgesnn.errors import CheckpointError, DataError, DeviceError
 from edgesnn.fixed import lfsr_seed, quantize
 from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 from edgesnn.plan import Plan
+from edgesnn.rules.tess import group_sizes, pool_bounds
 
 from . import bounds
 from . import layout as LY
 from . import rng as R
 from .arith import Fmt, Formats
-from .constants import ALPHA_FRAC, decay_constant, exp_table, format_row, psi_table, quantize_const
+from .constants import (ALPHA_FRAC, decay_constant, exp_table, format_row, psi_table,
+                        quantize_const, reciprocal_constant)
 from .kernel import run_sample_kernel
 
 #: format kinds: the fields of ``arith.Formats`` (the device's ``[formats]`` names)
@@ -39,8 +42,9 @@ RNG_STREAM = 999
 
 
 def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
-                per_sample: bool) -> dict[int, str]:
-    """Tensor kind -> plan tensor name for one layer (pseudo names for registers)."""
+                per_sample: bool, tess: str | None = None) -> dict[int, str]:
+    """Tensor kind -> plan tensor name for one layer (pseudo names for registers); ``tess``:
+    the device's TESS basis (``"stored"``, ``"generated"``) under TESS, else None."""
     names = {LY.K_W: f"{prefix}.W", LY.K_B: f"{prefix}.b", LY.K_U: f"{prefix}.u",
              LY.K_I: f"{prefix}.i", LY.K_Q: f"{prefix}.q"}
     if spiking:
@@ -52,6 +56,11 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
         names[LY.K_G] = f"{prefix}.e"
     if rec:
         names.update({LY.K_WR: f"{prefix}.W_rec", LY.K_QR: f"{prefix}.q_rec"})
+    if spiking and tess:
+        names.update({LY.K_LAT: f"{prefix}.latent", LY.K_ZL: f"{prefix}.z",
+                      LY.K_EL: f"{prefix}.e"})
+        if tess == "stored":
+            names[LY.K_BAS] = f"{prefix}.basis"
     if per_sample:
         names.update({LY.K_DW: f"{prefix}.dW", LY.K_DB: f"{prefix}.db"})
         if rec:
@@ -141,6 +150,15 @@ class _Constants(NamedTuple):
     acc_hi: int
 
 
+class _Tess(NamedTuple):
+    """The TESS tables of ``Net`` (``layout.TL_*``, ``layout.G_*``; empty without TESS)."""
+
+    lay: np.ndarray           # (L, TL_COLS) int64
+    grp: np.ndarray           # (groups, G_COLS) int64
+    sgn: np.ndarray           # int8 signs, (C, D) per layer in C order
+    largest: dict             # largest codes, sizes and shifts (bounds.Operands)
+
+
 class FixedEngine:
     """Runs a plan in integer arithmetic, sample by sample, counting every operation."""
 
@@ -163,7 +181,8 @@ class FixedEngine:
         tid, tid_input, tens = self._tensors(rec)
         offs = self._offsets(n_in, n, rec)
         consts = self._constants(n)
-        gates = self._bounds(consts)
+        tess = self._tess_tables()
+        gates = self._bounds(consts, tess)
         self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=offs.w, wr_off=offs.wr, b_off=offs.b,
                              nrn_off=offs.nrn, in_off=offs.inp, fb_off=offs.fb, dw_off=offs.dw,
                              dwr_off=offs.dwr, db_off=offs.db, nu=consts.nu, tq=consts.tq,
@@ -179,7 +198,10 @@ class FixedEngine:
             fb_mag=consts.fb_mag, acc_lo=consts.acc_lo, acc_hi=consts.acc_hi,
             sig_exact=gates.sig_exact, syn_rows=gates.syn_rows, syn_rows32=gates.syn_rows32,
             factor_det=gates.factor_det, tid_input=tid_input, tens=tens,
-            decay_mul=int(dev.decay == "multiply"), learn_from=L if ln.frozen else 0)
+            decay_mul=int(dev.decay == "multiply"), learn_from=L if ln.frozen else 0,
+            tess=int(ln.signal == "tess"),
+            tess_gen=int(self._tess_basis == "generated"), tess_lay=tess.lay, tess_grp=tess.grp,
+            tess_sgn=tess.sgn)
         self.st = self._state(params, offs)
         self.buf = self._buffers(offs, tens)
         e2 = np.zeros((0, 0), dtype=np.int64)
@@ -191,6 +213,48 @@ class FixedEngine:
     @property
     def _stored_fb(self) -> bool:
         return self._dfa and not self._regen
+
+    @property
+    def _tess_basis(self) -> str | None:
+        """The device's TESS basis (``"stored"``/``"generated"``) under TESS, else None."""
+        return self.device.tess.basis if self.spec.learning.signal == "tess" else None
+
+    def _tess_tables(self) -> _Tess:
+        """The TESS constants (docs/fixed_point.md, "TESS"): per spiking layer its group
+        count, table offsets and logit constant ``1/(D*temperature)``; per pooling group its
+        neurons and constants ``1/size``, ``1/(D*temperature*size)`` (each ``code / 2**k``,
+        ``constants.reciprocal_constant``); the plan's basis signs. Sets ``tess_signs``."""
+        spec = self.spec
+        L = len(spec.hidden)
+        lay = np.zeros((L, LY.TL_COLS), dtype=np.int64)
+        self.tess_signs = self.plan.tess_signs
+        if self.tess_signs is None:
+            return _Tess(lay, np.zeros((0, LY.G_COLS), dtype=np.int64),
+                         np.zeros(0, dtype=np.int8), {})
+        temp = Fraction(spec.learning.tess_temperature)
+        grp, sgn = [], []
+        g_off = s_off = 0
+        for l, layer in enumerate(spec.hidden):
+            signs = self.tess_signs[l]
+            D = signs.shape[1]
+            bounds_ = pool_bounds(layer.size, D)
+            z = reciprocal_constant(1 / (D * temp))
+            lay[l] = (D, g_off, s_off, z.code, z.k)
+            for (a, b), size in zip(bounds_, group_sizes(bounds_)):
+                r = reciprocal_constant(Fraction(1, int(size)))
+                w = reciprocal_constant(1 / (D * temp * int(size)))
+                grp.append((int(a), int(b), r.code, r.k, w.code, w.k))
+            sgn.append(np.ascontiguousarray(signs, dtype=np.int8).ravel())
+            g_off += D
+            s_off += signs.size
+        grp_a = np.array(grp, dtype=np.int64).reshape(-1, LY.G_COLS)
+        largest = {"tess_groups": int(lay[:, LY.TL_D].max()),
+                   "tess_size": int((grp_a[:, LY.G_B] - grp_a[:, LY.G_A]).max()),
+                   "tess_codes": (int(grp_a[:, LY.G_RC].max()), int(lay[:, LY.TL_ZC].max()),
+                                  int(grp_a[:, LY.G_WC].max())),
+                   "tess_shifts": (int(grp_a[:, LY.G_RK].max()), int(lay[:, LY.TL_ZK].max()),
+                                   int(grp_a[:, LY.G_WK].max()))}
+        return _Tess(lay, grp_a, np.concatenate(sgn), largest)
 
     def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
         """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``
@@ -209,7 +273,8 @@ class FixedEngine:
         for l in range(L + 1):
             prefix = f"L{l}" if l < L else "out"
             for kind, name in _kind_names(prefix, l < L, bool(rec[l]), self._stored_fb,
-                                          self.spec.learning.per_sample).items():
+                                          self.spec.learning.per_sample,
+                                          self._tess_basis).items():
                 tid[l, kind] = len(self.tensor_names)
                 self.tensor_names.append(name)
         tid_input = len(self.tensor_names)
@@ -317,7 +382,7 @@ class FixedEngine:
                           alpha_pre=alpha_pre, lr=ln.learning_rate_shift, fb_mag=fb_mag,
                           acc_lo=-(1 << (acc_bits - 1)), acc_hi=(1 << (acc_bits - 1)) - 1)
 
-    def _bounds(self, c: _Constants) -> bounds.Gates:
+    def _bounds(self, c: _Constants, tess: _Tess) -> bounds.Gates:
         """The int64 datapath check and the kernel's fast-path gates (:mod:`.bounds`); sets
         ``_operands`` (what ``set_lr_shift`` checks again). DeviceError if an intermediate
         could leave int64."""
@@ -326,7 +391,7 @@ class FixedEngine:
             fmt=self.formats, nu=c.nu, tq=c.tq, th=c.th, alpha_post=c.alpha_post,
             alpha_pre=c.alpha_pre, lr=c.lr, classes=self.spec.classes,
             exp_bits=self.device.luts.exp_bits, fb_mag=c.fb_mag, acc_hi=c.acc_hi,
-            per_sample=ln.per_sample, carry=bool(ln.carry))
+            per_sample=ln.per_sample, carry=bool(ln.carry), **tess.largest)
         excess = bounds.first_excess(self._operands)
         if excess:
             raise DeviceError(f"device '{self.device.name}': formats too wide for the fixed "
@@ -383,7 +448,7 @@ class FixedEngine:
         return LY.Buffers(
             nrn=np.zeros((11, ntot), dtype=np.int64), act=np.zeros((2, ntot), dtype=np.int64),
             cnt=np.zeros((L + 1, 3), dtype=np.int64), inp=np.zeros((2, itot), dtype=np.int64),
-            scr=np.zeros((2, width), dtype=np.int64),
+            scr=np.zeros((LY.SCR_ROWS, width), dtype=np.int64),
             wtab=np.zeros((4, epw_max), dtype=np.int64),
             cmp=np.zeros((LY.CMP_DELTA + 1, width), dtype=np.int64),
             c32=np.zeros((4, width + LY.PAD), dtype=np.int32),

@@ -30,17 +30,20 @@ from .forward import layer_forward, post_traces
 from .layout import (CARRY, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
                      LC_N, LC_NIN, LC_NOFF, LC_REC, LC_TID, LC_WOFF, LC_WROFF, R_G, R_GP, R_H,
                      R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_XB)
-from .signal import readout_error, signal_from_above, signal_from_error
+from .signal import readout_error, signal_from_above, signal_from_error, signal_tess
 from .update import apply_sample, factors, readout_factors, update_bias, update_rows
 
 
 @njit(cache=True)
 def learn_step(net, st, buf, label):
-    """Phase 4 of a window step: error, signals (top-down), factors, then every update."""
+    """Phase 4 of a window step: error, signals (top-down; TESS: each layer's own), factors,
+    then every update."""
     L = net.L
     readout_error(net, st, buf, label)
     for l in range(L - 1, net.learn_from - 1, -1):
-        if net.dfa or l == L - 1:
+        if net.tess:                     # local: from the layer's own spikes
+            signal_tess(net, st, buf, label, l)
+        elif net.dfa or l == L - 1:
             signal_from_error(net, st, buf, l)
         else:
             signal_from_above(net, st, buf, l)

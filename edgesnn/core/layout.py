@@ -30,7 +30,9 @@ from .arith import Formats
 # tensor kinds (columns LC_TID + K_* of net.lay); -1 where a layer has no such tensor
 K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_DB, K_A, K_C = \
     range(17)
-N_KINDS = 17
+# TESS: pooled activity (then the latent gradient's shares), local logits, local error, basis
+K_LAT, K_ZL, K_EL, K_BAS = range(17, 21)
+N_KINDS = 21
 # columns of Net.lay, one row per layer (the readout last)
 (LC_NIN, LC_N, LC_REC, LC_WOFF, LC_WROFF, LC_BOFF, LC_NOFF, LC_IOFF, LC_FBOFF, LC_DWOFF,
  LC_DWROFF, LC_DBOFF) = range(12)
@@ -44,7 +46,17 @@ N_COLS = LC_TID + N_KINDS
 # rows of Buffers.nrn (one column per neuron, all layers, readout last), .inp and .scr
 R_U, R_I, R_S, R_SP, R_PSI, R_H, R_QR, R_G, R_A, R_C, R_GP = range(11)
 R_Q, R_XB = range(2)
-R_ACT, R_TMP = range(2)
+# rows of Buffers.scr: an index list, accumulators; TESS latents, local logits, local error
+R_ACT, R_TMP, R_LAT, R_ZL, R_EL = range(5)
+SCR_ROWS = 5
+# columns of Net.tess_lay (one row per spiking layer): groups D, first row of tess_grp,
+# first sign of tess_sgn, the logits' constant 1/(D*temperature) as code / 2**k
+TL_D, TL_GOFF, TL_SOFF, TL_ZC, TL_ZK = range(5)
+TL_COLS = 5
+# columns of Net.tess_grp (one row per pooling group): [start, end) of its neurons,
+# 1/size and 1/(D*temperature*size) as code / 2**k
+G_A, G_B, G_RC, G_RK, G_WC, G_WK = range(6)
+G_COLS = 6
 # rows of Buffers.cmp: list 0's c and a, list 1's c and a (= 0), rounded updates
 CMP_DELTA = 4
 #: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
@@ -100,6 +112,11 @@ class Net(NamedTuple):
     learn_from: int           # first layer that learns: 0, or L when the hidden layers are
                               # frozen (the readout alone learns; no psi, traces or updates
                               # below it)
+    tess: int                 # 1: TESS local signals (signal.signal_tess)
+    tess_gen: int             # 1: the basis is generated (phase accumulators), 0: stored
+    tess_lay: np.ndarray      # (L, TL_COLS) per spiking layer (zero rows without TESS)
+    tess_grp: np.ndarray      # (groups, G_COLS) every layer's pooling groups, layer by layer
+    tess_sgn: np.ndarray      # int8 basis signs (C, D) per layer, C order, layer by layer
 
 
 class State(NamedTuple):
@@ -120,7 +137,8 @@ class Buffers(NamedTuple):
                               # and with c != 0 (row 1)
     cnt: np.ndarray           # (L+1, 3): lengths of act[0], act[1], count of a != 0
     inp: np.ndarray           # (2, total inputs): rows R_Q (trace), R_XB (spikes of the step)
-    scr: np.ndarray           # (2, max width) scratch: R_ACT index list, R_TMP accumulators
+    scr: np.ndarray           # (SCR_ROWS, max width) scratch: R_ACT index list, R_TMP
+                              # accumulators, TESS rows R_LAT, R_ZL, R_EL
     wtab: np.ndarray          # (4, max elements per word) scratch of word_table
     cmp: np.ndarray           # (5, max width): factors of the row lists, compacted (CMP_*)
     c32: np.ndarray           # (4, max width) int32: c, a << f_trace, list 1's c, updates

@@ -15,6 +15,20 @@ and the pooling are, as a function of the spec alone, so the float engine and
 * ``B = sign(sin) / D`` (:func:`tess_basis_signs` gives the int8 signs; ``k = 0``
   gives ``sin = 0`` and sign 0, as ``torch.sign``).
 
+A chip gets the signs one of two ways (the device's ``[tess]`` table,
+``hw.TessBasis``); :func:`basis_signs_for` gives the bits of either, so that the
+plan, the float engine and the fixed engine use the same ones:
+
+* ``stored``: the signs above, 2 bits per entry in SRAM;
+* ``generated``: a phase accumulator per class (:func:`phase_steps`,
+  :func:`generated_signs`): the phase in turns with ``P`` fractional bits,
+  ``step_c = round(f_c / (2 pi) * 2**P) mod 2**P``, ``phase_k = k * step_c mod 2**P``,
+  sign +1 in the first half-turn, -1 in the second, 0 at exactly 0 or one half.
+  It follows the exact ``f_c * k``, so it differs from the authors' signs where the
+  phase is within ``k * 2**-(P+1)`` turns of a zero crossing or where the authors'
+  float32 product ``f_c * k`` is itself rounded across one (:func:`basis_summary`
+  counts them).
+
 Pooling is PyTorch's adaptive average pooling: ``n`` values in ``D`` groups, group
 ``i`` covering ``[floor(i*n/D), ceil((i+1)*n/D))``; when ``D`` does not divide
 ``n`` neighbouring groups overlap by one element. :func:`unpool` is its adjoint.
@@ -119,6 +133,90 @@ def tess_basis(C: int, D: int, fmin: float = FMIN, fmax: float = FMAX) -> np.nda
     return tess_basis_signs(C, D, fmin, fmax).astype(np.float64) / D
 
 
+# --------------------------------------------------------------- the chip's basis bits
+
+def phase_steps(C: int, phase_bits: int, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
+    """``(C,)`` int64 phase increments of the generated basis, ``phase_bits`` fractional
+    bits of a turn: ``round(f_c / (2 pi) * 2**phase_bits) mod 2**phase_bits`` with ``f_c``
+    the float32 frequencies (:func:`tess_frequencies`), in float64, ties to even."""
+    P = int(phase_bits)
+    f = tess_frequencies(C, fmin, fmax).astype(np.float64)
+    return np.array([int(round(v / (2.0 * np.pi) * 2.0 ** P)) % (1 << P) for v in f],
+                    dtype=np.int64)
+
+
+def generated_signs(C: int, D: int, phase_bits: int, fmin: float = FMIN,
+                    fmax: float = FMAX) -> np.ndarray:
+    """``(C, D)`` int8 signs of the phase accumulator: per class, ``phase = 0``, then for
+    ``k = 0..D-1`` the sign of ``phase`` (+1 below half a turn, -1 above, 0 at 0 and at
+    exactly half) and ``phase = (phase + step_c) mod 2**phase_bits``."""
+    P = int(phase_bits)
+    mask, half = (1 << P) - 1, 1 << (P - 1)
+    out = np.zeros((C, D), dtype=np.int8)
+    for c, step in enumerate(phase_steps(C, P, fmin, fmax)):
+        ph = 0
+        for k in range(D):
+            out[c, k] = 0 if ph in (0, half) else (1 if ph < half else -1)
+            ph = (ph + int(step)) & mask
+    return out
+
+
+def basis_signs_for(spec, device) -> list[np.ndarray] | None:
+    """The signs each spiking layer's basis uses on ``device`` (``(C, D)`` int8 per layer),
+    or None unless ``spec`` learns with TESS: the authors' (:func:`tess_basis_signs`) for
+    a ``stored`` basis, the phase accumulator's (:func:`generated_signs`) for a
+    ``generated`` one. Every engine of a run takes these bits."""
+    ln = spec.learning
+    if ln.signal != "tess":
+        return None
+    tb = device.tess
+    out = []
+    for layer in spec.hidden:
+        D = layer.tess_groups or layer.size
+        if tb.basis == "stored":
+            out.append(tess_basis_signs(spec.classes, D, ln.tess_fmin, ln.tess_fmax))
+        else:
+            out.append(generated_signs(spec.classes, D, tb.phase_bits, ln.tess_fmin,
+                                       ln.tess_fmax))
+    return out
+
+
+def basis_summary(spec, device) -> dict | None:
+    """How the chip gets the basis and how far it is from the authors' signs, for reports:
+    ``{"basis", "phase_bits" (generated), "signs", "differ", "layers": [{"layer",
+    "classes", "groups", "signs", "differ"}]}``; None unless ``spec`` learns with TESS."""
+    signs = basis_signs_for(spec, device)
+    if signs is None:
+        return None
+    ln = spec.learning
+    layers = []
+    for i, s in enumerate(signs):
+        authors = tess_basis_signs(s.shape[0], s.shape[1], ln.tess_fmin, ln.tess_fmax)
+        layers.append({"layer": i, "classes": int(s.shape[0]), "groups": int(s.shape[1]),
+                       "signs": int(s.size), "differ": int(np.count_nonzero(s != authors))})
+    tb = device.tess
+    out = {"basis": tb.basis}
+    if tb.basis == "generated":
+        out["phase_bits"] = tb.phase_bits
+    out.update(signs=sum(x["signs"] for x in layers), differ=sum(x["differ"] for x in layers),
+               layers=layers)
+    return out
+
+
+def basis_sentence(b: dict, run: bool = False) -> str:
+    """One sentence on a ``basis_summary`` for the Markdown reports (``run``: a simulate
+    report, whose engines all used these signs)."""
+    if b["basis"] == "stored":
+        return (f"TESS basis: stored, the authors' float32 sign(sin) signs (2 bits each, "
+                f"{b['signs']:,} signs in `L{{i}}.basis`).")
+    differ = (f"{b['differ']:,} of {b['signs']:,} signs differ from the authors' float32 "
+              "sign(sin)" if b["differ"] else
+              f"all {b['signs']:,} signs equal the authors' float32 sign(sin)")
+    used = ", and every engine of this run used the generated signs" if run else ""
+    return (f"TESS basis: generated by a {b['phase_bits']}-bit phase accumulator per class "
+            f"(nothing stored); {differ}{used}.")
+
+
 # --------------------------------------------------------------- adaptive average pooling
 
 def pool_bounds(n: int, D: int) -> np.ndarray:
@@ -203,16 +301,26 @@ class TessLayer(NamedTuple):
     work: tuple[int, int]
 
 
-def spec_layers(spec) -> list[TessLayer]:
+def spec_layers(spec, signs: list[np.ndarray] | None = None) -> list[TessLayer]:
     """The TESS data of every spiking layer of a ``signal = "tess"`` spec, from the spec
-    alone (classes, each layer's ``tess_groups``, ``tess_fmin``/``tess_fmax``)."""
+    (classes, each layer's ``tess_groups``, ``tess_fmin``/``tess_fmax``) and ``signs``:
+    each layer's ``(C, D)`` basis signs (default the authors', :func:`tess_basis_signs`;
+    a run passes its device's, :func:`basis_signs_for`)."""
     ln = spec.learning
     out = []
-    for layer in spec.hidden:
+    for i, layer in enumerate(spec.hidden):
         D = layer.tess_groups
-        signs = tess_basis_signs(spec.classes, D, ln.tess_fmin, ln.tess_fmax)
+        if signs is None:
+            signs_i = tess_basis_signs(spec.classes, D, ln.tess_fmin, ln.tess_fmax)
+        else:
+            signs_i = np.asarray(signs[i], dtype=np.int8)
+            if signs_i.shape != (spec.classes, D):
+                raise ValueError(f"layer {i}: basis signs of shape {signs_i.shape}, expected "
+                                 f"{(spec.classes, D)}")
+            if not np.isin(signs_i, (-1, 0, 1)).all():
+                raise ValueError(f"layer {i}: basis signs must be -1, 0 or +1")
         bounds = pool_bounds(layer.size, D)
-        out.append(TessLayer(signs, bounds, signs.astype(np.float64) / D,
+        out.append(TessLayer(signs_i, bounds, signs_i.astype(np.float64) / D,
                              pool_matrix(bounds, layer.size), signal_work(layer.size, D,
                                                                           spec.classes)))
     return out
@@ -228,7 +336,10 @@ def signal_work(n: int, D: int, C: int) -> tuple[int, int]:
     (``counters.is_multiply``): the ``1/size`` of each group when pooling and when
     unpooling, and the basis ``1/D`` once per projected value (``C`` for ``z``,
     ``D`` for the latent gradient): none when the sizes and ``D`` are powers of two
-    (shifts).
+    (shifts). This is the dense count of the float engine and of ``analytic.tess_ops``; the
+    fixed engine counts the work it does (groups without spikes, zero latents, errors and
+    shares skipped; ``1/D`` and ``1/size`` folded into one constant per group), never more
+    (docs/fixed_point.md, "TESS").
     """
     from edgesnn.counters import is_multiply
 
