@@ -45,7 +45,7 @@ from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, layer_state_tensors
 from edgesnn.rules.tess import signal_work
-from edgesnn.spec import LayerSpec, NetworkSpec
+from edgesnn.spec import NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,6 @@ class OpCounts:
 DECAYS = ("multiply", "shift")
 
 
-def learning_layers(spec: NetworkSpec) -> list[tuple[int, LayerSpec]]:
-    """``(index, layer)`` of the layers that learn: all, or with ``learning.hidden =
-    "frozen"`` the readout alone (frozen layers keep no traces and make no updates)."""
-    return [(i, layer) for i, layer in enumerate(spec.layers)
-            if not (layer.spiking and spec.learning.frozen)]
-
-
 def _rate_in(i: int, input_rate: float, hidden_rate: float) -> float:
     return input_rate if i == 0 else hidden_rate
 
@@ -122,7 +115,7 @@ def _trace_multiplies(spec: NetworkSpec, decay: str) -> int:
     """Trace decays that multiply, per step (the traces of ``_trace_updates``)."""
     ln = spec.learning
     total = 0
-    for i, layer in learning_layers(spec):
+    for i, layer in spec.learning_layers:
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             total += (n_in + (n if layer.recurrent else 0)) * _decays(decay, ln.lambda_pre)
@@ -154,7 +147,7 @@ def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
 def _parameters(spec: NetworkSpec, learned: bool = False) -> int:
     """Weights and biases of every layer (``learned``: of the layers that learn)."""
     total = 0
-    for i, layer in (learning_layers(spec) if learned else enumerate(spec.layers)):
+    for i, layer in (spec.learning_layers if learned else enumerate(spec.layers)):
         n_in, n = spec.fan_in(i), layer.size
         total += n_in * n + n + (n * n if layer.recurrent else 0)
     return total
@@ -164,7 +157,7 @@ def _trace_updates(spec: NetworkSpec) -> float:
     """q (n_in) for every layer incl. readout; h (n) and q_rec (n) for spiking layers."""
     T = spec.time_steps
     total = 0
-    for i, layer in learning_layers(spec):
+    for i, layer in spec.learning_layers:
         n_in, n = spec.fan_in(i), layer.size
         total += n_in
         if layer.spiking:
@@ -177,7 +170,7 @@ def _eligibility_macs(spec: NetworkSpec) -> float:
     1 per readout synapse and bias (dW_out += e q^T, db_out += e)."""
     Tl = spec.learning.window
     total = 0
-    for i, layer in learning_layers(spec):
+    for i, layer in spec.learning_layers:
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             synapses = n * (n_in + (n if layer.recurrent else 0))
@@ -194,7 +187,7 @@ def _eligibility_multiplies(spec: NetworkSpec) -> float:
     ln = spec.learning
     per_neuron = 2 + is_multiply(ln.alpha_post) + is_multiply(ln.alpha_pre)
     total = 0
-    for i, layer in learning_layers(spec):
+    for i, layer in spec.learning_layers:
         n_in, n = spec.fan_in(i), layer.size
         if layer.spiking:
             total += n * (n_in + (n if layer.recurrent else 0)) + per_neuron * n
@@ -224,7 +217,7 @@ def _bp_dfa_signal(spec: NetworkSpec) -> tuple[int, int]:
     ln = spec.learning
     C = spec.classes
     signal = products = 0
-    hidden = () if ln.frozen else spec.hidden
+    hidden = spec.learning_hidden
     for i, layer in enumerate(hidden):
         if ln.signal == "dfa" or i == len(hidden) - 1:
             signal += C * layer.size
@@ -239,7 +232,7 @@ def _bp_dfa_signal(spec: NetworkSpec) -> tuple[int, int]:
 def _tess_signal(spec: NetworkSpec, pooled: dict[int, int] | None = None) -> tuple[int, int]:
     """``(MACs, multiplies)`` of the TESS local signals of one window step (all local)."""
     signal = products = 0
-    for i, layer in enumerate(() if spec.learning.frozen else spec.hidden):
+    for i, layer in enumerate(spec.learning_hidden):
         macs, muls = signal_work(layer.size, _groups(spec, i, pooled), spec.classes)
         signal += macs
         products += muls
@@ -322,6 +315,12 @@ def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
 
 # --------------------------------------------------------------------------
 # memory formulas (elements), the papers' O(n) vs O(Tn)
+
+
+def learning_state_elements(spec: NetworkSpec) -> int:
+    """The state elements of the spec's own rule (TESS or S-TLLR)."""
+    return (tess_state_elements(spec) if spec.learning.signal == "tess"
+            else stllr_state_elements(spec))
 
 
 def stllr_state_elements(spec: NetworkSpec) -> int:

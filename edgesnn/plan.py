@@ -190,9 +190,7 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
     """
     ln = spec.learning
     out = layer_state_tensors(spec, device)
-    for i, layer in enumerate(spec.layers):
-        if layer.spiking and ln.frozen:
-            continue
+    for i, layer in spec.learning_layers:
         p = f"L{i}" if layer.spiking else "out"
         n_in, n = spec.fan_in(i), layer.size
         what = "readout" if not layer.spiking else f"layer {i}"

@@ -57,10 +57,8 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             "multiplies": ops32.multiplies,
             "energy_pj": analytic.energy_pj(ops32, plan, float32=True),
         },
-        "rules": rule_comparison(spec, device, input_rate, hidden_rate),
-        "stllr": {"state_elements": (analytic.tess_state_elements(spec)
-                                     if spec.learning.signal == "tess"
-                                     else analytic.stllr_state_elements(spec)),
+        "rules": rule_comparison(plan, input_rate, hidden_rate),
+        "stllr": {"state_elements": analytic.learning_state_elements(spec),
                   "memory_bytes_packed": total_packed_bytes(tensors)},
     }
 
@@ -133,25 +131,23 @@ def _variants(spec: NetworkSpec) -> list[tuple[str, NetworkSpec]]:
     ]
 
 
-def rule_comparison(spec: NetworkSpec, device: Device, input_rate: float,
-                    hidden_rate: float) -> list[dict[str, Any]]:
+def rule_comparison(plan: Plan, input_rate: float, hidden_rate: float) -> list[dict[str, Any]]:
     """BPTT and every online rule on this network and device: memory (bytes packed
     bit-tight in the device's formats, so that BPTT's activation store compares like for
     like), learning state elements, dense learning and signal MACs and energy per sample,
-    and BPTT's MACs and memory divided by each rule's."""
+    and BPTT's MACs and memory divided by each rule's, for ``plan``'s spec and device."""
+    spec, device = plan.spec, plan.device
     bptt_ops = analytic.bptt_ops(spec, input_rate, hidden_rate, device.decay)
     bptt_mem = total_packed_bytes(bptt_tensors(spec, device))
-    plan = make_plan(spec, device)
     rows = [{"rule": "BPTT", "memory_bytes": bptt_mem,
              "state_elements": analytic.bptt_state_elements(spec),
              "learning_macs": bptt_ops.learning_macs, "signal_macs": bptt_ops.signal_macs,
              "energy_pj": analytic.bptt_energy_pj(spec, plan, input_rate, hidden_rate)["total"]}]
     for name, v in _variants(spec):
         ops = analytic.stllr_ops(v, input_rate, hidden_rate, device.decay)
-        state = (analytic.tess_state_elements(v) if v.learning.signal == "tess"
-                 else analytic.stllr_state_elements(v))
         rows.append({"rule": name, "memory_bytes": total_packed_bytes(learning_tensors(v, device)),
-                     "state_elements": state, "learning_macs": ops.learning_macs,
+                     "state_elements": analytic.learning_state_elements(v),
+                     "learning_macs": ops.learning_macs,
                      "signal_macs": ops.signal_macs,
                      "energy_pj": analytic.energy_pj(ops, make_plan(v, device))["total"]})
     for row in rows:

@@ -186,10 +186,7 @@ class FloatEngine:
     def _traces_per_step(self) -> int:
         """Trace elements updated per step; a frozen hidden layer keeps none."""
         total = 0
-        frozen = self.spec.learning.frozen
-        for i, layer in enumerate(self.spec.layers):
-            if layer.spiking and frozen:
-                continue
+        for i, layer in self.spec.learning_layers:
             total += self.spec.fan_in(i)
             if layer.spiking:
                 total += layer.size * (2 if layer.recurrent else 1)
@@ -207,7 +204,7 @@ class FloatEngine:
         for i, layer in enumerate(spec.layers):
             n = layer.size
             membrane += n * C.is_multiply(layer.beta)
-            if layer.spiking and ln.frozen:
+            if not spec.learns(i):
                 continue
             if layer.spiking:
                 trace += (spec.fan_in(i) + (n if layer.recurrent else 0)) \
@@ -251,7 +248,7 @@ class FloatEngine:
         _count_muls(ev, -1, spec.classes * spec.hidden[-1].size)     # e*q_out (db_out += e)
         grads: list = [(None, None, None)] * len(spec.hidden)
         g = None
-        for i in reversed(range(0 if spec.learning.frozen else len(spec.hidden))):
+        for i in reversed(range(len(spec.learning_hidden))):
             layer = spec.hidden[i]
             if self.tess is not None:
                 t = self.tess[i]

@@ -184,6 +184,21 @@ class NetworkSpec:
     def classes(self) -> int:
         return self.readout.size
 
+    def learns(self, index: int) -> bool:
+        """Whether layer ``index`` learns: every layer, or with ``learning.hidden =
+        "frozen"`` the readout alone (a frozen layer keeps no traces, makes no updates)."""
+        return not (self.layers[index].spiking and self.learning.frozen)
+
+    @property
+    def learning_layers(self) -> list[tuple[int, LayerSpec]]:
+        """``(index, layer)`` of the layers that learn (:meth:`learns`)."""
+        return [(i, layer) for i, layer in enumerate(self.layers) if self.learns(i)]
+
+    @property
+    def learning_hidden(self) -> tuple[LayerSpec, ...]:
+        """The spiking layers that learn: all of them, or none when frozen."""
+        return () if self.learning.frozen else self.hidden
+
     def fan_in(self, index: int) -> int:
         """Number of feed-forward inputs of layer ``index``."""
         return self.inputs if index == 0 else self.layers[index - 1].size

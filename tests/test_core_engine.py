@@ -140,8 +140,9 @@ print(_digest(eng, _samples(spec, 3, seed=1)))
 """
 
 
-@pytest.mark.parametrize("kw", [{}, {"update": "per-sample", "residual": "carry"}],
-                         ids=["per-step", "per-sample carry"])
+@pytest.mark.parametrize("kw", [{}, {"update": "per-sample", "residual": "carry"},
+                                {"hidden": "frozen"}],
+                         ids=["per-step", "per-sample carry", "frozen hidden"])
 def test_jit_and_pure_python_give_the_same_bits(kw):
     spec, eng = _small_engine(**kw)
     want = _digest(eng, _samples(spec, 3, seed=1))

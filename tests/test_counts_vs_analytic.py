@@ -37,10 +37,22 @@ from edgesnn.counters import INDEX, is_multiply, update_multiplies
 DEVICES = ("cortex-m7", "spinnaker2-pe")
 
 
+#: the small Yin-Yang network of these tests: 24 hidden, T 20, window 8
+SMALL = ["layers.0.size=24", "network.time_steps=20", "learning.window=8"]
+
+
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec(EXAMPLES / "yinyang.toml", ["layers.0.size=24", "network.time_steps=20",
-                                                 "learning.window=8"])
+    return load_spec(EXAMPLES / "yinyang.toml", SMALL)
+
+
+def _float_learning(overrides):
+    """``(spec, counted events, dense formula)`` of the float engine learning one sample
+    of the small network with ``overrides``."""
+    spec = load_spec(EXAMPLES / "yinyang.toml", [*SMALL, *overrides])
+    x = (np.random.default_rng(5).random((20, 4)) < 0.4).astype(np.uint8)
+    ev = _events(_engine("float", spec).run_sample(x, 2))
+    return spec, ev, analytic.stllr_ops(spec, 0.0, 0.0)
 
 
 def _engine(kind, spec, device="cortex-m7"):
@@ -242,14 +254,8 @@ def test_fixed_learning_work_is_counted_exactly(spec, update, residual, device, 
 @pytest.mark.parametrize("overrides", [[], ["learning.signal=dfa"],
                                        ["learning.signal=dfa", "learning.feedback=stored"],
                                        ["learning.alpha_post=0.8", "learning.alpha_pre=0.5"]])
-def test_float_learning_counts_are_the_dense_formula(spec, overrides):
-    if overrides:
-        spec = load_spec(EXAMPLES / "yinyang.toml", ["layers.0.size=24", "network.time_steps=20",
-                                                     "learning.window=8", *overrides])
-    eng = _engine("float", spec)
-    x = (np.random.default_rng(5).random((20, 4)) < 0.4).astype(np.uint8)
-    ev = _events(eng.run_sample(x, 2))
-    dense = analytic.stllr_ops(spec, 0.0, 0.0)
+def test_float_learning_counts_are_the_dense_formula(overrides):
+    spec, ev, dense = _float_learning(overrides)
     for name in ("eligibility_macs", "signal_macs", "weight_writes", "multiplies",
                  "membrane_multiplies", "trace_multiplies", "signal_multiplies"):
         assert ev[name] == getattr(dense, name), name
@@ -307,13 +313,7 @@ def test_frozen_hidden_counts_only_the_readouts_learning(overrides):
     """Frozen hidden: no signal, no hidden traces, eligibility or writes; readout as before.
     Yin-Yang, 24 hidden, 3 classes, 4 inputs, T 20, window 8: per step traces are the
     readout's q (24); per window step e*q_out 3*24 MACs and multiplies, db_out 3 MACs."""
-    spec = load_spec(EXAMPLES / "yinyang.toml", ["layers.0.size=24", "network.time_steps=20",
-                                                 "learning.window=8", "learning.hidden=frozen",
-                                                 *overrides])
-    eng = _engine("float", spec)
-    x = (np.random.default_rng(5).random((20, 4)) < 0.4).astype(np.uint8)
-    ev = _events(eng.run_sample(x, 2))
-    dense = analytic.stllr_ops(spec, 0.0, 0.0)
+    spec, ev, dense = _float_learning(["learning.hidden=frozen", *overrides])
     for name in ("eligibility_macs", "signal_macs", "weight_writes", "multiplies",
                  "trace_updates", "trace_multiplies", "signal_multiplies"):
         assert ev[name] == getattr(dense, name), name

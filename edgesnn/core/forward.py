@@ -239,31 +239,30 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
         if learns:
             ev[LUT_LOOKUPS] += n
             vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
-    if not learns:
-        rng[POS] = p_r
-        buf.ev[LFSR_DRAWS] += draws
-        return
 
-    # 3. presynaptic traces: q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
-    ft = net.fmt.trace
-    qc = net.lay[l, LC_TQ + 0]
-    qk = net.lay[l, LC_TQ + 1]
-    one_sh = ft.frac + qk
-    sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk, ft, rng,
-                            p_r)
-    draws += d
-    buf.sats[tid[K_Q]] += sat
-    vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
-    ev[TRACE_UPDATES] += n_in
-    qmul = net.decay_mul * real_mul(qc)          # x*one: a spike, not a multiply
-    count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
-    if net.lay[l, LC_REC]:
-        sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one_sh, qk, ft, rng, p_r)
+    # 3. presynaptic traces (a frozen layer keeps none)
+    if learns:
+        # q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
+        ft = net.fmt.trace
+        qc = net.lay[l, LC_TQ + 0]
+        qk = net.lay[l, LC_TQ + 1]
+        one_sh = ft.frac + qk
+        sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk, ft, rng,
+                                p_r)
         draws += d
-        buf.sats[tid[K_QR]] += sat
-        vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
-        ev[TRACE_UPDATES] += n
-        count_muls(ev, TRACE_MULTIPLIES, n * qmul)
+        buf.sats[tid[K_Q]] += sat
+        vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
+        ev[TRACE_UPDATES] += n_in
+        qmul = net.decay_mul * real_mul(qc)          # x*one: a spike, not a multiply
+        count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
+        if net.lay[l, LC_REC]:
+            sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one_sh, qk, ft,
+                                    rng, p_r)
+            draws += d
+            buf.sats[tid[K_QR]] += sat
+            vec_access(net.tens, buf.sram, tid[K_QR], n, 1, 1)
+            ev[TRACE_UPDATES] += n
+            count_muls(ev, TRACE_MULTIPLIES, n * qmul)
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
 
