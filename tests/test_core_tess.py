@@ -371,6 +371,30 @@ def test_narrow_latent_and_logit_formats_saturate_and_are_counted():
     assert sats["L0.latent"] > 0 and sats["L0.z"] > 0
 
 
+def test_a_narrow_accumulator_clamps_the_sums_of_the_signal():
+    """An 8-bit accumulator under 7-bit signal codes: the sum of the 4 classes' errors in a
+    latent's share can leave it (4 x 64 > 127), so the engine takes its clamping loop, not
+    the plain one it uses when no sum can; bit for bit and counted as the reference does."""
+    narrow = {"bias": _q(1, 6), "current": _q(1, 6), "update": _q(1, 6), "signal": _q(0, 6),
+              "membrane": _q(1, 6), "trace": "signed = false, int_bits = 2, frac_bits = 6"}
+    dev = make_device(wround="nearest-even", acc=8, formats=narrow)
+    spec = tess_spec([("recurrent", 10, 4)], temperature=0.125)
+    eng = FixedEngine(make_plan(spec, dev), init_params(spec, 2), 2)
+    fs = eng.net.fmt.signal
+    assert spec.classes * max(-fs.lo, fs.hi) > min(eng.net.acc_hi, -eng.net.acc_lo)
+    sats: dict[str, int] = {}
+    for k, x in enumerate(_inputs(3, seed=2, rate=0.5)):
+        before = eng.state()
+        tr = eng.trace(x, k % 4)
+        eng.load_state(before)
+        eng.run_sample(x, k % 4)
+        _, s = _naive_sample(eng, tr, k % 4)
+        for name, v in s.items():
+            sats[name] = sats.get(name, 0) + v
+            assert eng.last_counters.saturations[name] == v, (k, name)
+    assert sats["L0.latent"] > 0
+
+
 # --------------------------------------------------------------------------- JIT
 
 JIT_SCRIPT = """

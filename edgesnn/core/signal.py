@@ -21,6 +21,7 @@ from .counting import (add_words, count_muls, list_words, range_words, real_mul,
 from .layout import (G_A, G_B, G_RC, G_RK, G_WC, G_WK, K_BAS, K_EL, K_FB, K_G, K_LAT, K_S, K_W,
                      K_ZL, LC_FBOFF, LC_N, LC_NOFF, LC_TID, LC_WOFF, R_ACT, R_EL, R_G, R_GP,
                      R_LAT, R_S, R_TMP, R_U, R_ZL, TL_D, TL_GOFF, TL_SOFF, TL_ZC, TL_ZK)
+from .forward import list_nonzero
 from .rng import POS
 
 
@@ -283,14 +284,29 @@ def signal_tess(net, st, buf, label, l):
     esh = word_shift(epw)
     act2 = act.reshape((1, act.size))
 
+    # groups are disjoint (each neuron in one) iff D divides n: then a neuron's group is
+    # i // size, and its signal is its group's share as it stands (fast paths, same bits)
+    disjoint = n % D == 0
+    size = n // D
+
     # 1. pooling: spike counts per group, then the latents (groups without spikes skipped)
     vec_access(tens, sram, tid[K_S], n, 1, 0)
+    if disjoint:                         # from the list of spikes (a few per step)
+        for d in range(D):
+            lat[d] = 0
+        ns = list_nonzero(s_[off:off + n], act)
+        for kk in range(ns):
+            lat[act[kk] // size] += 1
+    else:
+        for d in range(D):
+            cnt = np.int64(0)
+            for i in range(grp[g0 + d, G_A], grp[g0 + d, G_B]):
+                cnt += s_[off + i]
+            lat[d] = cnt
     sat_l = 0
     nact = 0
     for d in range(D):
-        cnt = np.int64(0)
-        for i in range(grp[g0 + d, G_A], grp[g0 + d, G_B]):
-            cnt += s_[off + i]
+        cnt = lat[d]
         macs += cnt
         v = np.int64(0)
         if cnt != 0:
@@ -345,15 +361,21 @@ def signal_tess(net, st, buf, label, l):
     for d in range(D):
         lat[d] = 0
     nnz = 0
+    # no sum of C errors can leave the accumulator: no clamp to test (same bits)
+    wide = C * max(-fs.lo, fs.hi) <= min(ahi, -alo)
     for c in range(C):
         e = err[c]
         if e == 0:
             continue
         nnz += 1
         row = s0 + c * D
-        for d in range(D):
-            lat[d], f = saturate(lat[d] + sg[row + d] * e, alo, ahi)
-            sat_u += f
+        if wide:
+            for d in range(D):
+                lat[d] += sg[row + d] * e
+        else:
+            for d in range(D):
+                lat[d], f = saturate(lat[d] + sg[row + d] * e, alo, ahi)
+                sat_u += f
         if tb >= 0:
             bank_words += range_words(epw, c * D, D)
     macs += nnz * D
@@ -371,20 +393,27 @@ def signal_tess(net, st, buf, label, l):
 
     # 5. unpooling: each neuron sums the shares of the groups holding it
     vec_access(tens, sram, tid[K_LAT], D, 1, 0)
-    for i in range(n):
-        g_[off + i] = 0
-    for d in range(D):
-        u = lat[d]
-        if u != 0:
-            a0 = grp[g0 + d, G_A]
-            b0 = grp[g0 + d, G_B]
-            for i in range(a0, b0):
-                g_[off + i] += u
-            macs += b0 - a0
     sat_g = 0
-    for i in range(n):
-        g_[off + i], f = into(g_[off + i], fs)
-        sat_g += f
+    if disjoint:                         # g_i is its one group's share, already in S
+        for d in range(D):
+            u = lat[d]
+            macs += size * np.int64(u != 0)
+            for i in range(d * size, (d + 1) * size):
+                g_[off + i] = u
+    else:
+        for i in range(n):
+            g_[off + i] = 0
+        for d in range(D):
+            u = lat[d]
+            if u != 0:
+                a0 = grp[g0 + d, G_A]
+                b0 = grp[g0 + d, G_B]
+                for i in range(a0, b0):
+                    g_[off + i] += u
+                macs += b0 - a0
+        for i in range(n):
+            g_[off + i], f = into(g_[off + i], fs)
+            sat_g += f
     vec_access(tens, sram, tid[K_G], n, 0, 1)
 
     if tb >= 0:
