@@ -15,8 +15,10 @@ the papers on a concrete network:
   generated on the fly, not stored) applied to the layer's (pooled) activity
   of size D: pooling, ``z = B a`` (C*D MACs), the softmax (C), ``m = B^T
   (softmax(z) - y)`` (C*D MACs) and unpooling per window step, exactly as the
-  float engine counts them (:func:`edgesnn.rules.tess.signal_work`). Memory
-  O(n), independent of T.
+  float engine counts them (:func:`edgesnn.rules.tess.signal_work`); the basis
+  costs ``D - 1`` phase-accumulator adds per class pass when the device generates
+  it, ``D`` sign reads when it stores it (``[tess] basis``). Memory O(n),
+  independent of T.
 * BPTT: the forward pass of all T steps, then a backward pass over all T
   steps: one MAC per synapse per step for the weight gradient, one per
   recurrent synapse per step to carry the adjoint back through the
@@ -73,6 +75,8 @@ class OpCounts:
     trace_multiplies: float = 0.0
     signal_multiplies: float = 0.0
     local_signal_macs: float = 0.0
+    phase_adds: float = 0.0
+    basis_reads: float = 0.0
 
     @property
     def learning_macs(self) -> float:
@@ -93,6 +97,7 @@ class OpCounts:
 
 
 DECAYS = ("multiply", "shift")
+BASES = ("generated", "stored")
 
 
 def _rate_in(i: int, input_rate: float, hidden_rate: float) -> float:
@@ -246,7 +251,7 @@ def _groups(spec: NetworkSpec, i: int, pooled: dict[int, int] | None) -> int:
 
 
 def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
-              decay: str = "multiply") -> OpCounts:
+              decay: str = "multiply", basis: str = "generated") -> OpCounts:
     """S-TLLR learning one sample, dense count (every synapse in every window step).
 
     Learning signal per window step: BP sends ``e @ W_out`` to the last
@@ -254,27 +259,31 @@ def stllr_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
     (n*n_in MACs); DFA sends ``e @ B`` to every hidden layer (C*n MACs; they
     multiply only when ``B`` is stored); TESS as :func:`tess_ops`. With
     ``learning.hidden = "frozen"`` only the readout learns: no signal, no hidden
-    traces or updates. ``decay``: the device's decay mode (``"multiply"`` for float32).
+    traces or updates. ``decay``: the device's decay mode (``"multiply"`` for float32);
+    ``basis``: its TESS basis (``[tess] basis``), for TESS specs only.
     """
     if spec.learning.signal == "tess":
-        return tess_ops(spec, input_rate, hidden_rate, decay=decay)
+        return tess_ops(spec, input_rate, hidden_rate, decay=decay, basis=basis)
     signal, products = _bp_dfa_signal(spec)
     return _learning_ops(spec, input_rate, hidden_rate, decay, signal, products, 0)
 
 
 def _learning_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float, decay: str,
-                  signal: int, products: int, local: int) -> OpCounts:
+                  signal: int, products: int, local: int, phase_adds: int = 0,
+                  basis_reads: int = 0) -> OpCounts:
     Tl = spec.learning.window
     fwd = forward_ops(spec, input_rate, hidden_rate, decay)
     ops = OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
                    trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
                    signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec),
-                   local_signal_macs=float(Tl * local))
+                   local_signal_macs=float(Tl * local), phase_adds=float(Tl * phase_adds),
+                   basis_reads=float(Tl * basis_reads))
     return _with_multiplies(ops, spec, decay, float(Tl * products))
 
 
 def tess_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
-             pooled: dict[int, int] | None = None, decay: str = "multiply") -> OpCounts:
+             pooled: dict[int, int] | None = None, decay: str = "multiply",
+             basis: str = "generated") -> OpCounts:
     """TESS learning one sample: S-TLLR eligibility, local square-wave learning signal.
 
     ``pooled[i]`` is the size D of layer i's pooled activity (default: the spec's
@@ -283,10 +292,21 @@ def tess_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
     ``2*P + 2*C*D + C`` signal MACs, ``P`` the (neuron, group) memberships of the
     pooling (``n`` when D divides n), all of them ``local_signal_macs``; and as
     multiplies the group ``1/size`` scales (twice) and ``C + D`` basis ``1/D``
-    scales, each only when not a power of two (a shift).
+    scales, each only when not a power of two (a shift). The basis (``basis``, the
+    device's ``[tess] basis``) in its ``2*C`` class passes (logits, then shares): a
+    ``generated`` one adds ``D - 1`` to its phase accumulator per pass (``phase_adds``), a
+    ``stored`` one reads its ``D`` signs (``basis_reads``), as the fixed engine counts them
+    when every group has a spike and every class an error.
     """
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     signal, products = _tess_signal(spec, pooled)
-    return _learning_ops(spec, input_rate, hidden_rate, decay, signal, products, signal)
+    passes = [(2 * spec.classes, _groups(spec, i, pooled))
+              for i, _ in enumerate(spec.learning_hidden)]
+    adds = sum(p * (D - 1) for p, D in passes) if basis == "generated" else 0
+    reads = sum(p * D for p, D in passes) if basis == "stored" else 0
+    return _learning_ops(spec, input_rate, hidden_rate, decay, signal, products, signal,
+                         adds, reads)
 
 
 def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
@@ -394,7 +414,10 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     every operation in fp32 and every element 32 bits wide, on the same banks
     (``ops`` must then count float decays: ``decay="multiply"``).
     ``activations``: BPTT's stored activation elements, each written once and
-    read once (charged as membrane-sized elements).
+    read once (charged as membrane-sized elements). A TESS basis (``basis``): a generated
+    one's phase adds at ``[tess] phase_bits``, a stored one's sign reads as their share of
+    a word of the bank holding ``L{i}.basis``; none in float32 (the float engine's signs
+    cost nothing, as in ``cost.energy_pj``).
     """
     dev: Device = plan.device
     f = dev.formats
@@ -429,9 +452,19 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
         + ops.signal_multiplies * mul("signal"),
         "weight_update": ops.weight_writes * (w_acc.read_pj + add("weight") + w_acc.write_pj),
         "activation_storage": activations * (u_acc.read_pj + u_acc.write_pj),
+        "basis": 0.0 if float32 else _basis_pj(ops, plan),
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def _basis_pj(ops: OpCounts, plan: Plan) -> float:
+    """The TESS basis's energy per sample: phase adds, or stored sign reads."""
+    pj = ops.phase_adds * plan.device.energy.op_pj("add", plan.device.tess.phase_bits)
+    if ops.basis_reads:
+        stored = [p.tensor for p in plan.placements if p.tensor.name.endswith(".basis")]
+        pj += ops.basis_reads * _mean_access(stored, plan, None).read_pj
+    return pj
 
 
 def bptt_energy_pj(spec: NetworkSpec, plan: Plan, input_rate: float, hidden_rate: float,

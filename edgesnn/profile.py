@@ -25,7 +25,7 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             hidden_rate: float = 0.05) -> dict[str, Any]:
     """The profile report as a JSON-ready dict (see the module docstring)."""
     plan = make_plan(spec, device)
-    ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay)
+    ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay, device.tess.basis)
     ops32 = analytic.stllr_ops(spec, input_rate, hidden_rate)    # float decays multiply
     infer = analytic.forward_ops(spec, input_rate, hidden_rate, device.decay)
     bptt = analytic.bptt_ops(spec, input_rate, hidden_rate, device.decay)
@@ -144,7 +144,7 @@ def rule_comparison(plan: Plan, input_rate: float, hidden_rate: float) -> list[d
              "learning_macs": bptt_ops.learning_macs, "signal_macs": bptt_ops.signal_macs,
              "energy_pj": analytic.bptt_energy_pj(spec, plan, input_rate, hidden_rate)["total"]}]
     for name, v in _variants(spec):
-        ops = analytic.stllr_ops(v, input_rate, hidden_rate, device.decay)
+        ops = analytic.stllr_ops(v, input_rate, hidden_rate, device.decay, device.tess.basis)
         rows.append({"rule": name, "memory_bytes": total_packed_bytes(learning_tensors(v, device)),
                      "state_elements": analytic.learning_state_elements(v),
                      "learning_macs": ops.learning_macs,
@@ -241,7 +241,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         md_table(["operation", "learning", "inference only"],
                  [[k.replace("_", " "), r["ops"][k], r["inference"]["ops"][k]]
                   for k in ("synops", "neuron_updates", "trace_updates", "eligibility_macs",
-                            "signal_macs", "learning_macs", "multiplies", "weight_writes")]),
+                            "signal_macs", "learning_macs", "multiplies", "weight_writes",
+                            *(k for k in ("phase_adds", "basis_reads") if r["ops"][k]))]),
         "",
         "## Energy per sample",
         "",

@@ -61,6 +61,15 @@ def test_tess_counts_by_hand(spec):
     # D = 3 over 4 neurons: groups [0,2), [1,3), [2,4), 6 memberships: 6 + 6 + 2 + 6 + 6
     assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 3}).signal_macs == 4 * 26
     assert analytic.tess_state_elements(spec) == 15 + 4
+    # the basis in 2*C = 4 class passes per window step: generated, D - 1 = 3 phase adds
+    # each; stored, D = 4 sign reads each; none under BP
+    assert (ops.phase_adds, ops.basis_reads) == (4 * 4 * 3, 0)
+    stored = analytic.tess_ops(spec, 0.5, 0.25, basis="stored")
+    assert (stored.phase_adds, stored.basis_reads) == (0, 4 * 4 * 4)
+    assert analytic.tess_ops(spec, 0.5, 0.25, pooled={0: 1}).phase_adds == 0
+    assert analytic.stllr_ops(spec, 0.5, 0.25).phase_adds == 0
+    with pytest.raises(ValueError, match="basis"):
+        analytic.tess_ops(spec, 0.5, 0.25, basis="rom")
     assert analytic.tess_state_elements(spec, pooled={0: 2}) == 15 + 2
     # a TESS spec: stllr_ops counts its local signal; BP/DFA count none as local
     t = replace(spec, learning=replace(spec.learning, signal="tess"),
@@ -163,3 +172,22 @@ def test_energy_charges_the_multiplies_at_their_width(spec):
     # without multiplies a MAC is an add (s32: 0.1): the a*x terms and biases cost no multiply
     macs = analytic.energy_pj(analytic.OpCounts(eligibility_macs=30), plan)
     assert macs["learning"] == pytest.approx(30 * 0.1)
+
+
+def test_energy_of_a_tess_basis_by_hand(spec):
+    """A generated basis: each phase add at ``[tess] phase_bits`` (16: int16, 0.05 pJ); a
+    stored one: each sign read as its share of a word of the bank holding it (64-bit words
+    of 2-bit signs: 1/32 of 10 pJ); neither in float32."""
+    t = replace(spec, learning=replace(spec.learning, signal="tess"))
+    dev = parse_device(tomllib.loads(TINY_DEVICE))
+    plan = make_plan(t, dev)
+    ops = analytic.OpCounts(phase_adds=100)
+    assert analytic.energy_pj(ops, plan)["basis"] == pytest.approx(100 * 0.05)
+    assert analytic.energy_pj(ops, plan, float32=True)["basis"] == 0
+    stored = replace(dev, tess=replace(dev.tess, basis="stored"),
+                     banks=tuple(replace(b, holds=(*b.holds, "feedback")) for b in dev.banks))
+    plan_s = make_plan(t, stored)
+    assert plan_s.placement("L0.basis").bank == "main"
+    e = analytic.energy_pj(analytic.OpCounts(basis_reads=64), plan_s)
+    assert e["basis"] == pytest.approx(64 * 10 / 32)
+    assert e["total"] == pytest.approx(e["basis"])

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgesnn import analytic
 from edgesnn import counters as CN
 from edgesnn.cli import main
 from edgesnn.core import FixedEngine
@@ -332,6 +333,16 @@ def test_counts_are_exact_against_the_trace(update, device):
         assert ev["signal_multiplies"] == work["muls"]
         assert ev["phase_adds"] == work["phase_adds"]
         T, W = spec.time_steps, spec.learning.window
+        # every class pass happens in this run, so the analytic dense count is exact; a
+        # stored basis's sign reads, as word shares, are below the words the engine reads
+        assert work["passes"] == 2 * spec.classes * W * len(spec.hidden)
+        dense_ops = analytic.tess_ops(spec, 0.4, 0.2, basis=basis)
+        assert ev["phase_adds"] == dense_ops.phase_adds
+        if basis == "stored":
+            epw = eng.device.bank(eng.plan.placement("L0.basis").bank).word_bits // 2
+            assert dense_ops.phase_adds == 0 < dense_ops.basis_reads / epw <= work["words"]
+        else:
+            assert dense_ops.basis_reads == 0
         # psi per spiking neuron per step, the readout's softmax and each layer's per window step
         assert ev["lut_lookups"] == T * (10 + 8) + W * 4 * (1 + 2)
         want = _exact_learning_counts(eng, spec, x, tr)
