@@ -687,7 +687,7 @@ def uninterrupted(tmp_path_factory):
     return args, _report(t / "out")
 
 
-@pytest.mark.parametrize("sig,delay", [(signal.SIGINT, 0.3), (signal.SIGTERM, 1.1)],
+@pytest.mark.parametrize("sig,delay", [(signal.SIGINT, 0.3), (signal.SIGTERM, 0.7)],
                          ids=["SIGINT", "SIGTERM"])
 def test_a_signal_writes_the_checkpoint_and_the_resume_is_bit_identical(
         uninterrupted, tmp_path, sig, delay):
@@ -701,7 +701,8 @@ def test_a_signal_writes_the_checkpoint_and_the_resume_is_bit_identical(
     m = re.fullmatch(rf"edgesnn: error: stopped by {signal.Signals(sig).name} after (\d+) learned "
                      r"samples; checkpoint written to (\S+); resume with: (.+)", last)
     assert m, last
-    assert 0 < int(m.group(1)) < 1500 and Path(m.group(2)) == out / "checkpoint.npz"
+    # on a fast machine the signal may come in the final evaluation, after the last sample
+    assert 0 < int(m.group(1)) <= 1500 and Path(m.group(2)) == out / "checkpoint.npz"
     assert "Traceback" not in err and not (out / "report.json").exists()
     resume = m.group(3).split()
     assert resume[:2] == ["edgesnn", "simulate"] and resume[-2:] == ["--resume", m.group(2)]

@@ -286,7 +286,7 @@ def test_simulate_tess_runs_in_every_engine(runner, tmp_path):
         for name in names:
             assert r[name]["ops_per_sample"]["local_signal_macs"] > 0
         assert any("L0.latent" in b["tensors"] for b in r["memory"]["banks"])
-        # cortex-m7 declares no [tess] table: a generated basis, equal to the authors' here
+        # cortex-m7 declares a generated 16-bit basis: equal to the authors' signs here
         assert r["tess_basis"]["basis"] == "generated" and r["tess_basis"]["differ"] == 0
 
 
