@@ -361,14 +361,9 @@ def test_counts_are_exact_against_the_trace(update, device):
     assert c_s["phase_adds"] == 0 < c_g["phase_adds"]
 
 
-def test_narrow_latent_and_logit_formats_saturate_and_are_counted():
-    """Signal Q0.6 (a full group's latent, 1.0, saturates at 63/64), membrane Q1.6 and
-    temperature 1/8 (logits reach 8 x the mean latent): overflows counted per tensor, as
-    the naive reference finds them; g still bit for bit."""
-    dev = make_device(wround="nearest-even", formats={"signal": _q(0, 6),
-                                                      "membrane": _q(1, 6)})
-    spec = tess_spec([("dense", 10, 10)], temperature=0.125)
-    eng = FixedEngine(make_plan(spec, dev), init_params(spec, 2), 2)
+def _saturations_as_the_reference_counts(eng):
+    """Learn 3 samples; assert each one's overflows per tensor are the naive reference's
+    (and its g bit for bit); return the overflows summed over the samples."""
     sats: dict[str, int] = {}
     for k, x in enumerate(_inputs(3, seed=2, rate=0.5)):
         before = eng.state()
@@ -379,6 +374,18 @@ def test_narrow_latent_and_logit_formats_saturate_and_are_counted():
         for name, v in s.items():
             sats[name] = sats.get(name, 0) + v
             assert eng.last_counters.saturations[name] == v, (k, name)
+    return sats
+
+
+def test_narrow_latent_and_logit_formats_saturate_and_are_counted():
+    """Signal Q0.6 (a full group's latent, 1.0, saturates at 63/64), membrane Q1.6 and
+    temperature 1/8 (logits reach 8 x the mean latent): overflows counted per tensor, as
+    the naive reference finds them; g still bit for bit."""
+    dev = make_device(wround="nearest-even", formats={"signal": _q(0, 6),
+                                                      "membrane": _q(1, 6)})
+    spec = tess_spec([("dense", 10, 10)], temperature=0.125)
+    eng = FixedEngine(make_plan(spec, dev), init_params(spec, 2), 2)
+    sats = _saturations_as_the_reference_counts(eng)
     assert sats["L0.latent"] > 0 and sats["L0.z"] > 0
 
 
@@ -393,16 +400,7 @@ def test_a_narrow_accumulator_clamps_the_sums_of_the_signal():
     eng = FixedEngine(make_plan(spec, dev), init_params(spec, 2), 2)
     fs = eng.net.fmt.signal
     assert spec.classes * max(-fs.lo, fs.hi) > min(eng.net.acc_hi, -eng.net.acc_lo)
-    sats: dict[str, int] = {}
-    for k, x in enumerate(_inputs(3, seed=2, rate=0.5)):
-        before = eng.state()
-        tr = eng.trace(x, k % 4)
-        eng.load_state(before)
-        eng.run_sample(x, k % 4)
-        _, s = _naive_sample(eng, tr, k % 4)
-        for name, v in s.items():
-            sats[name] = sats.get(name, 0) + v
-            assert eng.last_counters.saturations[name] == v, (k, name)
+    sats = _saturations_as_the_reference_counts(eng)
     assert sats["L0.latent"] > 0
 
 
