@@ -91,6 +91,12 @@ def run_task(task: dict) -> dict:
     base = {"kind": task["kind"], "id": task["id"], "result_version": RESULT_VERSION,
             "version": __version__}
     base.update({k: task[k] for k in ("point", "hw", "seed", "float_id") if k in task})
+    base["config"] = {"seed": task["seed"],
+                      "run": {k: task[k] for k in ("data", "encoding", "samples", "eval_every",
+                                                   "eval_samples")},
+                      "spec": task["spec"], "spec_source": task["spec_source"],
+                      **({"device": task["device"], "device_source": task["device_source"]}
+                         if task["kind"] == "fixed" else {})}
     try:
         spec, device = build(task)
         opts = options(task)

@@ -1,0 +1,375 @@
+"""`edgesnn sweep` and `edgesnn report`: grids, points, backends, resume, summaries.
+
+The sweeps here are tiny (Yin-Yang with 16 hidden neurons, tens of samples, two to
+four points) so that the file runs in about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgesnn.cli import main
+from edgesnn.sweep.grid import GridError, parse_grid, points_grid
+from edgesnn.sweep.points import resolve
+from conftest import ROOT, write
+
+def _spec_data() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "edgesnn" / "data" / "yinyang.toml").read_text())
+
+
+GRID2 = """
+[device]
+formats.weight.bits = [4, 8]
+[spec]
+layers.0.size = 16
+"""
+
+FAST = ["--samples", "40", "--eval-samples", "20", "--quiet"]
+
+
+# --------------------------------------------------------------------------
+# grids
+
+
+def test_product_order_constants_and_swept_keys():
+    g = parse_grid({"device": {"formats": {"weight": {"bits": [4, 8]},
+                                           "trace": {"rounding": ["floor", "stochastic"]}}},
+                    "spec": {"layers": {"0": {"size": 16}}}}, "g.toml")
+    pts = g.points()
+    assert len(pts) == 4
+    assert pts[0] == (("spec.layers.0.size", 16), ("device.formats.weight.bits", 4),
+                      ("device.formats.trace.rounding", "floor"))
+    # the last key varies fastest
+    assert [dict(p)["device.formats.trace.rounding"] for p in pts] == \
+        ["floor", "stochastic", "floor", "stochastic"]
+    assert g.swept_keys == ["device.formats.weight.bits", "device.formats.trace.rounding"]
+
+
+def test_zip_moves_keys_together_and_points_are_one_axis():
+    g = parse_grid({"hw": ["cortex-m7", "audio-edge"],
+                    "zip": [{"device": {"formats": {"membrane": {"int_bits": [3, 5],
+                                                                 "frac_bits": [12, 10]}}}}],
+                    "points": [{"spec": {"learning": {"update": "per-step"}}},
+                               {"spec": {"learning": {"update": "per-sample"}},
+                                "device": {"formats": {"trace": {"bits": 8}}}}]}, "g.toml")
+    pts = [dict(p) for p in g.points()]
+    assert len(pts) == 2 * 2 * 2
+    assert {(p["device.formats.membrane.int_bits"], p["device.formats.membrane.frac_bits"])
+            for p in pts} == {(3, 12), (5, 10)}
+    assert sum("device.formats.trace.bits" in p for p in pts) == 4
+    assert {p["hw"] for p in pts} == {"cortex-m7", "audio-edge"}
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"devices": {"x": [1]}}, "key 'devices': unknown top-level key"),
+    ({"device": {"formats": {"weight": {"bits": []}}}},
+     "key 'device.formats.weight.bits': an empty list of values"),
+    ({"zip": [{"device": {"a": [1, 2], "b": [1]}}]},
+     "key 'zip[0].device.b': has 1 values, the group's first key has 2"),
+    ({"zip": [{"device": {"a": [1, 2]}}]}, "a [[zip]] group needs two keys or more"),
+    ({"device": {"a": [1, 2]}, "zip": [{"device": {"a": [1, 2], "b": [3, 4]}}]},
+     "key 'device.a': set twice"),
+    ({"points": [{"device": {"a": [1, 2]}}]}, "key 'points[0].device.a': one value per point"),
+    ({"device": {"a": [1, 1]}}, "appears twice"),
+    ({"spec": 3}, "key 'spec': must be a table of keys"),
+])
+def test_grid_errors_name_the_key(data, message):
+    with pytest.raises(GridError, match="^g.toml: ") as exc:
+        parse_grid(data, "g.toml")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+# --------------------------------------------------------------------------
+# points
+
+
+def test_point_sets_bits_banks_and_spec_keys():
+    point = (("device.formats.weight.bits", 4), ("device.formats.weight.int_bits", 2),
+             ("device.formats.signal.bits", 12), ("device.banks.dtcm.size_bytes", 65536),
+             ("spec.layers.0.size", 16), ("spec.learning.update", "per-step"))
+    r = resolve(point, "cortex-m7", _spec_data(), "yinyang.toml", "g.toml")
+    w = r.device.formats["weight"]
+    # bits applied after int_bits: 1 sign + 2 integer + 1 fractional bit
+    assert (w.signed, w.int_bits, w.frac_bits, w.bits) == (True, 2, 1, 4)
+    s = r.device.formats["signal"]                  # cortex-m7 declares Q3.12: int bits kept
+    assert (s.bits, s.int_bits, s.frac_bits) == (12, 3, 8)
+    assert r.device.bank("dtcm").size_bytes == 65536
+    assert r.spec.layers[0].size == 16 and r.spec.learning.update == "per-step"
+    base = resolve((), "cortex-m7", _spec_data(), "yinyang.toml", "g.toml")
+    assert base.device.formats["weight"].bits == 8 and base.spec.layers[0].size == 64
+
+
+def test_default_format_is_copied_before_it_is_narrowed(tiny_device_file):
+    # the tiny device has no 'signal' format: it defaults to 'current' (Q7.24)
+    r = resolve((("device.formats.signal.bits", 16),), str(tiny_device_file), _spec_data(),
+                "yinyang.toml", "g.toml")
+    s, c = r.device.formats["signal"], r.device.formats["current"]
+    assert (s.int_bits, s.frac_bits) == (7, 8) and (c.int_bits, c.frac_bits) == (7, 24)
+
+
+@pytest.mark.parametrize("point,message", [
+    ((("device.formats.weight.bits", 1),), "1 bits leave no room"),
+    ((("device.banks.nosuch.size_bytes", 1),), "'banks.nosuch' is not an entry of this list"),
+    ((("device.formats.weight.rounding", "nearest"),), "must be one of floor, nearest-even"),
+    ((("spec.layers.0.sise", 3),), "layers[0].sise"),
+    ((("hw", "nosuch"),), "unknown device 'nosuch'"),
+])
+def test_point_errors_are_one_line(point, message):
+    with pytest.raises(GridError) as exc:
+        resolve(point, "cortex-m7", _spec_data(), "yinyang.toml", "g.toml")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_float_baseline_shared_by_device_points_not_by_spec_points():
+    from edgesnn.sweep.jobs import RunOptions, make_work
+
+    pts = [(("device.formats.weight.bits", b), ("spec.layers.0.size", n))
+           for b in (4, 8) for n in (16, 24)]
+    work = make_work(points_grid(pts), "cortex-m7", _spec_data(), "yinyang.toml",
+                     RunOptions(samples=10, seeds=(0, 1)))
+    assert len(work.fixed) == 8
+    assert len(work.floats) == 4                # 2 spec variants x 2 seeds
+    assert len({t["id"] for t in work.fixed}) == 8
+    by_float = {}
+    for t in work.fixed:
+        by_float.setdefault(t["float_id"], set()).add(dict(map(tuple, t["point"]))
+                                                      ["spec.layers.0.size"])
+    assert all(len(v) == 1 for v in by_float.values())
+
+
+# --------------------------------------------------------------------------
+# summaries (pure functions)
+
+
+def test_spearman_culprit_and_pareto():
+    from edgesnn.sweep.summary import culprit, pareto, spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1, 1], [1, 2, 3, 4]) is None
+    rows = [{"gap_points": g, "saturations_per_sample": {"out.u": u, "L0.W": w},
+             "test_accuracy": a, "energy_pj_per_sample": e}
+            for g, u, w, a, e in [(0.0, 1.0, 5.0, 0.9, 10.0), (1.0, 2.0, 1.0, 0.8, 5.0),
+                                  (5.0, 9.0, 3.0, 0.7, 6.0), (9.0, 20.0, 2.0, 0.6, 1.0)]]
+    c = culprit(rows)
+    assert c["tensor"] == "out.u" and c["spearman"] == pytest.approx(1.0)
+    assert [x["tensor"] for x in c["ranking"]] == ["out.u", "L0.W"]
+    # (0.7, 6.0) is beaten by (0.8, 5.0): off the front
+    assert pareto(rows, "energy_pj_per_sample") == [3, 1, 0]
+
+
+# --------------------------------------------------------------------------
+# whole sweeps
+
+
+def _results(out: Path) -> dict[str, dict]:
+    from edgesnn.sweep.store import without_timing
+
+    return {f"{p.parent.name}/{p.name}": without_timing(json.loads(p.read_text()))
+            for sub in ("points", "float") for p in sorted((out / sub).glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A 2-point sweep run with --workers 1: (folder, grid file, CLI output)."""
+    from click.testing import CliRunner
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    grid = write(tmp, "grid.toml", GRID2)
+    out = tmp / "w1"
+    res = CliRunner().invoke(main, ["sweep", "--grid", str(grid), *FAST, "--workers", "1",
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out, grid, res.output
+
+
+def test_sweep_writes_results_summary_and_figures(swept):
+    out, grid, output = swept
+    r = _results(out)
+    points = [v for k, v in r.items() if k.startswith("points/")]
+    floats = [v for k, v in r.items() if k.startswith("float/")]
+    assert len(points) == 2 and len(floats) == 1
+    for p in points:
+        assert p["status"] == "ok" and p["float_id"] == floats[0]["id"]
+        assert p["gap_points"] == pytest.approx(
+            100 * (floats[0]["test_correct"] - p["test_correct"]) / p["test_count"])
+        assert p["memory"]["banks"] and p["energy_pj_per_sample"]["total"] > 0
+        assert p["cycles_per_inference"]["cycles"] > 0 and "L0.W" in p["saturations"]
+        assert p["config"]["run"]["samples"] == 40 and p["config"]["seed"] == 0
+    bits = sorted(dict(map(tuple, p["point"]))["device.formats.weight.bits"] for p in points)
+    assert bits == [4, 8]
+    w4 = next(p for p in points if dict(map(tuple, p["point"]))["device.formats.weight.bits"] == 4)
+    assert next(t for t in w4["memory"]["tensors"] if t["name"] == "L0.W")["format"].startswith(
+        "Q1.2")
+    assert w4["config"]["device"]["formats"]["weight"]["frac_bits"] == 2
+    assert w4["config"]["spec"]["layers"][0]["size"] == 16
+    md = (out / "summary.md").read_text()
+    assert "# Sweep: yinyang on cortex-m7" in md and "weight.bits=4" in md
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["rows"]) == 2 and s["swept_keys"] == ["device.formats.weight.bits"]
+    for png in ("accuracy_vs_bits.png", "pareto_energy.png", "saturations.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_do_not_depend_on_workers_or_backend(swept, tmp_path, runner):
+    out1, grid, _ = swept
+    ref = _results(out1)
+    for name, args in (("w2", ["--workers", "2"]), ("dask", ["--cluster", "local",
+                                                             "--workers", "2"])):
+        out = tmp_path / name
+        res = runner.invoke(main, ["sweep", "--grid", str(grid), *FAST, *args, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert _results(out) == ref, name
+
+
+def test_changed_grid_or_options_refused_in_one_line(swept, tmp_path, runner):
+    out, grid, _ = swept
+    before = _results(out)
+    changed = write(tmp_path, "grid.toml", GRID2.replace("[4, 8]", "[4, 6]"))
+    res = runner.invoke(main, ["sweep", "--grid", str(changed), *FAST, "--out", str(out)])
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert "\n" not in line and "grid.device.formats.weight.bits.1 was 8, now 6" in line
+    res = runner.invoke(main, ["sweep", "--grid", str(grid), "--samples", "41",
+                               "--eval-samples", "20", "--quiet", "--out", str(out)])
+    assert res.exit_code == 2 and "run.samples was 40, now 41" in res.output
+    assert _results(out) == before
+
+
+def test_report_rebuilds_summary(swept, runner):
+    out, _, _ = swept
+    md, js = (out / "summary.md").read_text(), (out / "summary.json").read_text()
+    for name in ("summary.md", "summary.json", "accuracy_vs_bits.png"):
+        (out / name).unlink()
+    res = runner.invoke(main, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.md").read_text() == md
+    assert (out / "summary.json").read_text() == js
+    assert (out / "accuracy_vs_bits.png").exists()
+    res = runner.invoke(main, ["report", str(out / "points")])
+    assert res.exit_code == 2 and "not a sweep folder" in res.output
+
+
+def test_bad_grid_value_fails_before_any_output(tmp_path, runner):
+    grid = write(tmp_path, "g.toml", "[device]\nformats.weight.rounding = ['floor', 'nearest']\n")
+    out = tmp_path / "o"
+    res = runner.invoke(main, ["sweep", "--grid", str(grid), *FAST, "--out", str(out)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "weight.rounding=nearest" in res.output and "must be one of" in res.output
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------
+# interruption: SIGKILL of the sweep, a lost worker
+
+
+GRID4 = """
+[device]
+formats.weight.bits = [4, 5, 6, 8]
+[spec]
+layers.0.size = 16
+"""
+
+
+def _start(grid: Path, out: Path, workers: int, samples: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "edgesnn.cli", "sweep", "--grid", str(grid), "--samples",
+           str(samples), "--eval-samples", "20", "--workers", str(workers), "--out", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=ROOT)
+
+
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.02)
+
+
+def _stamps(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns
+            for sub in ("points", "float") for p in (out / sub).glob("*.json")}
+
+
+def _rerun(grid: Path, out: Path, samples: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "edgesnn.cli", "sweep", "--grid", str(grid), "--samples",
+           str(samples), "--eval-samples", "20", "--workers", "1", "--quiet", "--out", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_sigkill_then_rerun_computes_only_missing_points(tmp_path):
+    grid = write(tmp_path, "g.toml", GRID4)
+    out = tmp_path / "o"
+    proc = _start(grid, out, 1, 400)
+    try:
+        _wait_for(lambda: any((out / "points").glob("*.json")), proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)      # the pool workers it left behind
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+    before = _stamps(out)
+    n_before = len([k for k in before if k.startswith("points/")])
+    assert 1 <= n_before < 4, before
+    for k in before:                                 # complete files only
+        json.loads((out / k).read_text())
+    res = _rerun(grid, out, 400)
+    assert res.returncode == 0, res.stderr
+    after = _stamps(out)
+    assert len([k for k in after if k.startswith("points/")]) == 4
+    assert all(after[k] == v for k, v in before.items())     # finished points not redone
+    assert f"{len(before)} done before, {5 - len(before)} to run" in res.stderr
+
+
+def _pool_workers(pid: int) -> list[int]:
+    """Pids of the spawned pool workers of process ``pid`` (Linux /proc)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            cmdline = (d / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(d.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killed_worker_point_is_rerun(tmp_path):
+    grid = write(tmp_path, "g.toml", GRID4)
+    out = tmp_path / "o"
+    proc = _start(grid, out, 2, 400)
+    try:
+        _wait_for(lambda: len(_pool_workers(proc.pid)) == 2, proc)
+        time.sleep(0.5)                              # the workers have taken their tasks
+        assert not (out / "summary.md").exists()
+        os.kill(_pool_workers(proc.pid)[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 0, err
+    assert len(list((out / "points").glob("*.json"))) == 4 and (out / "summary.md").exists()
+    stamps = _stamps(out)
+    res = _rerun(grid, out, 400)
+    assert res.returncode == 0 and "5 done before, 0 to run" in res.stderr
+    assert _stamps(out) == stamps
