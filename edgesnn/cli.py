@@ -545,7 +545,7 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
     from edgesnn.sweep.execute import DaskBackend, PoolBackend, SweepInterrupted
     from edgesnn.sweep.jobs import RunOptions
     from edgesnn.sweep.summary import write_summary
-    from edgesnn.sweep.task import warm_cache
+    from edgesnn.sweep.task import warm_caches
     from edgesnn.tomlcheck import load_toml
 
     if sum(x is not None for x in (cluster, scheduler)) > 1:
@@ -583,12 +583,14 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
         bar = _SweepProgress(missing, f"sweep {name}", hidden=quiet)
         try:
             if missing:
-                first = next(t for t in tasks if t["kind"] == "fixed")
+                todo = [t for t in tasks
+                        if not store.result_path(out, t["kind"], t["id"]).exists()]
                 with SlowNotice(bar, "compiling the kernels once before starting the workers "
                                      "(the first run on a machine; about a minute)"):
-                    warm_cache(first)
+                    warm_caches(todo)
                 bar.start()
-            run_sweep(plan, out, backend, progress=bar, stop=stop, warm=False)
+            run_sweep(plan, out, backend, progress=bar, stop=stop, warm=False,
+                      note=lambda text: click.echo(f"sweep {name}: {text}", err=True))
         except SweepInterrupted as exc:
             bar.close()
             _fail(f"{exc}; resume with: {shlex.join(['edgesnn', *_ARGS])}", exc.exit_code)

@@ -368,6 +368,7 @@ def test_killed_worker_point_is_rerun(tmp_path):
         except ProcessLookupError:
             pass
     assert proc.returncode == 0, err
+    assert "a worker was lost; running its" in err
     assert len(list((out / "points").glob("*.json"))) == 4 and (out / "summary.md").exists()
     stamps = _stamps(out)
     res = _rerun(grid, out, 400)

@@ -19,7 +19,7 @@ Backends (both ``concurrent.futures`` executors to this loop):
 
 A task that fails ``MAX_ATTEMPTS`` times by losing its worker stops the sweep with
 one line naming it. Before fanning out, the kernels are compiled once in this
-process (``task.warm_cache``): workers then load them from numba's on-disk cache
+process, once per compiled signature (``task.warm_caches``): workers then load them from numba's on-disk cache
 instead of all compiling together.
 """
 
@@ -199,7 +199,8 @@ def float_fields(result: dict, baseline: dict | None) -> dict:
 
 def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], None] | None = None,
               stop: Callable[[], str | None] | None = None, warm: bool = True,
-              poll: float = 0.25) -> dict[str, dict]:
+              poll: float = 0.25, note: Callable[[str], None] | None = None
+              ) -> dict[str, dict]:
     """Run the tasks of ``tasks`` that have no result file in ``out`` yet; return every
     result (finished before or now) by id.
 
@@ -207,10 +208,11 @@ def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], N
     written once its float baseline is known (with ``float_fields``). ``stop()``
     returns a signal name when the user asked to stop: then nothing new is started, the
     workers are stopped, and ``SweepInterrupted`` is raised (every written file is
-    complete). ``progress(1)`` is called per task finished now.
+    complete). ``progress(1)`` is called per task finished now, ``note(text)`` when a
+    worker was lost and its tasks are run again.
     """
     from edgesnn.sweep import store
-    from edgesnn.sweep.task import run_task, warm_cache
+    from edgesnn.sweep.task import run_task, warm_caches
 
     out = Path(out)
     by_id = {t["id"]: t for t in tasks}
@@ -245,8 +247,7 @@ def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], N
     if not todo:
         return results
     if warm:
-        warm_cache(todo[0] if todo[0]["kind"] == "fixed" else
-                   next((t for t in todo if t["kind"] == "fixed"), todo[0]))
+        warm_caches(todo)
     queue = list(todo)
     attempts: dict[str, int] = {}
     running: dict[cf.Future, dict] = {}
@@ -278,6 +279,9 @@ def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], N
                     lost += list(running.values())
                     running.clear()
                     backend.reset()
+                if note:
+                    note(f"a worker was lost; running its {len(lost)} unfinished task"
+                         f"{'s' if len(lost) != 1 else ''} again")
                 for t in lost:
                     attempts[t["id"]] = attempts.get(t["id"], 0) + 1
                     if attempts[t["id"]] >= MAX_ATTEMPTS:

@@ -20,6 +20,8 @@ import platform
 import time
 from typing import Any
 
+import numpy as np
+
 #: format of a result file (bumped when its keys change meaning)
 RESULT_VERSION = 1
 
@@ -37,8 +39,6 @@ def _one_numba_thread() -> None:
 
 def jsonable(x: Any) -> Any:
     """numpy scalars and arrays, tuples and mappings as plain JSON values."""
-    import numpy as np
-
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -176,3 +176,29 @@ def warm_cache(task: dict) -> float:
     trainer = prepare(spec, device, opts)
     trainer.warm_up()
     return time.perf_counter() - t0
+
+
+def compile_key(task: dict) -> str:
+    """What selects a compiled signature of the fixed kernels for a task: the storage type
+    of its weight codes (``core.engine.weight_dtype``: int8 when the weight format fits,
+    else int64). Tasks of one key share machine code; each key is compiled once."""
+    from edgesnn.core.constants import format_row
+    from edgesnn.core.engine import weight_dtype
+    from edgesnn.hw import parse_device
+
+    if task["kind"] != "fixed":
+        return "float"
+    device = parse_device(task["device"], source=task["device_source"])
+    return "fixed-" + np.dtype(weight_dtype(format_row(device.formats["weight"]))).name
+
+
+def warm_caches(tasks: list[dict]) -> float:
+    """``warm_cache`` once per ``compile_key`` among the fixed tasks of ``tasks`` (every
+    one also warms the float engine); returns the seconds taken."""
+    seen: dict[str, dict] = {}
+    for t in tasks:
+        if t["kind"] == "fixed":
+            seen.setdefault(compile_key(t), t)
+    if not seen and tasks:
+        seen["float"] = tasks[0]
+    return sum(warm_cache(t) for t in seen.values())
