@@ -414,24 +414,22 @@ def _default_spec() -> Path:
 # sweep and report
 
 
-class _SweepProgress:
-    """``Progress`` counting points: the bar, rate and time left in points."""
+def _sweep_progress(total: int, label: str, hidden: bool):
+    """A ``Progress`` that counts runs (points and float baselines), its rate per minute."""
+    from edgesnn.progress import Progress, duration
 
-    def __new__(cls, total: int, label: str, hidden: bool):
-        from edgesnn.progress import Progress, duration
+    class RunsProgress(Progress):
+        def status(self) -> str:
+            pct = 100 * self.done / self.total if self.total else 100.0
+            text = f"{self.done:,}/{self.total:,} runs ({pct:.0f}%)"
+            r = self.rate()
+            if r:
+                text += f", {60 * r:,.1f} runs/min"
+                if self.done < self.total:
+                    text += f", about {duration((self.total - self.done) / r)} left"
+            return text
 
-        class P(Progress):
-            def status(self) -> str:
-                pct = 100 * self.done / self.total if self.total else 100.0
-                text = f"{self.done:,}/{self.total:,} runs ({pct:.0f}%)"
-                r = self.rate()
-                if r:
-                    text += f", {60 * r:,.1f} runs/min"
-                    if self.done < self.total:
-                        text += f", about {duration((self.total - self.done) / r)} left"
-                return text
-
-        return P(total, label, hidden=hidden)
+    return RunsProgress(total, label, hidden=hidden)
 
 
 class _stop_on_signal:
@@ -580,7 +578,7 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
                    f"points x {seeds} seed{'s' if seeds != 1 else ''}) and "
                    f"{len(plan.work.floats)} float baselines; {len(tasks) - missing} done "
                    f"before, {missing} to run on {backend.describe()}", err=True)
-        bar = _SweepProgress(missing, f"sweep {name}", hidden=quiet)
+        bar = _sweep_progress(missing, f"sweep {name}", hidden=quiet)
         try:
             if missing:
                 todo = [t for t in tasks

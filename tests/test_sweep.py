@@ -222,14 +222,21 @@ def test_sweep_writes_results_summary_and_figures(swept):
 
 
 def test_results_do_not_depend_on_workers_or_backend(swept, tmp_path, runner):
+    from dask.distributed import LocalCluster
+
     out1, grid, _ = swept
     ref = _results(out1)
-    for name, args in (("w2", ["--workers", "2"]), ("dask", ["--cluster", "local",
-                                                             "--workers", "2"])):
-        out = tmp_path / name
-        res = runner.invoke(main, ["sweep", "--grid", str(grid), *FAST, *args, "--out", str(out)])
-        assert res.exit_code == 0, res.output
-        assert _results(out) == ref, name
+    assert len(ref) == 3
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                      dashboard_address=":0") as cluster:
+        for name, args in (("w2", ["--workers", "2"]),
+                           ("dask", ["--cluster", "local", "--workers", "2"]),
+                           ("scheduler", ["--scheduler", cluster.scheduler_address])):
+            out = tmp_path / name
+            res = runner.invoke(main, ["sweep", "--grid", str(grid), *FAST, *args,
+                                       "--out", str(out)])
+            assert res.exit_code == 0, res.output
+            assert _results(out) == ref, name
 
 
 def test_changed_grid_or_options_refused_in_one_line(swept, tmp_path, runner):
@@ -334,6 +341,30 @@ def test_sigkill_then_rerun_computes_only_missing_points(tmp_path):
     assert f"{len(before)} done before, {5 - len(before)} to run" in res.stderr
 
 
+def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path):
+    grid = write(tmp_path, "g.toml", GRID4)
+    out = tmp_path / "o"
+    proc = _start(grid, out, 1, 400)
+    try:
+        _wait_for(lambda: any((out / "points").glob("*.json")), proc)
+        workers = _pool_workers(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("edgesnn: error: stopped by SIGINT: ")
+    assert f"resume with: edgesnn sweep --grid {grid}" in last
+    assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
+    assert not (out / "summary.md").exists()
+    res = _rerun(grid, out, 400)
+    assert res.returncode == 0 and len(list((out / "points").glob("*.json"))) == 4
+
+
 def _pool_workers(pid: int) -> list[int]:
     """Pids of the spawned pool workers of process ``pid`` (Linux /proc)."""
     found = []
@@ -374,3 +405,25 @@ def test_killed_worker_point_is_rerun(tmp_path):
     res = _rerun(grid, out, 400)
     assert res.returncode == 0 and "5 done before, 0 to run" in res.stderr
     assert _stamps(out) == stamps
+
+
+def test_figures_follow_the_grid():
+    from edgesnn.sweep.figures import render
+
+    rows = [{"point": [["device.formats.weight.bits", b], ["device.formats.weight.rounding", r]],
+             "hw": "cortex-m7", "test_accuracy": a, "energy_pj_per_sample": e,
+             "memory_bytes": m, "saturations_per_sample": {"out.u": u}}
+            for b, r, a, e, m, u in [(4, "floor", 0.35, 900.0, 4000, 90.0),
+                                     (4, "stochastic", 0.8, 700.0, 4000, 20.0),
+                                     (8, "floor", 0.4, 910.0, 4200, 80.0),
+                                     (8, "stochastic", 0.9, 720.0, 4200, 22.0)]]
+    s = {"spec": "yinyang", "hw": "cortex-m7", "rows": rows,
+         "float": [{"status": "ok", "test_accuracy": 0.95}],
+         "swept_keys": ["device.formats.weight.bits", "device.formats.weight.rounding"],
+         "pareto_energy": [1, 3], "pareto_memory": [1, 3]}
+    figs = render(s)
+    assert set(figs) == {"accuracy_vs_bits.png", "heatmap.png", "pareto_energy.png",
+                         "pareto_memory.png", "saturations.png"}
+    assert all(v[:8] == b"\x89PNG\r\n\x1a\n" for v in figs.values())
+    s["swept_keys"] = ["device.formats.weight.rounding"]      # one key: no heatmap, no bits
+    assert set(render(s)) == {"pareto_energy.png", "pareto_memory.png", "saturations.png"}

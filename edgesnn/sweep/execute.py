@@ -124,7 +124,7 @@ class DaskBackend:
         os.environ.setdefault("NUMBA_NUM_THREADS", "1")
         if self.scheduler is None:
             self._cluster = LocalCluster(n_workers=self.local_workers, processes=True,
-                                         threads_per_worker=1, dashboard_address=None,
+                                         threads_per_worker=1, dashboard_address=":0",
                                          silence_logs=40)
             self._client = Client(self._cluster)
         else:

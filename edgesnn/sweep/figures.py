@@ -3,9 +3,9 @@
 ``render(summary)`` returns ``{file name: PNG bytes}`` for the figures the grid
 allows:
 
-- ``accuracy_vs_bits.png``: one panel per swept ``formats.KIND.bits`` key; every
-  point's fixed test accuracy (%, mean over seeds) at its width, the mean per width
-  as a line, the float baseline as a dashed line;
+- ``accuracy_vs_bits.png``: one panel per swept ``formats.KIND.bits`` key; fixed test
+  accuracy (%, mean over seeds) against the width, one line per combination of the
+  other swept keys (at most ``MAX_LINES``, else their mean), float dashed;
 - ``heatmap.png``: a grid of exactly two swept keys, fixed test accuracy per cell;
 - ``pareto_energy.png`` / ``pareto_memory.png``: test accuracy against energy per
   learned sample (nJ) / memory used (KiB), one colour per device, the front drawn;
@@ -20,6 +20,9 @@ import numpy as np
 
 from edgesnn.plots import _png, plt
 from edgesnn.sweep.grid import short
+
+#: most lines per panel of accuracy_vs_bits.png (beyond: one mean line)
+MAX_LINES = 8
 
 
 def _label(row: dict, keys: list[str]) -> str:
@@ -41,16 +44,23 @@ def accuracy_vs_bits(s: dict) -> bytes | None:
                              squeeze=False)
     base = _float_line(s)
     for ax, key in zip(axes[0], keys):
-        by: dict[int, list[float]] = defaultdict(list)
+        others = [k for k in s["swept_keys"] if k != key]
+        lines: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
-            v = dict((k, v) for k, v in r["point"]).get(key)
-            if v is not None:
-                by[int(v)].append(100 * r["test_accuracy"])
-        xs = sorted(by)
-        for x in xs:
-            ax.scatter([x] * len(by[x]), by[x], s=14, alpha=0.6, color="tab:blue")
-        ax.plot(xs, [np.mean(by[x]) for x in xs], "-o", color="tab:blue", ms=4,
-                label="fixed (mean over the other keys)")
+            p = dict(map(tuple, r["point"]))
+            if p.get(key) is not None:
+                label = ", ".join(f"{short(k)}={p.get(k)}" for k in others) or "fixed"
+                lines[label][int(p[key])].append(100 * r["test_accuracy"])
+        if len(lines) > MAX_LINES:           # too many to tell apart: the mean over them
+            merged: dict[int, list[float]] = defaultdict(list)
+            for by in lines.values():
+                for x, v in by.items():
+                    merged[x].extend(v)
+            lines = {"fixed (mean over the other keys)": merged}
+        xs = sorted({x for by in lines.values() for x in by})
+        for label, by in sorted(lines.items()):
+            bx = sorted(by)
+            ax.plot(bx, [np.mean(by[x]) for x in bx], "-o", ms=3, lw=1, label=label)
         if base is not None:
             ax.axhline(base, ls="--", color="tab:orange", label=f"float {base:.1f}%")
         ax.set_xticks(xs)
@@ -58,7 +68,7 @@ def accuracy_vs_bits(s: dict) -> bytes | None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"{s['spec']} on {s['hw']}: accuracy against width", fontsize=10)
     return _png(fig)
 

@@ -39,6 +39,9 @@ def manifest(identity: dict, work) -> dict:
 def open_folder(out: Path, man: dict) -> None:
     """Write the manifest of a new folder, or check an existing one matches ``man``.
 
+    A folder whose manifest differs but that holds no result yet (a sweep that failed
+    before its first run finished) is started afresh with the new manifest.
+
     OutputError in one line naming what changed when the folder was started with other
     inputs (or is not a sweep folder at all but holds files).
     """
@@ -51,6 +54,9 @@ def open_folder(out: Path, man: dict) -> None:
             raise OutputError(f"{path}: written by another version of edgesnn; choose "
                               "another --out")
         diff = first_difference(there.get("identity", {}), man["identity"])
+        if diff is not None and not (done_ids(out, "fixed") or done_ids(out, "float")):
+            write_atomic(path, to_json(man))     # started, nothing finished: start afresh
+            return
         if diff is not None:
             key, a, b = diff
             raise OutputError(f"{out}: this sweep folder was started with other inputs: "
