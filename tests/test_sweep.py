@@ -412,6 +412,7 @@ def test_figures_follow_the_grid():
 
     rows = [{"point": [["device.formats.weight.bits", b], ["device.formats.weight.rounding", r]],
              "hw": "cortex-m7", "test_accuracy": a, "energy_pj_per_sample": e,
+             "format_bits": {"weight": b, "trace": 16},
              "memory_bytes": m, "saturations_per_sample": {"out.u": u}}
             for b, r, a, e, m, u in [(4, "floor", 0.35, 900.0, 4000, 90.0),
                                      (4, "stochastic", 0.8, 700.0, 4000, 20.0),
@@ -425,5 +426,7 @@ def test_figures_follow_the_grid():
     assert set(figs) == {"accuracy_vs_bits.png", "heatmap.png", "pareto_energy.png",
                          "pareto_memory.png", "saturations.png"}
     assert all(v[:8] == b"\x89PNG\r\n\x1a\n" for v in figs.values())
-    s["swept_keys"] = ["device.formats.weight.rounding"]      # one key: no heatmap, no bits
+    for r in rows:                       # no width varies: no accuracy_vs_bits; one key: no heatmap
+        r["format_bits"]["weight"] = 8
+    s["swept_keys"] = ["device.formats.weight.rounding"]
     assert set(render(s)) == {"pareto_energy.png", "pareto_memory.png", "saturations.png"}

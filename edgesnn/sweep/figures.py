@@ -3,9 +3,10 @@
 ``render(summary)`` returns ``{file name: PNG bytes}`` for the figures the grid
 allows:
 
-- ``accuracy_vs_bits.png``: one panel per swept ``formats.KIND.bits`` key; fixed test
-  accuracy (%, mean over seeds) against the width, one line per combination of the
-  other swept keys (at most ``MAX_LINES``, else their mean), float dashed;
+- ``accuracy_vs_bits.png``: one panel per tensor kind whose total width
+  (``signed + int_bits + frac_bits``) varies across points, however the grid set it;
+  fixed test accuracy (%, mean over seeds) against the width, one line per combination
+  of the other swept keys (at most ``MAX_LINES``, else their mean), float dashed;
 - ``heatmap.png``: a grid of exactly two swept keys, fixed test accuracy per cell;
 - ``pareto_energy.png`` / ``pareto_memory.png``: test accuracy against energy per
   learned sample (nJ) / memory used (KiB), one colour per device, the front drawn;
@@ -36,21 +37,24 @@ def _float_line(s: dict) -> float | None:
 
 
 def accuracy_vs_bits(s: dict) -> bytes | None:
-    keys = [k for k in s["swept_keys"] if k.startswith("device.formats.") and k.endswith(".bits")]
     rows = [r for r in s["rows"] if r.get("test_accuracy") is not None]
-    if not keys or not rows:
+    kinds = sorted({k for r in rows for k in r.get("format_bits", {})
+                    if len({q.get("format_bits", {}).get(k) for q in rows}) > 1})
+    if not kinds or not rows:
         return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), dpi=110,
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), dpi=110,
                              squeeze=False)
     base = _float_line(s)
-    for ax, key in zip(axes[0], keys):
-        others = [k for k in s["swept_keys"] if k != key]
+    for ax, kind in zip(axes[0], kinds):
+        # lines: one per combination of the swept keys that do not set this kind's width
+        width = {f"device.formats.{kind}.{f}" for f in ("bits", "int_bits", "frac_bits",
+                                                        "signed")}
+        others = [k for k in s["swept_keys"] if k not in width]
         lines: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
             p = dict(map(tuple, r["point"]))
-            if p.get(key) is not None:
-                label = ", ".join(f"{short(k)}={p.get(k)}" for k in others) or "fixed"
-                lines[label][int(p[key])].append(100 * r["test_accuracy"])
+            label = ", ".join(f"{short(k)}={p.get(k)}" for k in others) or "fixed"
+            lines[label][int(r["format_bits"][kind])].append(100 * r["test_accuracy"])
         if len(lines) > MAX_LINES:           # too many to tell apart: the mean over them
             merged: dict[int, list[float]] = defaultdict(list)
             for by in lines.values():
@@ -64,7 +68,7 @@ def accuracy_vs_bits(s: dict) -> bytes | None:
         if base is not None:
             ax.axhline(base, ls="--", color="tab:orange", label=f"float {base:.1f}%")
         ax.set_xticks(xs)
-        ax.set_xlabel(f"{short(key)} (total bits)")
+        ax.set_xlabel(f"{kind} format (total bits)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)

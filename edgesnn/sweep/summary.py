@@ -60,6 +60,7 @@ def rows(man: dict, fixed: list[dict]) -> list[dict]:
         if ok:
             tensors = sorted({t for r in ok for t in r["saturations_per_sample"]})
             row.update({
+                "format_bits": format_bits(ok[0]["config"]["device"]),
                 "test_accuracy": _mean([r["test_accuracy"] for r in ok]),
                 "validation_accuracy": _mean([r["validation_accuracy"] for r in ok]),
                 "float_test_accuracy": _mean([r["float"].get("test_accuracy") for r in ok]),
@@ -75,6 +76,17 @@ def rows(man: dict, fixed: list[dict]) -> list[dict]:
                                                      for r in ok]) for t in tensors},
             })
         out.append(row)
+    return out
+
+
+def format_bits(device_data: dict) -> dict[str, int]:
+    """Total bits of every fixed-point format a device TOML declares (``signed + int_bits +
+    frac_bits``; float formats left out)."""
+    out = {}
+    for kind, f in (device_data.get("formats") or {}).items():
+        if isinstance(f, dict) and "float" not in f:
+            out[kind] = int(bool(f.get("signed", True))) + int(f.get("int_bits", 0)) \
+                + int(f.get("frac_bits", 0))
     return out
 
 
