@@ -533,6 +533,14 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
 
     At the end OUT/summary.md, OUT/summary.json and the figures are written
     ('edgesnn report OUT' rebuilds them).
+
+    \b
+    A grid, for example (4 x 2 x 3 = 24 points; 'bits' is a format's total
+    width with its sign and integer bits kept):
+      [device]
+      formats.weight.bits = [4, 6, 8, 16]
+      formats.trace.bits = [8, 16]
+      formats.weight.rounding = ["floor", "nearest-even", "stochastic"]
     """
     from edgesnn.datasets import ENCODINGS
     from edgesnn.errors import DataError, EdgeSnnError as Err, SpecError
