@@ -581,7 +581,7 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
 
         store.open_folder(out, plan.manifest)
         missing = sum(not store.result_path(out, t["kind"], t["id"]).exists() for t in tasks)
-        name = plan.manifest["identity"]["spec_name"]
+        name = plan.manifest["info"]["spec_name"]
         click.echo(f"{name}: {len(plan.work.fixed)} point runs ({len(plan.grid.points())} "
                    f"points x {seeds} seed{'s' if seeds != 1 else ''}) and "
                    f"{len(plan.work.floats)} float baselines; {len(tasks) - missing} done "

@@ -51,10 +51,10 @@ def prepare(spec_path: str | Path | None, spec_data: dict, hw: str, grid_path: s
     base_dev = parse_device(dev_data, source=dev_source)
     work = make_work(grid, hw, spec_data, source, run)
     identity = {"grid": grid.raw, "spec": spec_identity(base_spec), "hw": hw,
-                "device": device_identity(base_dev), "run": run.identity(),
-                "spec_name": base_spec.name, "grid_file": Path(grid_path).name,
-                "swept_keys": grid.swept_keys}
-    return Sweep(grid, work, store.manifest(identity, work))
+                "device": device_identity(base_dev), "run": run.identity()}
+    info = {"spec_name": base_spec.name, "grid_file": Path(grid_path).name,
+            "swept_keys": grid.swept_keys, "swept_axes": grid.swept_axes}
+    return Sweep(grid, work, store.manifest(identity, work, info))
 
 
 def run(sweep: Sweep, out: Path, backend, progress=None, stop=None,

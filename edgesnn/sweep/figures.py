@@ -7,7 +7,8 @@ allows:
   (``signed + int_bits + frac_bits``) varies across points, however the grid set it;
   fixed test accuracy (%, mean over seeds) against the width, one line per combination
   of the other swept keys (at most ``MAX_LINES``, else their mean), float dashed;
-- ``heatmap.png``: a grid of exactly two swept keys, fixed test accuracy per cell;
+- ``heatmap.png``: a grid of exactly two swept axes (a ``[[zip]]`` group is one axis),
+  fixed test accuracy per cell;
 - ``pareto_energy.png`` / ``pareto_memory.png``: test accuracy against energy per
   learned sample (nJ) / memory used (KiB), one colour per device, the front drawn;
 - ``saturations.png``: saturations per learned sample, tensor x point (log colour).
@@ -77,24 +78,29 @@ def accuracy_vs_bits(s: dict) -> bytes | None:
     return _png(fig)
 
 
+def _cell(row: dict, keys: list[str]) -> str:
+    p = dict(map(tuple, row["point"]))
+    return ", ".join(str(p.get(k)) for k in keys)
+
+
 def heatmap(s: dict) -> bytes | None:
-    keys = s["swept_keys"]
+    axes = s.get("swept_axes") or [[k] for k in s["swept_keys"]]
     rows = [r for r in s["rows"] if r.get("test_accuracy") is not None]
-    if len(keys) != 2 or not rows:
+    if len(axes) != 2 or not rows:
         return None
-    a, b = keys
-    va = sorted({str(dict(map(tuple, r["point"])).get(a)) for r in rows}, key=_order)
-    vb = sorted({str(dict(map(tuple, r["point"])).get(b)) for r in rows}, key=_order)
+    ka, kb = axes
+    va = sorted({_cell(r, ka) for r in rows}, key=_order)
+    vb = sorted({_cell(r, kb) for r in rows}, key=_order)
     grid = np.full((len(va), len(vb)), np.nan)
     for r in rows:
-        p = dict(map(tuple, r["point"]))
-        grid[va.index(str(p.get(a))), vb.index(str(p.get(b)))] = 100 * r["test_accuracy"]
+        grid[va.index(_cell(r, ka)), vb.index(_cell(r, kb))] = 100 * r["test_accuracy"]
+    a, b = " / ".join(short(k) for k in ka), " / ".join(short(k) for k in kb)
     fig, ax = plt.subplots(figsize=(1.2 * len(vb) + 2.5, 0.6 * len(va) + 2), dpi=110)
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     ax.set_xticks(range(len(vb)), vb)
     ax.set_yticks(range(len(va)), va)
-    ax.set_xlabel(short(b))
-    ax.set_ylabel(short(a))
+    ax.set_xlabel(b)
+    ax.set_ylabel(a)
     for i in range(len(va)):
         for j in range(len(vb)):
             if not np.isnan(grid[i, j]):
@@ -106,10 +112,13 @@ def heatmap(s: dict) -> bytes | None:
 
 
 def _order(v: str):
-    try:
-        return (0, float(v), v)
-    except ValueError:
-        return (1, 0.0, v)
+    """Sort key of a cell label "5, 16": numbers by value, words after them."""
+    def one(x: str):
+        try:
+            return (0, float(x), "")
+        except ValueError:
+            return (1, 0.0, x)
+    return tuple(one(x) for x in v.split(", "))
 
 
 def pareto_png(s: dict, cost: str, front_key: str, xlabel: str, scale: float) -> bytes | None:

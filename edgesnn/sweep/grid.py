@@ -96,6 +96,18 @@ class Grid:
                 for combo in itertools.product(*entries)]
 
     @property
+    def swept_axes(self) -> list[list[str]]:
+        """The keys of every axis with more than one entry (a ``[[zip]]`` group: its keys;
+        the ``[[points]]`` axis: the keys its points set), in grid order."""
+        out = []
+        for a in self.axes:
+            if len(a) > 1:
+                keys = list(a.keys) or list(dict.fromkeys(k for p in a.assignments
+                                                          for k, _ in p))
+                out.append(keys)
+        return out
+
+    @property
     def swept_keys(self) -> list[str]:
         """Keys that take more than one value across the points, in grid order."""
         seen: dict[str, set] = {}

@@ -28,9 +28,11 @@ MANIFEST_VERSION = 1
 SUBDIR = {"fixed": "points", "float": "float"}
 
 
-def manifest(identity: dict, work) -> dict:
-    """The manifest of a sweep: its identity and its task list (ids, points, references)."""
-    return {"manifest_version": MANIFEST_VERSION, "identity": identity,
+def manifest(identity: dict, work, info: dict | None = None) -> dict:
+    """The manifest of a sweep: its identity (what a resume must match), ``info`` (names
+    and swept keys, for the summary; not compared) and its task list (ids, points,
+    references)."""
+    return {"manifest_version": MANIFEST_VERSION, "identity": identity, "info": info or {},
             "fixed": [{"id": t["id"], "float_id": t["float_id"], "seed": t["seed"],
                        "hw": t["hw"], "point": t["point"]} for t in work.fixed],
             "floats": [{"id": t["id"], "seed": t["seed"]} for t in work.floats.values()]}
@@ -57,6 +59,8 @@ def open_folder(out: Path, man: dict) -> None:
         if diff is not None and not (done_ids(out, "fixed") or done_ids(out, "float")):
             write_atomic(path, to_json(man))     # started, nothing finished: start afresh
             return
+        if diff is None and there.get("info") != man.get("info"):
+            write_atomic(path, to_json(man))     # same inputs (a renamed grid file)
         if diff is not None:
             key, a, b = diff
             raise OutputError(f"{out}: this sweep folder was started with other inputs: "

@@ -148,15 +148,16 @@ def build(out: Path) -> dict:
 
     man, fixed, floats = store.load_results(out)
     table = rows(man, fixed)
-    ident = man["identity"]
-    keys = ident.get("swept_keys", [])
+    ident, info = man["identity"], man.get("info", {})
+    keys = info.get("swept_keys", [])
     baseline = [{"id": f["id"], "seed": f["seed"], "test_accuracy": f.get("test_accuracy"),
                  "validation_accuracy": f.get("validation_accuracy"),
                  "status": f.get("status"), "error": f.get("error")}
                 for f in floats.values()]
     return {
-        "command": "sweep", "spec": ident.get("spec_name"), "hw": ident.get("hw"),
-        "grid": ident.get("grid_file"), "run": ident.get("run"), "swept_keys": keys,
+        "command": "sweep", "spec": info.get("spec_name"), "hw": ident.get("hw"),
+        "grid": info.get("grid_file"), "run": ident.get("run"), "swept_keys": keys,
+        "swept_axes": info.get("swept_axes", [[k] for k in keys]),
         "tasks": {"points": len(man["fixed"]), "points_done": len(fixed),
                   "floats": len(man["floats"]), "floats_done": len(floats)},
         "float": baseline, "rows": table, "culprit": culprit(table),
