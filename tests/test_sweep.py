@@ -251,6 +251,31 @@ def test_changed_grid_or_options_refused_in_one_line(swept, tmp_path, runner):
                                "--eval-samples", "20", "--quiet", "--out", str(out)])
     assert res.exit_code == 2 and "run.samples was 40, now 41" in res.output
     assert _results(out) == before
+    renamed = write(tmp_path, "renamed.toml", GRID2)          # same grid, other file name
+    res = runner.invoke(main, ["sweep", "--grid", str(renamed), *FAST, "--out", str(out)])
+    assert res.exit_code == 0 and "3 done before, 0 to run" in res.output
+    assert _results(out) == before
+
+
+def test_run_points_finds_the_cli_results_and_computes_nothing(swept):
+    from edgesnn.sweep import run_points
+    from edgesnn.sweep.execute import PoolBackend
+    from edgesnn.sweep.jobs import RunOptions
+    from edgesnn.cli import _default_spec
+
+    out, _, _ = swept
+    stamps = _stamps(out)
+    backend = PoolBackend(1)
+    pts = [[("spec.layers.0.size", 16), ("device.formats.weight.bits", b)] for b in (8, 4)]
+    got = run_points(pts, _spec_data(), str(_default_spec()), "cortex-m7",
+                     RunOptions(samples=40, eval_every=40, eval_samples=20), out, backend)
+    assert backend._ex is None                     # no pool was started: nothing to run
+    assert [dict(map(tuple, r["point"]))["device.formats.weight.bits"] for r in got] == [8, 4]
+    stored = _results(out)
+    from edgesnn.sweep.store import without_timing
+
+    assert [without_timing(r) for r in got] == [stored[f"points/{r['id']}.json"] for r in got]
+    assert _stamps(out) == stamps
 
 
 def test_report_rebuilds_summary(swept, runner):
@@ -430,3 +455,27 @@ def test_figures_follow_the_grid():
         r["format_bits"]["weight"] = 8
     s["swept_keys"] = ["device.formats.weight.rounding"]
     assert set(render(s)) == {"pareto_energy.png", "pareto_memory.png", "saturations.png"}
+
+
+def test_rows_average_seeds_of_one_point():
+    from edgesnn.sweep.summary import rows
+
+    def result(seed, correct, fcorrect, sat):
+        return {"point": [["device.formats.weight.bits", 4]], "hw": "cortex-m7", "seed": seed,
+                "id": f"p{seed}", "status": "ok", "test_accuracy": correct / 1000,
+                "validation_accuracy": 0.5, "float": {"test_accuracy": fcorrect / 1000},
+                "gap_points": (fcorrect - correct) / 10, "validation_gap_points": 1.0,
+                "memory": {"used_bytes": 100}, "energy_pj_per_sample": {"total": 10.0 + seed},
+                "energy_pj_per_inference": {"total": 5.0}, "cycles_per_sample": {"cycles": 7},
+                "cycles_per_inference": {"cycles": 3}, "saturations_per_sample": sat,
+                "config": {"device": {"formats": {"weight": {"signed": True, "int_bits": 1,
+                                                             "frac_bits": 2}}}}}
+
+    table = rows({}, [result(0, 800, 900, {"out.u": 2.0}), result(1, 700, 950, {"L0.W": 1.0})])
+    assert len(table) == 1
+    r = table[0]
+    assert r["seeds"] == [0, 1] and r["format_bits"] == {"weight": 4}
+    assert r["test_accuracy"] == pytest.approx(0.75)
+    assert r["gap_points"] == pytest.approx((10 + 25) / 2)
+    assert r["energy_pj_per_sample"] == pytest.approx(10.5)
+    assert r["saturations_per_sample"] == {"L0.W": 0.5, "out.u": 1.0}

@@ -10,10 +10,9 @@ One module per job:
 - ``execute``: run the missing tasks on a process pool or a Dask cluster;
 - ``summary`` / ``figures``: summary.md, summary.json and the PNG figures.
 
-``prepare`` + ``run`` are what ``edgesnn sweep`` does; a caller with its own points
-(``edgesnn fit``) uses ``grid.points_grid``, ``jobs.make_work`` and
-``execute.run_tasks`` directly: they take a list of points and run the missing ones
-into a folder, returning every result by id.
+``prepare`` + ``run`` are what ``edgesnn sweep`` does. A caller with its own points
+(``edgesnn fit``) calls ``run_points``: a list of points in, the missing runs computed
+into a folder (pool or Dask, resumable), every point's result out.
 """
 
 from __future__ import annotations
@@ -66,3 +65,25 @@ def run(sweep: Sweep, out: Path, backend, progress=None, stop=None,
     store.open_folder(Path(out), sweep.manifest)
     return run_tasks(sweep.work.all(), Path(out), backend, progress=progress, stop=stop,
                      warm=warm, note=note)
+
+
+def run_points(points, spec_data: dict, spec_source: str, hw: str, run_opts: RunOptions,
+               out: Path, backend, progress=None, stop=None, note=None) -> list[dict]:
+    """Run the fixed-point runs of ``points`` (lists of ``(key, value)``, keys as in a grid:
+    ``device.formats.weight.bits``, ``spec.layers.0.size``, ``hw``) for every seed of
+    ``run_opts`` into ``out``, computing only those whose result file is missing, and
+    return their results (with the float baseline's figures and the gaps) in
+    ``jobs.make_work`` order: seeds outer, points inner.
+
+    No manifest is written or checked: a caller that grows its list of points between
+    calls (``edgesnn fit``) keeps its own record; ids name configurations, so a point
+    already run in ``out`` is found again. Raises what ``make_work`` raises for a bad
+    point (GridError, BudgetError), before anything runs.
+    """
+    from edgesnn.sweep.execute import run_tasks
+    from edgesnn.sweep.grid import points_grid
+
+    work = make_work(points_grid(list(points)), hw, spec_data, spec_source, run_opts)
+    results = run_tasks(work.all(), Path(out), backend, progress=progress, stop=stop,
+                        note=note)
+    return [results[t["id"]] for t in work.fixed]
