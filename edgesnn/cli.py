@@ -543,7 +543,7 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
       formats.weight.rounding = ["floor", "nearest-even", "stochastic"]
     """
     from edgesnn.datasets import ENCODINGS
-    from edgesnn.errors import DataError, EdgeSnnError as Err, SpecError
+    from edgesnn.errors import DataError, SpecError
     from edgesnn.outdir import RunFolder
     from edgesnn.progress import SlowNotice
     from edgesnn.spec import apply_override, parse_spec
@@ -555,10 +555,10 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
     from edgesnn.tomlcheck import load_toml
 
     if sum(x is not None for x in (cluster, scheduler)) > 1:
-        raise Err("--cluster and --scheduler exclude each other: give one")
+        raise click.UsageError("--cluster and --scheduler exclude each other: give one")
     if scheduler is not None and workers is not None:
-        raise Err("--workers is for the local pool or --cluster local; a --scheduler's "
-                  "cluster has the workers it was started with")
+        raise click.UsageError("--workers is for the local pool or --cluster local; a "
+                               "--scheduler's cluster has the workers it was started with")
     encoding = encoding or ENCODINGS[data][0]
     if encoding not in ENCODINGS[data]:
         raise DataError(f"data set '{data}' takes --encoding {' or '.join(ENCODINGS[data])}, "
@@ -576,38 +576,43 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
     backend = (DaskBackend(scheduler) if scheduler else
                DaskBackend(None, workers) if cluster == "local" else PoolBackend(workers))
     tasks = plan.work.all()
-    with RunFolder(out), _stop_on_signal() as stop:
-        from edgesnn.sweep import store
+    try:
+        backend.start()
+        with RunFolder(out), _stop_on_signal() as stop:
+            from edgesnn.sweep import store
 
-        store.open_folder(out, plan.manifest)
-        missing = sum(not store.result_path(out, t["kind"], t["id"]).exists() for t in tasks)
-        name = plan.manifest["info"]["spec_name"]
-        click.echo(f"{name}: {len(plan.work.fixed)} point runs ({len(plan.grid.points())} "
-                   f"points x {seeds} seed{'s' if seeds != 1 else ''}) and "
-                   f"{len(plan.work.floats)} float baselines; {len(tasks) - missing} done "
-                   f"before, {missing} to run on {backend.describe()}", err=True)
-        bar = _sweep_progress(missing, f"sweep {name}", hidden=quiet)
-        try:
+            store.open_folder(out, plan.manifest)
+            todo = [t for t in tasks
+                    if not store.result_path(out, t["kind"], t["id"]).exists()]
+            missing = len(todo)
+            name = plan.manifest["info"]["spec_name"]
+            click.echo(f"{name}: {len(plan.work.fixed)} point runs "
+                       f"({len(plan.grid.points())} points x {seeds} "
+                       f"seed{'s' if seeds != 1 else ''}) and "
+                       f"{len(plan.work.floats)} float baselines; {len(tasks) - missing} done "
+                       f"before, {missing} to run on {backend.describe()}", err=True)
+            bar = _sweep_progress(missing, f"sweep {name}", hidden=quiet)
+            try:
+                if missing:
+                    with SlowNotice(bar, "compiling the kernels once before starting the "
+                                         "workers (the first run on a machine; about a "
+                                         "minute)"):
+                        warm_caches(todo)
+                    bar.start()
+                run_sweep(plan, out, backend, progress=bar, stop=stop, warm=False,
+                          note=lambda text: click.echo(f"sweep {name}: {text}", err=True))
+            except SweepInterrupted as exc:
+                bar.close()
+                _fail(f"{exc}; resume with: {shlex.join(['edgesnn', *_ARGS])}",
+                      exc.exit_code)
+            except BaseException:
+                bar.close()
+                raise
             if missing:
-                todo = [t for t in tasks
-                        if not store.result_path(out, t["kind"], t["id"]).exists()]
-                with SlowNotice(bar, "compiling the kernels once before starting the workers "
-                                     "(the first run on a machine; about a minute)"):
-                    warm_caches(todo)
-                bar.start()
-            run_sweep(plan, out, backend, progress=bar, stop=stop, warm=False,
-                      note=lambda text: click.echo(f"sweep {name}: {text}", err=True))
-        except SweepInterrupted as exc:
-            bar.close()
-            _fail(f"{exc}; resume with: {shlex.join(['edgesnn', *_ARGS])}", exc.exit_code)
-        except BaseException:
-            bar.close()
-            raise
-        finally:
-            backend.close()
-        if missing:
-            bar.close()
-        written = write_summary(out)
+                bar.close()
+            written = write_summary(out)
+    finally:
+        backend.close()
     for p in written:
         click.echo(f"wrote {p}", err=True)
     from edgesnn.sweep.summary import build

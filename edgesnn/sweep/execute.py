@@ -19,8 +19,8 @@ Backends (both ``concurrent.futures`` executors to this loop):
 
 A task that fails ``MAX_ATTEMPTS`` times by losing its worker stops the sweep with
 one line naming it. Before fanning out, the kernels are compiled once in this
-process, once per compiled signature (``task.warm_caches``): workers then load them from numba's on-disk cache
-instead of all compiling together.
+process, once per compiled signature (``task.warm_caches``): workers then load them
+from numba's on-disk cache instead of all compiling together.
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ from typing import Callable
 from edgesnn.errors import EdgeSnnError
 
 MAX_ATTEMPTS = 3
+
+
+def cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return max(os.cpu_count() or 1, 1)
 
 
 class SweepInterrupted(EdgeSnnError):
@@ -62,7 +70,7 @@ class PoolBackend:
     name = "pool"
 
     def __init__(self, workers: int | None = None):
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.workers = max(1, int(workers or cores()))
         self._ex: cf.ProcessPoolExecutor | None = None
 
     def executor(self) -> cf.Executor:
@@ -73,6 +81,9 @@ class PoolBackend:
             self._ex = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                               initializer=_worker_init)
         return self._ex
+
+    def start(self) -> None:
+        """Nothing to check up front: the pool starts with the first task."""
 
     def broken(self, exc: BaseException) -> bool:
         from concurrent.futures.process import BrokenProcessPool
@@ -110,10 +121,11 @@ class DaskBackend:
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None):
         self.scheduler = scheduler
-        self.local_workers = max(1, int(workers or os.cpu_count() or 1))
+        self.local_workers = max(1, int(workers or cores()))
         self._client = None
         self._cluster = None
         self._ex = None
+        self._threads, self._asked = 1, -1e9
 
     def _connect(self):
         try:
@@ -134,12 +146,25 @@ class DaskBackend:
                 raise EdgeSnnError(f"--scheduler {self.scheduler}: cannot connect ({exc}); "
                                    "is 'dask scheduler' running there?") from None
 
-    @property
-    def workers(self) -> int:
+    def start(self) -> None:
+        """Connect now (start the local cluster, reach the scheduler): a wrong address
+        fails before anything is written."""
         if self._client is None:
             self._connect()
-        n = sum(self._client.nthreads().values())
-        return max(n, 1)
+
+    @property
+    def workers(self) -> int:
+        """Threads of the cluster's workers (asked of the scheduler at most every 5 s:
+        workers may join or leave a running cluster)."""
+        import time
+
+        if self._client is None:
+            self._connect()
+        now = time.monotonic()
+        if now - self._asked > 5.0:
+            self._threads = max(sum(self._client.nthreads().values()), 1)
+            self._asked = now
+        return self._threads
 
     def executor(self) -> cf.Executor:
         if self._client is None:

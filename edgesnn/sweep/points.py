@@ -66,8 +66,9 @@ def _walk(node: Any, parts: list[str], key: str, source: str) -> Any:
             named = [x for x in node if isinstance(x, dict) and x.get("name") == part]
             if not named:
                 names = [str(x.get("name")) for x in node if isinstance(x, dict) and "name" in x]
+                known = f"; names: {', '.join(names)}" if names else ""
                 raise GridError(f"{source}: key '{key}': '{where}' is not an entry of this list "
-                                f"(0..{len(node) - 1}{'; names: ' + ', '.join(names) if names else ''})")
+                                f"(0..{len(node) - 1}{known})")
             node = named[0]
         elif isinstance(node, dict):
             if part not in node:
