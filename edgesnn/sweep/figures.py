@@ -11,7 +11,8 @@ allows:
   fixed test accuracy per cell;
 - ``pareto_energy.png`` / ``pareto_memory.png``: test accuracy against energy per
   learned sample (nJ) / memory used (KiB), one colour per device, the front drawn;
-- ``saturations.png``: saturations per learned sample, tensor x point (log colour).
+- ``saturations.png``: saturations per learned sample, tensor x point (log colour), for
+  the tensors that saturate in some point.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def pareto_png(s: dict, cost: str, front_key: str, xlabel: str, scale: float) ->
 
 def saturations(s: dict) -> bytes | None:
     rows = [r for r in s["rows"] if r.get("test_accuracy") is not None]
-    names = sorted({t for r in rows for t in r["saturations_per_sample"]})
+    names = sorted({t for r in rows for t, v in r["saturations_per_sample"].items() if v})
     if not rows or not names:
         return None
     m = np.array([[r["saturations_per_sample"].get(t, 0.0) for r in rows] for t in names])
@@ -157,7 +158,8 @@ def saturations(s: dict) -> bytes | None:
     ax.set_xticks(range(len(rows)), [_label(r, s["swept_keys"]) for r in rows], rotation=90,
                   fontsize=6)
     fig.colorbar(im, ax=ax, label="log10(saturations per learned sample + 0.001)")
-    ax.set_title("saturations per tensor and point", fontsize=10)
+    ax.set_title("saturations per tensor and point (tensors that never saturate left out)",
+                 fontsize=9)
     return _png(fig, tight_bbox=True)
 
 
