@@ -147,6 +147,19 @@ def test_float_baseline_shared_by_device_points_not_by_spec_points():
     assert all(len(v) == 1 for v in by_float.values())
 
 
+def test_devices_share_one_float_baseline():
+    from edgesnn.sweep.jobs import RunOptions, make_work
+
+    g = parse_grid({"hw": ["cortex-m7", "audio-edge"],
+                    "device": {"formats": {"weight": {"bits": [6, 8]}}}}, "g.toml")
+    work = make_work(g, "cortex-m7", _spec_data(), "yinyang.toml", RunOptions(samples=10))
+    assert len(work.fixed) == 4 and len(work.floats) == 1
+    assert [t["hw"] for t in work.fixed] == ["cortex-m7"] * 2 + ["audio-edge"] * 2
+    # audio-edge's weight is Q0.7: 6 bits keep its 0 integer bits
+    w = work.fixed[2]["device"]["formats"]["weight"]
+    assert (w["int_bits"], w["frac_bits"]) == (0, 5)
+
+
 # --------------------------------------------------------------------------
 # summaries (pure functions)
 
@@ -313,9 +326,10 @@ layers.0.size = 16
 """
 
 
-def _start(grid: Path, out: Path, workers: int, samples: int) -> subprocess.Popen:
+def _start(grid: Path, out: Path, workers: int, samples: int, *more: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "edgesnn.cli", "sweep", "--grid", str(grid), "--samples",
-           str(samples), "--eval-samples", "20", "--workers", str(workers), "--out", str(out)]
+           str(samples), "--eval-samples", "20", "--workers", str(workers), "--out", str(out),
+           *more]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, cwd=ROOT)
 
@@ -386,12 +400,11 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(tmp_path):
     assert f"resume with: edgesnn sweep --grid {grid}" in last
     assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
     assert not (out / "summary.md").exists()
-    res = _rerun(grid, out, 400)
-    assert res.returncode == 0 and len(list((out / "points").glob("*.json"))) == 4
 
 
 def _pool_workers(pid: int) -> list[int]:
-    """Pids of the spawned pool workers of process ``pid`` (Linux /proc)."""
+    """Pids of the spawned worker processes of process ``pid`` (Linux /proc): the process
+    pool's, or those of the nannies of a Dask LocalCluster (they live in ``pid``)."""
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -408,13 +421,15 @@ def _pool_workers(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_killed_worker_point_is_rerun(tmp_path):
+@pytest.mark.parametrize("backend", ["pool", "dask"])
+def test_killed_worker_point_is_rerun(tmp_path, backend):
     grid = write(tmp_path, "g.toml", GRID4)
     out = tmp_path / "o"
-    proc = _start(grid, out, 2, 400)
+    proc = _start(grid, out, 2, 400, *(["--cluster", "local"] if backend == "dask" else []))
     try:
-        _wait_for(lambda: len(_pool_workers(proc.pid)) == 2, proc)
-        time.sleep(0.5)                              # the workers have taken their tasks
+        # the float baseline is done: both workers are running points now
+        _wait_for(lambda: len(_pool_workers(proc.pid)) == 2 and any((out / "float").glob("*.json")),
+                  proc)
         assert not (out / "summary.md").exists()
         os.kill(_pool_workers(proc.pid)[0], signal.SIGKILL)
         _, err = proc.communicate(timeout=240)
@@ -424,7 +439,8 @@ def test_killed_worker_point_is_rerun(tmp_path):
         except ProcessLookupError:
             pass
     assert proc.returncode == 0, err
-    assert "a worker was lost; running its" in err
+    if backend == "pool":           # Dask reruns the task itself, on the restarted worker
+        assert "a worker was lost; running its" in err
     assert len(list((out / "points").glob("*.json"))) == 4 and (out / "summary.md").exists()
     stamps = _stamps(out)
     res = _rerun(grid, out, 400)
