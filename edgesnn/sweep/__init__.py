@@ -78,7 +78,8 @@ def run_points(points, spec_data: dict, spec_source: str, hw: str, run_opts: Run
     No manifest is written or checked: a caller that grows its list of points between
     calls (``edgesnn fit``) keeps its own record; ids name configurations, so a point
     already run in ``out`` is found again. Raises what ``make_work`` raises for a bad
-    point (GridError, BudgetError), before anything runs.
+    point (GridError, BudgetError), before anything runs. The caller owns ``backend``
+    (``execute.PoolBackend`` / ``DaskBackend``) and closes it when done with it.
     """
     from edgesnn.sweep.execute import run_tasks
     from edgesnn.sweep.grid import points_grid
