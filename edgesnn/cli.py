@@ -411,6 +411,238 @@ def _default_spec() -> Path:
 
 
 # --------------------------------------------------------------------------
+# sweep and report
+
+
+def _sweep_progress(total: int, label: str, hidden: bool):
+    """A ``Progress`` that counts runs (points and float baselines), its rate per minute."""
+    from edgesnn.progress import Progress, duration
+
+    class RunsProgress(Progress):
+        def status(self) -> str:
+            pct = 100 * self.done / self.total if self.total else 100.0
+            text = f"{self.done:,}/{self.total:,} runs ({pct:.0f}%)"
+            r = self.rate()
+            if r:
+                text += f", {60 * r:,.1f} runs/min"
+                if self.done < self.total:
+                    text += f", about {duration((self.total - self.done) / r)} left"
+            return text
+
+    return RunsProgress(total, label, hidden=hidden)
+
+
+class _stop_on_signal:
+    """SIGINT / SIGTERM during a sweep: finish nothing new, stop the workers, keep every
+    written result (``execute.run_tasks`` polls ``self()``). A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def __call__(self) -> str | None:
+        return self.name
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        if self.name is not None:
+            raise KeyboardInterrupt
+        self.name = signal.Signals(signum).name
+
+    def __enter__(self) -> "_stop_on_signal":
+        import signal
+
+        self._old = {}
+        if threading_is_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
+              help="Base device (preset or .toml path); a grid's 'hw' list replaces it.")
+@click.option("--grid", "grid_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True,
+              help="GRID.toml: [device] and [spec] dotted keys with lists of values "
+                   "(e.g. formats.weight.bits = [4, 6, 8, 16]), 'hw = [...]' devices, "
+                   "[[zip]] groups of keys moving together, explicit [[points]]. "
+                   "See examples/grid_yinyang.toml.")
+@click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
+                                          "dvsgesture"]), default="yinyang", show_default=True,
+              help="Data set (as in 'edgesnn simulate').")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder of a data set's files (every worker must see it at this path).")
+@click.option("--encoding", default=None,
+              help="Spike encoder (as in 'edgesnn simulate'; default: the data set's first).")
+@click.option("--samples", type=click.IntRange(1), default=3000, show_default=True,
+              help="Training samples learned online by every run.")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="Run every point with seeds 0..K-1 (the summary shows means).")
+@click.option("--eval-every", type=click.IntRange(1), default=None,
+              help="Validation evaluations every N samples (default: at the end only).")
+@click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
+              help="Validation points per evaluation (the validation accuracy and gap).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the base spec, e.g. --set layers.0.size=32.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Local worker processes (default: the number of cores); with --cluster "
+                   "local, the number of Dask workers.")
+@click.option("--cluster", type=click.Choice(["local"]), default=None,
+              help="local: run on a dask.distributed LocalCluster on this machine "
+                   "(processes, one thread each; needs the 'cluster' extra).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on a running Dask cluster: the address 'dask scheduler' prints. "
+                   "Workers need edgesnn installed (same version) and the data at --data-dir.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Sweep folder: manifest.json, points/*.json, float/*.json, summary.md, "
+                   "summary.json, *.png. Rerunning the same command resumes it.")
+@click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
+def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir: Path | None,
+          encoding: str | None, samples: int, seeds: int, eval_every: int | None,
+          eval_samples: int, overrides: tuple[str, ...], workers: int | None,
+          cluster: str | None, scheduler: str | None, out: Path, quiet: bool) -> None:
+    """Run SPEC on every point of a grid of device and spec keys, and summarise.
+
+    Every point and seed is one fixed-point run ('edgesnn simulate --engine
+    fixed' of that configuration); the float baseline runs once per seed and
+    per spec variant (device keys do not change it) and every point is compared
+    with it. Each run is one file, OUT/points/ID.json (OUT/float/ID.json),
+    written atomically when it finishes: its configuration, test and
+    validation accuracy, gap to float, saturations per tensor, memory per bank,
+    energy and cycles per learned sample and per inference, counts, the
+    package version, and (under 'timing') wall time and host.
+
+    \b
+    Resume: rerun the same command with the same --out; only missing runs are
+    computed. A folder started with another grid, spec, device or options is
+    refused, naming what changed. Ctrl-C stops the workers (finished runs are
+    kept) and prints the command that resumes.
+
+    \b
+    Where it runs: a local process pool (--workers N, default all cores), a
+    local Dask cluster (--cluster local) or a Dask scheduler (--scheduler
+    tcp://HOST:PORT). Results are the same bits on every backend.
+
+    At the end OUT/summary.md, OUT/summary.json and the figures are written
+    ('edgesnn report OUT' rebuilds them).
+
+    \b
+    A grid, for example (4 x 2 x 3 = 24 points; 'bits' is a format's total
+    width with its sign and integer bits kept):
+      [device]
+      formats.weight.bits = [4, 6, 8, 16]
+      formats.trace.bits = [8, 16]
+      formats.weight.rounding = ["floor", "nearest-even", "stochastic"]
+    """
+    from edgesnn.datasets import ENCODINGS
+    from edgesnn.errors import DataError, SpecError
+    from edgesnn.outdir import RunFolder
+    from edgesnn.progress import SlowNotice
+    from edgesnn.spec import apply_override, parse_spec
+    from edgesnn.sweep import prepare as prepare_sweep, run as run_sweep
+    from edgesnn.sweep.execute import DaskBackend, PoolBackend, SweepInterrupted
+    from edgesnn.sweep.jobs import RunOptions
+    from edgesnn.sweep.summary import write_summary
+    from edgesnn.sweep.task import warm_caches
+    from edgesnn.tomlcheck import load_toml
+
+    if sum(x is not None for x in (cluster, scheduler)) > 1:
+        raise click.UsageError("--cluster and --scheduler exclude each other: give one")
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers is for the local pool or --cluster local; a "
+                               "--scheduler's cluster has the workers it was started with")
+    encoding = encoding or ENCODINGS[data][0]
+    if encoding not in ENCODINGS[data]:
+        raise DataError(f"data set '{data}' takes --encoding {' or '.join(ENCODINGS[data])}, "
+                        f"not '{encoding}'")
+    spec_path = spec if spec is not None else _default_spec()
+    spec_data = load_toml(spec_path, SpecError)
+    for item in overrides:
+        apply_override(spec_data, item, str(spec_path))
+    parse_spec(spec_data, source=str(spec_path))       # the base spec's own errors first
+    run_opts = RunOptions(data=data, data_dir=str(data_dir) if data_dir else None,
+                          encoding=encoding, samples=samples,
+                          eval_every=eval_every or samples, eval_samples=eval_samples,
+                          seeds=tuple(range(seeds)))
+    plan = prepare_sweep(spec_path, spec_data, hw_name, grid_file, run_opts)
+    backend = (DaskBackend(scheduler) if scheduler else
+               DaskBackend(None, workers) if cluster == "local" else PoolBackend(workers))
+    tasks = plan.work.all()
+    try:
+        backend.start()
+        with RunFolder(out), _stop_on_signal() as stop:
+            from edgesnn.sweep import store
+
+            store.open_folder(out, plan.manifest)
+            todo = [t for t in tasks
+                    if not store.result_path(out, t["kind"], t["id"]).exists()]
+            missing = len(todo)
+            name = plan.manifest["info"]["spec_name"]
+            click.echo(f"{name}: {len(plan.work.fixed)} point runs "
+                       f"({len(plan.grid.points())} points x {seeds} "
+                       f"seed{'s' if seeds != 1 else ''}) and "
+                       f"{len(plan.work.floats)} float baselines; {len(tasks) - missing} done "
+                       f"before, {missing} to run on {backend.describe()}", err=True)
+            bar = _sweep_progress(missing, f"sweep {name}", hidden=quiet)
+            try:
+                if missing:
+                    with SlowNotice(bar, "compiling the kernels once before starting the "
+                                         "workers (the first run on a machine; about a "
+                                         "minute)"):
+                        warm_caches(todo)
+                    bar.start()
+                run_sweep(plan, out, backend, progress=bar, stop=stop, warm=False,
+                          note=lambda text: click.echo(f"sweep {name}: {text}", err=True))
+            except SweepInterrupted as exc:
+                bar.close()
+                _fail(f"{exc}; resume with: {shlex.join(['edgesnn', *_ARGS])}",
+                      exc.exit_code)
+            except BaseException:
+                bar.close()
+                raise
+            if missing:
+                bar.close()
+            written = write_summary(out)
+    finally:
+        backend.close()
+    for p in written:
+        click.echo(f"wrote {p}", err=True)
+    from edgesnn.sweep.summary import build
+
+    s = build(out)
+    c = s["culprit"]
+    click.echo(f"{name}: {s['tasks']['points_done']} point runs in {out}; "
+               + (f"saturations of {c['tensor']} track the gap (Spearman "
+                  f"{c['spearman']:+.2f})" if c["tensor"] else "no tensor's saturations "
+                  "track the gap"))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def report(folder: Path) -> None:
+    """Rebuild FOLDER/summary.md, summary.json and the figures of a sweep from its
+    stored results (no simulation runs; an unfinished sweep is summarised as far as it
+    got)."""
+    from edgesnn.errors import OutputError
+    from edgesnn.sweep.store import MANIFEST
+    from edgesnn.sweep.summary import write_summary
+
+    if not (folder / MANIFEST).is_file():
+        raise OutputError(f"{folder}: not a sweep folder (no {MANIFEST}); give the --out of "
+                          "an 'edgesnn sweep'")
+    for p in write_summary(folder):
+        click.echo(f"wrote {p}", err=True)
+
+
+# --------------------------------------------------------------------------
 # golden
 
 
