@@ -465,6 +465,79 @@ class _stop_on_signal:
             signal.signal(sig, old)
 
 
+def _run_inputs(spec, data, data_dir, encoding, samples, seeds, eval_every, eval_samples,
+                overrides, workers, cluster, scheduler):
+    """The checked inputs of a sweep-driven command: ``(spec path, spec TOML with the
+    overrides applied, sweep.jobs.RunOptions)``; one-line errors for bad options."""
+    from edgesnn.datasets import ENCODINGS
+    from edgesnn.errors import DataError, SpecError
+    from edgesnn.spec import apply_override, parse_spec
+    from edgesnn.sweep.jobs import RunOptions
+    from edgesnn.tomlcheck import load_toml
+
+    if sum(x is not None for x in (cluster, scheduler)) > 1:
+        raise click.UsageError("--cluster and --scheduler exclude each other: give one")
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--workers is for the local pool or --cluster local; a "
+                               "--scheduler's cluster has the workers it was started with")
+    encoding = encoding or ENCODINGS[data][0]
+    if encoding not in ENCODINGS[data]:
+        raise DataError(f"data set '{data}' takes --encoding {' or '.join(ENCODINGS[data])}, "
+                        f"not '{encoding}'")
+    spec_path = spec if spec is not None else _default_spec()
+    spec_data = load_toml(spec_path, SpecError)
+    for item in overrides:
+        apply_override(spec_data, item, str(spec_path))
+    parse_spec(spec_data, source=str(spec_path))       # the base spec's own errors first
+    run_opts = RunOptions(data=data, data_dir=str(data_dir) if data_dir else None,
+                          encoding=encoding, samples=samples,
+                          eval_every=eval_every or samples, eval_samples=eval_samples,
+                          seeds=tuple(range(seeds)))
+    return spec_path, spec_data, run_opts
+
+
+def _backend(workers, cluster, scheduler):
+    """The sweep backend the options name: a Dask scheduler, a local Dask cluster or a pool."""
+    from edgesnn.sweep.execute import DaskBackend, PoolBackend
+
+    return (DaskBackend(scheduler) if scheduler else
+            DaskBackend(None, workers) if cluster == "local" else PoolBackend(workers))
+
+
+def _run_options(f):
+    """The options the sweep-driven commands share (``sweep``, ``fit``): the data, the
+    length of a run, seeds, spec overrides, where the runs go, progress."""
+    for option in reversed([
+        click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
+                                        "dvsgesture"]), default="yinyang", show_default=True,
+            help="Data set (as in 'edgesnn simulate')."),
+        click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+            help="Folder of a data set's files (every worker must see it at this path)."),
+        click.option("--encoding", default=None,
+            help="Spike encoder (as in 'edgesnn simulate'; default: the data set's first)."),
+        click.option("--samples", type=click.IntRange(1), default=3000, show_default=True,
+            help="Training samples learned online by every run."),
+        click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+            help="Run every point with seeds 0..K-1 (the summary shows means)."),
+        click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
+            help="Validation points per evaluation (the validation accuracy and gap)."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+            help="Override a key of the base spec, e.g. --set layers.0.size=32."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+            help="Local worker processes (default: the number of cores); with --cluster "
+                 "local, the number of Dask workers."),
+        click.option("--cluster", type=click.Choice(["local"]), default=None,
+            help="local: run on a dask.distributed LocalCluster on this machine "
+                 "(processes, one thread each; needs the 'cluster' extra)."),
+        click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+            help="Run on a running Dask cluster: the address 'dask scheduler' prints. "
+                 "Workers need edgesnn installed (same version) and the data at --data-dir."),
+        click.option("--quiet", is_flag=True, help="No progress bar or progress lines."),
+    ]):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
 @click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
@@ -475,36 +548,12 @@ class _stop_on_signal:
                    "(e.g. formats.weight.bits = [4, 6, 8, 16]), 'hw = [...]' devices, "
                    "[[zip]] groups of keys moving together, explicit [[points]]. "
                    "See examples/grid_yinyang.toml.")
-@click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
-                                          "dvsgesture"]), default="yinyang", show_default=True,
-              help="Data set (as in 'edgesnn simulate').")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of a data set's files (every worker must see it at this path).")
-@click.option("--encoding", default=None,
-              help="Spike encoder (as in 'edgesnn simulate'; default: the data set's first).")
-@click.option("--samples", type=click.IntRange(1), default=3000, show_default=True,
-              help="Training samples learned online by every run.")
-@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
-              help="Run every point with seeds 0..K-1 (the summary shows means).")
+@_run_options
 @click.option("--eval-every", type=click.IntRange(1), default=None,
               help="Validation evaluations every N samples (default: at the end only).")
-@click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
-              help="Validation points per evaluation (the validation accuracy and gap).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a key of the base spec, e.g. --set layers.0.size=32.")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Local worker processes (default: the number of cores); with --cluster "
-                   "local, the number of Dask workers.")
-@click.option("--cluster", type=click.Choice(["local"]), default=None,
-              help="local: run on a dask.distributed LocalCluster on this machine "
-                   "(processes, one thread each; needs the 'cluster' extra).")
-@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
-              help="Run on a running Dask cluster: the address 'dask scheduler' prints. "
-                   "Workers need edgesnn installed (same version) and the data at --data-dir.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Sweep folder: manifest.json, points/*.json, float/*.json, summary.md, "
                    "summary.json, *.png. Rerunning the same command resumes it.")
-@click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
 def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir: Path | None,
           encoding: str | None, samples: int, seeds: int, eval_every: int | None,
           eval_samples: int, overrides: tuple[str, ...], workers: int | None,
@@ -542,39 +591,18 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
       formats.trace.bits = [8, 16]
       formats.weight.rounding = ["floor", "nearest-even", "stochastic"]
     """
-    from edgesnn.datasets import ENCODINGS
-    from edgesnn.errors import DataError, SpecError
     from edgesnn.outdir import RunFolder
     from edgesnn.progress import SlowNotice
-    from edgesnn.spec import apply_override, parse_spec
     from edgesnn.sweep import prepare as prepare_sweep, run as run_sweep
-    from edgesnn.sweep.execute import DaskBackend, PoolBackend, SweepInterrupted
-    from edgesnn.sweep.jobs import RunOptions
+    from edgesnn.sweep.execute import SweepInterrupted
     from edgesnn.sweep.summary import write_summary
     from edgesnn.sweep.task import warm_caches
-    from edgesnn.tomlcheck import load_toml
 
-    if sum(x is not None for x in (cluster, scheduler)) > 1:
-        raise click.UsageError("--cluster and --scheduler exclude each other: give one")
-    if scheduler is not None and workers is not None:
-        raise click.UsageError("--workers is for the local pool or --cluster local; a "
-                               "--scheduler's cluster has the workers it was started with")
-    encoding = encoding or ENCODINGS[data][0]
-    if encoding not in ENCODINGS[data]:
-        raise DataError(f"data set '{data}' takes --encoding {' or '.join(ENCODINGS[data])}, "
-                        f"not '{encoding}'")
-    spec_path = spec if spec is not None else _default_spec()
-    spec_data = load_toml(spec_path, SpecError)
-    for item in overrides:
-        apply_override(spec_data, item, str(spec_path))
-    parse_spec(spec_data, source=str(spec_path))       # the base spec's own errors first
-    run_opts = RunOptions(data=data, data_dir=str(data_dir) if data_dir else None,
-                          encoding=encoding, samples=samples,
-                          eval_every=eval_every or samples, eval_samples=eval_samples,
-                          seeds=tuple(range(seeds)))
+    spec_path, spec_data, run_opts = _run_inputs(spec, data, data_dir, encoding, samples, seeds,
+                                                 eval_every, eval_samples, overrides, workers,
+                                                 cluster, scheduler)
     plan = prepare_sweep(spec_path, spec_data, hw_name, grid_file, run_opts)
-    backend = (DaskBackend(scheduler) if scheduler else
-               DaskBackend(None, workers) if cluster == "local" else PoolBackend(workers))
+    backend = _backend(workers, cluster, scheduler)
     tasks = plan.work.all()
     try:
         backend.start()
@@ -623,6 +651,100 @@ def sweep(spec: Path | None, hw_name: str, grid_file: Path, data: str, data_dir:
                + (f"saturations of {c['tensor']} track the gap (Spearman "
                   f"{c['spearman']:+.2f})" if c["tensor"] else "no tensor's saturations "
                   "track the gap"))
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--hw", "hw_name", default="cortex-m7", show_default=True,
+              help="The device whose formats are fitted (preset or .toml path).")
+@click.option("--max-gap", type=click.FloatRange(0), required=True, metavar="POINTS",
+              help="Largest loss of validation accuracy (percentage points, float minus "
+                   "fixed) allowed on every seed.")
+@click.option("--objective", type=click.Choice(["memory", "energy"]), default="memory",
+              show_default=True,
+              help="What a step saves: the plan's bytes, or the analytic energy of a learned "
+                   "sample; steps are tried largest saving first.")
+@click.option("--formats", "kinds", default=",".join(("weight", "bias", "membrane", "current",
+                                                      "trace", "signal", "update")),
+              show_default=True, metavar="KIND,...",
+              help="The formats to narrow (the others keep the device's).")
+@_run_options
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Fit folder: NAME-fit.toml (the fitted device), fit.md, fit.json, and "
+                   "runs/ (one result file per run). Rerunning the same command resumes it.")
+def fit(spec: Path | None, hw_name: str, max_gap: float, objective: str, kinds: str, data: str,
+        data_dir: Path | None, encoding: str | None, samples: int, seeds: int,
+        eval_samples: int, overrides: tuple[str, ...], workers: int | None,
+        cluster: str | None, scheduler: str | None, quiet: bool, out: Path) -> None:
+    """Find the narrowest formats of a device that keep SPEC within --max-gap of float.
+
+    Starts from the device's formats (widened first if they already lose more than
+    the gap) and narrows one field of one format at a time: each step goes to the
+    first width that saves memory (or energy), steps are tried largest saving
+    first, and a step is kept when every seed's validation gap holds. It stops
+    when no step holds. Every trial is a sweep run ('edgesnn sweep' machinery:
+    the local pool, --cluster local or --scheduler; as many steps are tried at
+    once as there are workers).
+
+    \b
+    Writes OUT/NAME-fit.toml, a device file that 'edgesnn hw validate' accepts
+    and 'edgesnn simulate --hw OUT/NAME-fit.toml' runs, and OUT/fit.md with the
+    path taken and what the fitted device saves. Ctrl-C stops; rerunning the
+    same command reuses every finished run.
+    """
+    from edgesnn.fit import search
+    from edgesnn.fit.report import write as write_fit
+    from edgesnn.fit.trials import RUNS, point_of, sweep_evaluator
+    from edgesnn.outdir import RunFolder
+    from edgesnn.spec import parse_spec
+    from edgesnn.sweep.execute import SweepInterrupted
+    from edgesnn.sweep.grid import points_grid
+    from edgesnn.sweep.jobs import make_work
+    from edgesnn.sweep.points import device_toml
+    from edgesnn.sweep.task import warm_caches
+
+    spec_path, spec_data, run_opts = _run_inputs(spec, data, data_dir, encoding, samples, seeds,
+                                                 None, eval_samples, overrides, workers,
+                                                 cluster, scheduler)
+    base_spec = parse_spec(spec_data, source=str(spec_path))
+    fit_kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    if not fit_kinds or any(k not in search.KINDS for k in fit_kinds):
+        raise click.UsageError(f"--formats takes some of {','.join(search.KINDS)}, got "
+                               f"{kinds!r}")
+    dev_data, _ = device_toml(hw_name)
+    start = search.explicit_formats(dev_data)         # float devices refused here
+    backend = _backend(workers, cluster, scheduler)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(f"fit: {text}", err=True))
+    batch = getattr(backend, "workers", None) or getattr(backend, "local_workers", 1)
+    try:
+        backend.start()
+        with RunFolder(out), _stop_on_signal() as stop:
+            runs = out / RUNS
+            runs.mkdir(exist_ok=True)
+            say(f"{base_spec.name} on {hw_name}: max gap {max_gap:g} points on {seeds} "
+                f"seed{'s' if seeds != 1 else ''}, {samples:,} samples a run, steps by "
+                f"{objective}, {batch} at a time on {backend.describe()}")
+            evaluate = sweep_evaluator(spec_data, str(spec_path), hw_name, run_opts, runs,
+                                       backend, stop=stop, note=say)
+            try:
+                warm_caches(make_work(points_grid([point_of(start)]), hw_name, spec_data,
+                                      str(spec_path), run_opts).all())
+                result = search.fit(base_spec, start, max_gap, evaluate, objective=objective,
+                                    batch=batch, kinds=fit_kinds, log=say)
+            except SweepInterrupted as exc:
+                _fail(f"{exc}; resume with: {shlex.join(['edgesnn', *_ARGS])}", exc.exit_code)
+            context = {"spec": base_spec.name, "device": start["device"]["name"],
+                       "max_gap": max_gap, "seeds": seeds, "samples": samples,
+                       "eval_samples": eval_samples, "objective": objective, "data": data}
+            written = write_fit(out, result, context)
+    finally:
+        backend.close()
+    for p in written:
+        click.echo(f"wrote {p}", err=True)
+    t = result.trial
+    click.echo(f"{base_spec.name}: fitted {written[0]}: {len(result.kept)} steps kept, worst "
+               f"seed's gap {max(t.gaps):.2f} points, memory {t.memory_bytes:,} B "
+               f"(from {result.start_trial.memory_bytes:,} B)")
 
 
 @main.command()

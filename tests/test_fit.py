@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from edgesnn import fit as F
+from edgesnn.fit import search as F
 from edgesnn.hw import _preset_path, parse_device
 from edgesnn.spec import load_spec
 from edgesnn.tomlwrite import dumps
@@ -129,3 +129,12 @@ def test_float_devices_and_unknown_objectives_are_refused():
 def test_the_energy_objective_narrows_what_saves_energy():
     res = F.fit(SPEC, cortex(), 1.0, evaluator(), objective="energy")
     assert F.cost(SPEC, res.device, "energy") < F.cost(SPEC, res.start, "energy")
+
+
+def test_only_the_named_formats_narrow():
+    res = F.fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weight",))
+    assert {s.kind for s, _, _ in res.tried} == {"weight"}
+    assert {k: v for k, v in res.device["formats"].items() if k != "weight"} == \
+        {k: v for k, v in res.start["formats"].items() if k != "weight"}
+    with pytest.raises(F.FitError, match="formats to fit"):
+        F.fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weights",))

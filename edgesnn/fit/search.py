@@ -89,7 +89,10 @@ class FitResult:
 
     start: dict[str, Any]
     start_trial: Trial
+    max_gap: float = 0.0
     widened: int = 0
+    #: (step, trial, kept); a step not kept held too when ``trial.holds`` (a step before
+    #: it in its batch was kept first)
     tried: list[tuple[Step, Trial, bool]] = field(default_factory=list)
     device: dict[str, Any] = field(default_factory=dict)
     trial: Trial = field(default_factory=Trial)
@@ -132,14 +135,16 @@ def cost(spec: NetworkSpec, data: dict[str, Any], objective: str) -> float:
 
 
 def candidate_steps(spec: NetworkSpec, data: dict[str, Any], objective: str,
-                    failed: dict[tuple[str, str], int] | None = None) -> list[Step]:
-    """Every kind's smallest narrowing of each field that lowers the objective, largest
-    saving first (ties: ``KINDS`` then ``FIELDS`` order). ``failed[(kind, field)]``: a
-    width that did not hold; a step to it or below is not offered again."""
+                    failed: dict[tuple[str, str], int] | None = None,
+                    kinds: Sequence[str] = KINDS) -> list[Step]:
+    """Every kind's (of ``kinds``) smallest narrowing of each field that lowers the
+    objective, largest saving first (ties: ``KINDS`` then ``FIELDS`` order).
+    ``failed[(kind, field)]``: a width that did not hold; a step to it or below is not
+    offered again."""
     failed = failed or {}
     base = cost(spec, data, objective)
     steps = []
-    for kind in KINDS:
+    for kind in (k for k in KINDS if k in kinds):
         for fld in FIELDS:
             old = data["formats"][kind][fld]
             floor = failed.get((kind, fld), -1)
@@ -169,12 +174,17 @@ def widened(data: dict[str, Any], rounds: int) -> dict[str, Any]:
 
 
 def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evaluate,
-        objective: str = "memory", batch: int = 1,
+        objective: str = "memory", batch: int = 1, kinds: Sequence[str] = KINDS,
         log: Callable[[str], None] | None = None) -> FitResult:
-    """Run the search (module docstring) from device mapping ``data``; ``batch`` steps are
-    evaluated per call of ``evaluate``. FitError when no start holds the gap."""
+    """Run the search (module docstring) from device mapping ``data``, narrowing the
+    formats of ``kinds`` only; ``batch`` steps are evaluated per call of ``evaluate``.
+    FitError when no start holds the gap."""
     if objective not in OBJECTIVES:
         raise FitError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise FitError(f"formats to fit must be some of {', '.join(KINDS)}, got "
+                       f"{', '.join(unknown) or 'none'}")
     say = log or (lambda _: None)
     start = explicit_formats(data)
     current, trial, rounds = start, evaluate([start])[0], 0
@@ -186,10 +196,10 @@ def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evalu
             "fractional bits")
         current = widened(start, rounds)
         trial = evaluate([current])[0]
-    result = FitResult(start=start, start_trial=trial, widened=rounds)
+    result = FitResult(start=start, start_trial=trial, max_gap=max_gap, widened=rounds)
     failed: dict[tuple[str, str], int] = {}
     while True:
-        steps = candidate_steps(spec, current, objective, failed)
+        steps = candidate_steps(spec, current, objective, failed, kinds)
         if not steps:
             break
         kept = None
@@ -199,7 +209,9 @@ def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evalu
             for s, t in zip(chunk, trials):
                 ok = kept is None and t.holds(max_gap)
                 result.tried.append((s, t, ok))
-                say(f"{s}: gap {_worst(t)} -> {'kept' if ok else 'not kept'}")
+                verdict = ("kept" if ok else "held, but an earlier step of its batch was kept"
+                           if t.holds(max_gap) else "not kept")
+                say(f"{s}: gap {_worst(t)} -> {verdict}")
                 if ok:
                     kept = (s, t)
                 elif kept is None:

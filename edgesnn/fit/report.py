@@ -1,0 +1,125 @@
+"""What ``edgesnn fit`` writes: the fitted device TOML, ``fit.md`` and ``fit.json``.
+
+The fitted device is the input device's TOML with its formats replaced (every kind of
+``search.KINDS`` written out) and its name suffixed ``-fit``; ``edgesnn hw validate``
+accepts it and ``edgesnn simulate --hw OUT/NAME-fit.toml`` runs it. The report lists the
+start, every step tried with its gap (the worst seed), memory and energy, and what the
+fitted device saves against the input device.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from edgesnn.fit.search import KINDS, FitResult, Trial
+from edgesnn.report import energy, kib, md_table, to_json, write_atomic
+from edgesnn.tomlwrite import dumps
+
+
+def fitted_device(result: FitResult) -> dict[str, Any]:
+    """The fitted device's TOML mapping (name ``NAME-fit``)."""
+    data = copy.deepcopy(result.device)
+    dev = data["device"]
+    dev["name"] = f"{dev['name']}-fit"
+    if "title" in dev:
+        dev["title"] = f"{dev['title']} (formats fitted by edgesnn fit)"
+    return data
+
+
+def _fmt(f: dict[str, Any]) -> str:
+    sign = "s" if f["signed"] else "u"
+    bits = int(f["signed"]) + f["int_bits"] + f["frac_bits"]
+    return f"Q{f['int_bits']}.{f['frac_bits']} ({sign}{bits})"
+
+
+def _gap(t: Trial) -> str:
+    if t.error:
+        return f"did not run: {t.error}"
+    return " / ".join(f"{g:.2f}" for g in t.gaps)
+
+
+def summary(result: FitResult, context: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready report (``context``: spec, device, max gap, seeds, samples, objective,
+    data, the fitted file's name)."""
+    s, e = result.start_trial, result.trial
+    return {
+        "command": "fit", **context,
+        "widened_frac_bits": result.widened * 2,
+        "start": {"formats": {k: result.start["formats"][k] for k in KINDS},
+                  "gaps": list(s.gaps), "memory_bytes": s.memory_bytes, "energy_pj": s.energy_pj},
+        "steps": [{"step": str(step), "kind": step.kind, "field": step.field, "from": step.old,
+                   "to": step.new, "estimated_saving": step.saving, "gaps": list(t.gaps),
+                   "error": t.error, "memory_bytes": t.memory_bytes, "energy_pj": t.energy_pj,
+                   "kept": kept, "held": t.holds(result.max_gap)}
+                  for step, t, kept in result.tried],
+        "fitted": {"formats": {k: result.device["formats"][k] for k in KINDS},
+                   "gaps": list(e.gaps), "memory_bytes": e.memory_bytes, "energy_pj": e.energy_pj},
+        "saves": {"memory_bytes": s.memory_bytes - e.memory_bytes,
+                  "memory_fraction": 1 - e.memory_bytes / max(s.memory_bytes, 1),
+                  "energy_pj": s.energy_pj - e.energy_pj,
+                  "energy_fraction": 1 - e.energy_pj / max(s.energy_pj, 1e-300)},
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    s, f, saves = r["start"], r["fitted"], r["saves"]
+    gap = r["max_gap"]
+    start_name = r["device"]
+    lines = [
+        f"# Fitted formats: {r['spec']} on {start_name}",
+        "",
+        f"The narrowest formats found that keep the fixed engine within **{gap:g} points** of "
+        f"float on the validation split ({r['eval_samples']} points) on every one of "
+        f"{r['seeds']} seed{'s' if r['seeds'] != 1 else ''}, after {r['samples']:,} learned "
+        f"{r['data']} samples a run; steps chosen by {r['objective']} saved. Written: "
+        f"`{r['fitted_file']}` (`edgesnn hw validate {r['fitted_file']}`).",
+        "",
+        f"**Saves {kib(saves['memory_bytes'])} of memory ({100 * saves['memory_fraction']:.1f} %) "
+        f"and {energy(saves['energy_pj'])} per learned sample "
+        f"({100 * saves['energy_fraction']:.1f} %)** against {start_name}'s formats.",
+        "",
+        md_table(["format", start_name, "fitted"],
+                 [[k, _fmt(s["formats"][k]), _fmt(f["formats"][k])] for k in KINDS]),
+        "",
+        md_table(["", "gap per seed (points)", "memory", "energy / learned sample"],
+                 [[start_name, " / ".join(f"{g:.2f}" for g in s["gaps"]), kib(s["memory_bytes"]),
+                   energy(s["energy_pj"])],
+                  ["fitted", " / ".join(f"{g:.2f}" for g in f["gaps"]), kib(f["memory_bytes"]),
+                   energy(f["energy_pj"])]]),
+        "",
+    ]
+    if r["widened_frac_bits"]:
+        lines += [f"The device's own formats lost more than the gap: every format was first "
+                  f"widened by {r['widened_frac_bits']} fractional bits.", ""]
+    lines += ["## The path taken", "",
+              "Each step narrows one field of one format to the first width that saves "
+              f"{r['objective']}; steps are tried largest saving first, as many at once as "
+              "there are workers, and the first of them whose gap holds on every seed is "
+              "kept.", ""]
+    if r["steps"]:
+        lines.append(md_table(
+            ["#", "step", "gap per seed (points)", "memory", "energy / learned sample", "kept"],
+            [[i + 1, st["step"], _gap(Trial(tuple(st["gaps"]), error=st["error"])),
+              kib(st["memory_bytes"]), energy(st["energy_pj"]),
+              "yes" if st["kept"] else "held; a step before it was kept" if st["held"] else "no"]
+             for i, st in enumerate(r["steps"])]))
+    else:
+        lines.append("No step saves anything from the start.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(out: Path, result: FitResult, context: dict[str, Any]) -> list[Path]:
+    """Write the fitted TOML, fit.json and fit.md into ``out`` (each atomically)."""
+    dev = fitted_device(result)
+    name = f"{dev['device']['name']}.toml"
+    ctx = {**context, "fitted_file": str(out / name)}
+    r = summary(result, ctx)
+    header = (f"{dev['device']['name']}: {context['device']} with the formats edgesnn fit "
+              f"found for {context['spec']} (max gap {context['max_gap']:g} points on "
+              f"{context['seeds']} seeds, {context['samples']:,} samples); see fit.md")
+    return [write_atomic(out / name, dumps(dev, header=header)),
+            write_atomic(out / "fit.json", to_json(r)),
+            write_atomic(out / "fit.md", markdown(r))]
