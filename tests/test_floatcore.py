@@ -280,3 +280,18 @@ def test_a_checkpoint_of_one_float_engine_resumes_in_the_other(runner, tmp_path)
 def test_help_names_the_float_engine_option(runner):
     res = runner.invoke(main, ["simulate", "--help"])
     assert res.exit_code == 0 and "--float-engine [numba|numpy]" in res.output
+
+
+def test_bench_rows_time_the_numpy_engine_and_the_twin():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "tools" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert type(bench.make_engine("fastfloat", bench.shd_spec(10))) is FastFloatEngine
+    res = bench.bench_rule("stllr", ["float", "fastfloat"], 4, 1, passes=1, rss=False, n_fast=2)
+    for key in ("float_samples_per_s", "fastfloat_samples_per_s",
+                "fastfloat_samples_per_cpu_s", "fastfloat_first_pass_samples_per_s",
+                "fastfloat_over_float"):
+        assert res[key] > 0, key
+    assert res["fastfloat_samples"] == 2 and "fixed_over_fastfloat" not in res
