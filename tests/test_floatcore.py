@@ -72,6 +72,15 @@ CASES = {
     "tess-disjoint-two-layers-sample": small_spec(
         [(D_, 8, "soft", 4), (R, 6, "hard", 3)], signal="tess", update="per-sample",
         surrogate="triangle", tess_temperature=2.0, alpha_post=0.0),
+    # lambda_pre = 1 with per-step updates: deferred column updates (floatcore.lazy)
+    "lazy-rec-bp-step-lambda-pre-1": small_spec([(R, 10, "soft", None)], lambda_pre=1.0,
+                                                alpha_post=-0.5),
+    "lazy-dfa-two-layers-step-lambda-pre-1": small_spec(
+        [(R, 9, "hard", None), (R, 7, "soft", None)], signal="dfa", lambda_pre=1.0,
+        surrogate="triangle"),
+    "lazy-tess-two-layers-step-lambda-pre-1": small_spec(
+        [(D_, 8, "soft", 3), (R, 6, "soft", 6)], signal="tess", lambda_pre=1.0,
+        tess_temperature=0.5),
     "frozen-rec-step": small_spec([(R, 10, "soft", None)], hidden="frozen"),
     "frozen-two-layers-sample": small_spec([(D_, 9, "soft", None), (R, 7, "soft", None)],
                                            update="per-sample", hidden="frozen"),
@@ -136,6 +145,16 @@ def test_twin_matches_the_numpy_engine_sample_by_sample(name):
     signs = _signs(spec)
     a = FloatEngine(spec, params.copy(), signs)
     b = FastFloatEngine(spec, params.copy(), signs)
+    # which matrices defer their updates: lambda_pre = 1, per-step, learning hidden layers,
+    # and (BP) not read densely by the signal of the layer below
+    lazy = b.net.lazy
+    ln = spec.learning
+    if ln.lambda_pre == 1.0 and not ln.per_sample and not ln.frozen:
+        for l, layer in enumerate(spec.hidden):
+            assert lazy[l, 0] == (ln.signal != "bp" or l == 0)
+            assert lazy[l, 1] == layer.recurrent
+    else:
+        assert not lazy.any()
     results = list(_drive(a, b, _samples()))
     # the comparison has teeth: every layer spiked, and what learns moved
     assert all(s > 0 for s in sum(r.spikes for r in results))
@@ -226,7 +245,8 @@ print(_digest(FastFloatEngine(spec, init_params(spec, 3), _signs(spec)), _sample
 
 
 @pytest.mark.parametrize("case", ["dense-rec-bp-sample-triangle-hard-alphas",
-                                  "tess-overlapping-step-temperature"])
+                                  "tess-overlapping-step-temperature",
+                                  "lazy-rec-bp-step-lambda-pre-1"])
 def test_jit_and_pure_python_give_the_same_bits(case):
     spec = CASES[case]
     want = _digest(FastFloatEngine(spec, init_params(spec, 3), _signs(spec)), _samples(3))

@@ -111,7 +111,21 @@ class FastFloatEngine(FloatEngine):
             signal=signal, per_sample=int(ln.per_sample),
             learn_from=L if ln.frozen else 0, temperature=float(ln.tess_temperature),
             tess_lay=tess_lay, tess_grp=np.ascontiguousarray(np.concatenate(grp)),
-            tess_inv=np.concatenate(inv), tess_basis=np.concatenate(basis))
+            tess_inv=np.concatenate(inv), tess_basis=np.concatenate(basis),
+            lazy=self._lazy())
+
+    def _lazy(self) -> np.ndarray:
+        """``(L, 2)`` int64: which matrices defer their per-step updates (``floatcore.lazy``):
+        with per-step updates, ``lambda_pre = 1`` and learning hidden layers, every recurrent
+        matrix and every feed-forward one that no BP signal reads densely."""
+        spec, ln = self.spec, self.spec.learning
+        lazy = np.zeros((len(spec.hidden), 2), dtype=np.int64)
+        if ln.per_sample or ln.frozen or ln.lambda_pre != 1.0:
+            return lazy
+        for l, layer in enumerate(spec.hidden):
+            lazy[l, LY.LZ_W] = not (ln.signal == "bp" and l >= 1)
+            lazy[l, LY.LZ_WR] = layer.recurrent
+        return lazy
 
     def _buffers(self) -> LY.Buffers:
         spec, net = self.spec, self.net
@@ -131,7 +145,11 @@ class FastFloatEngine(FloatEngine):
             dW=dW, dWr=dWr,
             dWo=np.zeros_like(p.W_out) if per_sample else _EMPTY2.copy(),
             scores=np.zeros(spec.classes), u_win=np.zeros((spec.learning.window, spec.classes)),
-            spikes=np.zeros(net.L, dtype=np.int64), synops=np.zeros(1, dtype=np.int64))
+            spikes=np.zeros(net.L, dtype=np.int64), synops=np.zeros(1, dtype=np.int64),
+            pc=np.zeros((spec.learning.window + 1, ntot)),
+            aw=np.zeros((spec.learning.window, ntot)),
+            lzi=np.zeros((2, itot)), lzi_t=np.zeros(itot, dtype=np.int64),
+            lzr=np.zeros((2, ntot)), lzr_t=np.zeros(ntot, dtype=np.int64))
 
     def _params_tuple(self) -> LY.Params:
         """The kernel's view of ``self.params`` (the same arrays, no copies)."""

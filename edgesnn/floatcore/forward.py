@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from .layout import (LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_REC, PSI_RATIONAL, R_H, R_HP, R_I,
-                     R_IR, R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_X, S_FF, S_REC)
+from .layout import (LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_REC, LZ_W, LZ_WR, PSI_RATIONAL, R_H,
+                     R_HP, R_I, R_IR, R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_X, S_FF, S_REC)
+from .lazy import mark_active, sync_active
 
 
 @njit(cache=True)
@@ -80,8 +81,10 @@ def pre_trace(q, xin, lam):
 
 
 @njit(cache=True)
-def hidden_forward(net, prm, buf, x, t, l):
-    """Phases 1-3 of spiking layer ``l`` at step ``t``: events, LIF update, traces."""
+def hidden_forward(net, prm, buf, x, t, l, learn, lr):
+    """Phases 1-3 of spiking layer ``l`` at step ``t``: events, LIF update, traces. When
+    learning, a matrix with deferred updates (``Net.lazy``) has the columns it reads
+    brought up to date first (:mod:`edgesnn.floatcore.lazy`)."""
     n_in = net.lay[l, LC_NIN]
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
@@ -93,17 +96,30 @@ def hidden_forward(net, prm, buf, x, t, l):
     act = buf.scr[S_FF]
     cnt = list_active(xin, act)
     buf.synops[0] += cnt * n
+    t0 = net.T - net.window
+    lazy_w = learn and net.lazy[l, LZ_W] != 0
+    lazy_r = learn and rec and net.lazy[l, LZ_WR] != 0
+    if lazy_w:
+        sync_active(prm.W[l], act, cnt, t, t0, net.window, buf.pc, buf.aw, off, buf.lzi,
+                    buf.lzi_t, ioff, lr)
     cur = nrn[R_I, off:off + n]
     accumulate(prm.W[l], xin, act, cnt, cur)
     sp = nrn[R_SP, off:off + n]
     rcur = nrn[R_IR, off:off + n]
+    ract = buf.scr[S_REC]
+    rcnt = 0
     if rec:
-        ract = buf.scr[S_REC]
         rcnt = list_active(sp, ract)
         buf.synops[0] += rcnt * n
+        if lazy_r:
+            sync_active(prm.Wr[l], ract, rcnt, t, t0, net.window, buf.pc, buf.aw, off,
+                        buf.lzr, buf.lzr_t, off, lr)
         accumulate(prm.Wr[l], sp, ract, rcnt, rcur)
     if learns:
-        pre_trace(buf.inp[R_Q, ioff:ioff + n_in], xin, net.lambda_pre)
+        q = buf.inp[R_Q, ioff:ioff + n_in]
+        pre_trace(q, xin, net.lambda_pre)
+        if lazy_w:
+            mark_active(act, cnt, t, q, xin, buf.lzi, buf.lzi_t, ioff)
     beta = net.beta[l]
     theta = net.theta[l]
     hard = net.hard[l]
@@ -135,7 +151,10 @@ def hidden_forward(net, prm, buf, x, t, l):
         else:
             u[m] = v - theta * spk
     if learns and rec:
-        pre_trace(nrn[R_QR, off:off + n], sp, net.lambda_pre)
+        qr = nrn[R_QR, off:off + n]
+        pre_trace(qr, sp, net.lambda_pre)
+        if lazy_r:
+            mark_active(ract, rcnt, t, qr, sp, buf.lzr, buf.lzr_t, off)
     buf.spikes[l] += nsp
 
 

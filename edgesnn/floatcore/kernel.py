@@ -13,13 +13,14 @@ from __future__ import annotations
 from numba import njit
 
 from .forward import hidden_forward, readout_forward
-from .layout import LC_N, LC_NOFF, R_DB, R_S, R_SP, R_U, SIG_DFA, SIG_TESS
+from .layout import LC_IOFF, LC_NOFF, LC_REC, LZ_W, LZ_WR, R_S, R_SP, R_U, SIG_DFA, SIG_TESS
+from .lazy import sync_all
 from .signal import readout_error, signal_from_above, signal_from_error, signal_tess
 from .update import apply_sample, factors, layer_update, readout_update
 
 
 @njit(cache=True)
-def learn_step(net, prm, buf, label, lr):
+def learn_step(net, prm, buf, label, w, lr):
     """Error, signals top-down (TESS: each layer's own), factors, then every update."""
     L = net.L
     readout_error(net, buf, label)
@@ -35,7 +36,7 @@ def learn_step(net, prm, buf, label, lr):
         factors(net, buf, l)
     # every update of a step uses the weights as they were at its start (signals are done)
     for l in range(net.learn_from, L):
-        layer_update(net, prm, buf, l, lr)
+        layer_update(net, prm, buf, l, w, lr)
     readout_update(net, prm, buf, lr)
 
 
@@ -52,6 +53,26 @@ def clear(buf):
         buf.dW[l][:, :] = 0.0
         buf.dWr[l][:, :] = 0.0
     buf.dWo[:, :] = 0.0
+    buf.pc[:, :] = 0.0
+    buf.aw[:, :] = 0.0
+    buf.lzi[:, :] = 0.0
+    buf.lzi_t[:] = 0
+    buf.lzr[:, :] = 0.0
+    buf.lzr_t[:] = 0
+
+
+@njit(cache=True)
+def sync_deferred(net, prm, buf, lr):
+    """End of a learned sample: every matrix with deferred updates brought up to date."""
+    t0 = net.T - net.window
+    for l in range(net.L):
+        noff = net.lay[l, LC_NOFF]
+        if net.lazy[l, LZ_W]:
+            sync_all(prm.W[l], net.T, t0, net.window, buf.pc, buf.aw, noff, buf.lzi,
+                     buf.lzi_t, net.lay[l, LC_IOFF], lr)
+        if net.lay[l, LC_REC] and net.lazy[l, LZ_WR]:
+            sync_all(prm.Wr[l], net.T, t0, net.window, buf.pc, buf.aw, noff, buf.lzr,
+                     buf.lzr_t, noff, lr)
 
 
 @njit(cache=True)
@@ -69,7 +90,7 @@ def run_sample_kernel(net, prm, buf, x, label, learn, lr):
         for m in range(ntot):
             buf.nrn[R_SP, m] = buf.nrn[R_S, m]
         for l in range(L):
-            hidden_forward(net, prm, buf, x, t, l)
+            hidden_forward(net, prm, buf, x, t, l, learn, lr)
         readout_forward(net, prm, buf, x, t)
         if t < t0:
             continue
@@ -77,6 +98,8 @@ def run_sample_kernel(net, prm, buf, x, label, learn, lr):
             buf.scores[c] += buf.nrn[R_U, eoff + c]
             buf.u_win[t - t0, c] = buf.nrn[R_U, eoff + c]
         if learn:
-            learn_step(net, prm, buf, label, lr)
+            learn_step(net, prm, buf, label, t - t0, lr)
     if learn and net.per_sample:
         apply_sample(net, prm, buf, lr)
+    if learn:
+        sync_deferred(net, prm, buf, lr)

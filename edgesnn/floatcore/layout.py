@@ -45,6 +45,11 @@ T_LAT, T_Z, T_E = range(3)
 # columns of Net.tess_lay (one row per spiking layer): groups D, first group row of
 # tess_grp, first element of the layer's basis in tess_basis
 TL_D, TL_GOFF, TL_BOFF = range(3)
+# rows of Buffers.lzi / lzr (deferred updates, one column per input of a matrix): the
+# input's presynaptic trace since its last synchronised step, and its input at that step
+LZ_Q, LZ_X = range(2)
+# columns of Net.lazy: the feed-forward matrix, the recurrent one
+LZ_W, LZ_WR = range(2)
 # signals
 SIG_BP, SIG_DFA, SIG_TESS = range(3)
 # surrogates
@@ -77,6 +82,8 @@ class Net(NamedTuple):
     tess_grp: np.ndarray      # (groups, 2) int64 [start, end) of every pooling group
     tess_inv: np.ndarray      # (groups,) float64 1/size of every group
     tess_basis: np.ndarray    # float64 basis signs/D, (C, D) per layer, C order, layer by layer
+    lazy: np.ndarray          # (L, 2) int64: 1 where a matrix's per-step updates are deferred
+                              # (edgesnn.floatcore.lazy; columns LZ_W, LZ_WR)
 
 
 class Params(NamedTuple):
@@ -104,3 +111,9 @@ class Buffers(NamedTuple):
     u_win: np.ndarray         # (window, C) readout potential at each window step
     spikes: np.ndarray        # (L,) int64 spikes per layer over the sample
     synops: np.ndarray        # (1,) int64 synaptic accumulates (active inputs x fan-out)
+    pc: np.ndarray            # (window+1, total neurons): prefix sums of c over window steps
+    aw: np.ndarray            # (window, total neurons): a of each window step
+    lzi: np.ndarray           # (2, total inputs): LZ_Q, LZ_X of every feed-forward input
+    lzi_t: np.ndarray         # (total inputs,) int64: the step each was last synchronised at
+    lzr: np.ndarray           # (2, total neurons): the same for the recurrent inputs s[t-1]
+    lzr_t: np.ndarray         # (total neurons,) int64

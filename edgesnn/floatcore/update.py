@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from .layout import (LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_REC, R_A, R_C, R_DB, R_G, R_GP, R_HP,
-                     R_PSI, R_Q, R_QR, R_SP, R_X)
+from .layout import (LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_REC, LZ_W, LZ_WR, R_A, R_C, R_DB, R_G,
+                     R_GP, R_HP, R_PSI, R_Q, R_QR, R_SP, R_X)
+from .lazy import record_step
 
 
 @njit(cache=True)
@@ -65,9 +66,10 @@ def rows_acc(dW, a, c, x, q):
 
 
 @njit(cache=True)
-def layer_update(net, prm, buf, l, lr):
-    """Every update of spiking layer ``l`` at this window step (weights, recurrent
-    weights, bias), applied or accumulated."""
+def layer_update(net, prm, buf, l, w, lr):
+    """Every update of spiking layer ``l`` at window step ``w`` (weights, recurrent
+    weights, bias): accumulated, applied, or for a matrix with deferred updates
+    (``Net.lazy``) its factors recorded (:mod:`edgesnn.floatcore.lazy`)."""
     n_in = net.lay[l, LC_NIN]
     n = net.lay[l, LC_N]
     off = net.lay[l, LC_NOFF]
@@ -87,8 +89,13 @@ def layer_update(net, prm, buf, l, lr):
         for m in range(n):
             db[m] = db[m] + gp[m]
     else:
-        rows_step(prm.W[l], a, c, x, q, lr)
-        if rec:
+        lazy_w = net.lazy[l, LZ_W] != 0
+        lazy_r = rec and net.lazy[l, LZ_WR] != 0
+        if lazy_w or lazy_r:
+            record_step(buf.pc, buf.aw, w, a, c, off)
+        if not lazy_w:
+            rows_step(prm.W[l], a, c, x, q, lr)
+        if rec and not lazy_r:
             rows_step(prm.Wr[l], a, c, nrn[R_SP, off:off + n], nrn[R_QR, off:off + n], lr)
         b = prm.b[l]
         for m in range(n):
