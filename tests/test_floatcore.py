@@ -165,17 +165,27 @@ def test_twin_matches_the_numpy_engine_sample_by_sample(name):
         assert moved != frozen or key.endswith(".B"), key
 
 
-def test_twin_updates_the_parameters_it_was_given_as_the_numpy_engine_does():
-    spec = CASES["rec-bp-step-rational-soft"]
+def test_what_is_written_through_params_is_what_the_kernel_reads():
+    """The twin keeps its matrices input-major; ``params`` holds their output-major views
+    (as the numpy engine's), so a write through ``params`` reaches the kernel, and an
+    array replaced in ``params`` is taken in."""
+    spec = CASES["lazy-rec-bp-step-lambda-pre-1"]
     params = init_params(spec, 1)
-    eng = FastFloatEngine(spec, params)
-    assert eng.params is params
-    W0 = params.W[0].copy()
-    x, y = _samples(1)[0]
-    eng.run_sample(x, y)
-    assert not np.array_equal(params.W[0], W0)
-    params.W[0][2, 1] = np.inf                # what a diverging run looks like
-    assert eng.nonfinite() == "L0.W"
+    a, b = FloatEngine(spec, params.copy()), FastFloatEngine(spec, params.copy())
+    (x, y), (x2, y2), (x3, y3) = _samples(3)
+    for e in (a, b):
+        e.params.W_rec[0][3, :] = 0.25
+        e.params.W[0][:, 5] *= -1.0
+    _same_result(b.run_sample(x, y), a.run_sample(x, y), 0)
+    _same_params(b, a, 0)
+    for e in (a, b):
+        e.params.W[0] = np.asfortranarray(e.params.W[0] * 0.5)
+    _same_result(b.run_sample(x2, y2), a.run_sample(x2, y2), 1)
+    _same_params(b, a, 1)
+    b.params.W[0][2, 1] = np.inf              # what a diverging run looks like
+    assert b.nonfinite() == "L0.W"
+    b.run_sample(x3, y3)
+    assert not np.isfinite(b.params.W[0]).all()
 
 
 def test_trace_is_the_numpy_engines_and_learns_the_same():

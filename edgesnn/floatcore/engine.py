@@ -2,9 +2,11 @@
 
 ``FastFloatEngine(spec, params, tess_signs=None)`` is ``reference.FloatEngine`` (device
 mode) with ``run_sample`` in numba: the same class interface (it is a subclass), the same
-parameters object (``params``; the kernel updates its arrays in place), the same
 ``state``/``load_state``/``nonfinite``/``set_lr_shift``, and ``trace`` is the numpy
 engine's own (it records every state variable per step, which the kernel does not).
+The spiking layers' matrices live input-major in the engine (a copy of the given
+``params``); ``params`` holds their transposed views, output-major as everywhere else, so
+what is written through ``params`` (``load_state``, a test) is what the kernel reads.
 Results equal the numpy engine's up to the order of floating-point sums: predictions
 and spikes identical, scores, loss and weights within about 1e-12 relative over short
 runs (tests/test_floatcore.py), events identical.
@@ -43,15 +45,18 @@ def _c64(a: np.ndarray | None) -> np.ndarray | None:
     return None if a is None else np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _contiguous(p: NetParams) -> NetParams:
-    """``p`` itself when every array is C-contiguous float64 (the kernel then updates the
-    caller's arrays, as the numpy engine does), else a converted copy."""
-    arrays = [*p.W, *p.W_rec, *p.b, p.W_out, p.b_out, *(p.B_fb or [])]
-    if all(a is None or (a.dtype == np.float64 and a.flags.c_contiguous) for a in arrays):
-        return p
-    return NetParams([_c64(w) for w in p.W], [_c64(w) for w in p.W_rec],
-                     [_c64(b) for b in p.b], _c64(p.W_out), _c64(p.b_out),
-                     None if p.B_fb is None else [_c64(B) for B in p.B_fb])
+def _input_major(p: NetParams) -> tuple[NetParams, tuple, tuple]:
+    """``(params, Wt, Wrt)``: the spiking layers' matrices copied input-major (``Wt[l] (n_in,
+    n)``, ``Wrt[l] (n, n)`` or an empty ``(0, 0)``), and parameters whose ``W``/``W_rec`` are
+    their transposed views; the other arrays as C-contiguous float64 (themselves if so)."""
+    Wt = tuple(np.ascontiguousarray(np.asarray(w, dtype=np.float64).T) for w in p.W)
+    Wrt = tuple(_EMPTY2 if w is None else np.ascontiguousarray(np.asarray(w, dtype=np.float64).T)
+                for w in p.W_rec)
+    views = NetParams([w.T for w in Wt], [None if w is None else r.T
+                                           for w, r in zip(p.W_rec, Wrt)],
+                      [_c64(b) for b in p.b], _c64(p.W_out), _c64(p.b_out),
+                      None if p.B_fb is None else [_c64(B) for B in p.B_fb])
+    return views, Wt, Wrt
 
 
 class FastFloatEngine(FloatEngine):
@@ -67,7 +72,8 @@ class FastFloatEngine(FloatEngine):
         why = unsupported(spec)
         if why:
             raise SpecError(why)
-        super().__init__(spec, _contiguous(params), tess_signs)
+        super().__init__(spec, params, tess_signs)
+        self.params, self._wt, self._wrt = _input_major(self.params)
         self.net = self._constants()
         self.buf = self._buffers()
         self.rates = counting.rates(self)
@@ -136,9 +142,9 @@ class FastFloatEngine(FloatEngine):
         per_sample = spec.learning.per_sample
         p = self.params
         dW = tuple(np.zeros_like(w) if per_sample and learn_hidden else _EMPTY2.copy()
-                   for w in p.W)
-        dWr = tuple(np.zeros_like(w) if per_sample and learn_hidden and w is not None
-                    else _EMPTY2.copy() for w in p.W_rec)
+                   for w in self._wt)
+        dWr = tuple(np.zeros_like(w) if per_sample and learn_hidden and w.size
+                    else _EMPTY2.copy() for w in self._wrt)
         return LY.Buffers(
             nrn=np.zeros((LY.N_ROWS, ntot)), inp=np.zeros((2, itot)),
             scr=np.zeros((2, width), dtype=np.int64), tsc=np.zeros((3, tw)),
@@ -152,18 +158,34 @@ class FastFloatEngine(FloatEngine):
             lzr=np.zeros((2, ntot)), lzr_t=np.zeros(ntot, dtype=np.int64))
 
     def _params_tuple(self) -> LY.Params:
-        """The kernel's view of ``self.params`` (the same arrays, no copies)."""
+        """The kernel's arrays: the input-major matrices behind ``self.params`` and its
+        other arrays (no copies). An array of ``params`` replaced from outside (not a view
+        of the engine's matrices, or not C-contiguous float64) is taken in first."""
         p = self.params
-        arrays = [*p.W, *(w for w in p.W_rec if w is not None), *p.b, p.W_out, p.b_out,
-                  *(p.B_fb or [])]
-        if not all(a.dtype == np.float64 and a.flags.c_contiguous for a in arrays):
-            self.params = p = _contiguous(p)       # an array replaced from outside
-        return LY.Params(W=tuple(p.W), Wr=tuple(_EMPTY2 if w is None else w for w in p.W_rec),
+        views = all(w.base is t for w, t in zip(p.W, self._wt)) and all(
+            (w is None) == (t.size == 0) and (w is None or w.base is t)
+            for w, t in zip(p.W_rec, self._wrt))
+        rest = [*p.b, p.W_out, p.b_out, *(p.B_fb or [])]
+        if not views or not all(a.dtype == np.float64 and a.flags.c_contiguous for a in rest):
+            self.params, self._wt, self._wrt = _input_major(p)
+            p = self.params
+        return LY.Params(W=self._wt, Wr=self._wrt,
                          b=tuple(p.b), Wo=p.W_out, bo=p.b_out,
                          B=tuple(p.B_fb) if p.B_fb is not None
                          else tuple(_EMPTY2 for _ in p.W))
 
     # ------------------------------------------------------------------ running
+
+    def trace(self, x: np.ndarray, label: int | None = None) -> dict[str, np.ndarray]:
+        """``FloatEngine.trace``, run by a numpy engine built from the current state (C-order
+        copies, as the numpy engine holds them: its figures bit for bit); the twin then takes
+        the state that sample left (learning as usual)."""
+        signs = None if self.tess is None else [t.signs for t in self.tess]
+        ref = FloatEngine(self.spec, self.params.copy(), signs)
+        ref.set_lr_shift(self.lr_shift)
+        out = ref.trace(x, label)
+        self.load_state(ref.state())
+        return out
 
     def _run(self, x: np.ndarray, label: int | None, learn: bool,
              rec: dict | None) -> SampleResult:

@@ -6,7 +6,7 @@ sums the weights of the active inputs only, in ascending input order, where nump
 ``x @ W.T`` sums every input in the BLAS order)::
 
     q     = lambda_pre * q + x                          (learning layers only)
-    i     = sum over active j of x[j] * W[:, j]
+    i     = sum over active j of x[j] * W[:, j]      (W input-major: row j)
     v     = beta * u + (i + b)  (+ sum over active k of s[t-1][k] * W_rec[:, k])
     s     = 1[v - theta > 0];  psi = PSI(v - theta)
     h_prev = h;  h = lambda_post * h + psi;  q_rec = lambda_pre * q_rec + s[t-1]
@@ -43,6 +43,19 @@ def list_active(v, out):
             out[cnt] = j
             cnt += 1
     return cnt
+
+
+@njit(cache=True)
+def accumulate_rows(Wt, xin, act, cnt, cur):
+    """``cur[m] = sum_k xin[act[k]] * Wt[act[k], m]`` (input-major ``Wt (n_in, n)``), the
+    active rows added in list order."""
+    cur[:] = 0.0
+    for k in range(cnt):
+        j = act[k]
+        xj = xin[j]
+        row = Wt[j]
+        for m in range(len(cur)):
+            cur[m] += xj * row[m]
 
 
 @njit(cache=True)
@@ -103,7 +116,7 @@ def hidden_forward(net, prm, buf, x, t, l, learn, lr):
         sync_active(prm.W[l], act, cnt, t, t0, net.window, buf.pc, buf.aw, off, buf.lzi,
                     buf.lzi_t, ioff, lr)
     cur = nrn[R_I, off:off + n]
-    accumulate(prm.W[l], xin, act, cnt, cur)
+    accumulate_rows(prm.W[l], xin, act, cnt, cur)
     sp = nrn[R_SP, off:off + n]
     rcur = nrn[R_IR, off:off + n]
     ract = buf.scr[S_REC]
@@ -114,7 +127,7 @@ def hidden_forward(net, prm, buf, x, t, l, learn, lr):
         if lazy_r:
             sync_active(prm.Wr[l], ract, rcnt, t, t0, net.window, buf.pc, buf.aw, off,
                         buf.lzr, buf.lzr_t, off, lr)
-        accumulate(prm.Wr[l], sp, ract, rcnt, rcur)
+        accumulate_rows(prm.Wr[l], sp, ract, rcnt, rcur)
     if learns:
         q = buf.inp[R_Q, ioff:ioff + n_in]
         pre_trace(q, xin, net.lambda_pre)

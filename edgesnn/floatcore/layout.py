@@ -4,11 +4,12 @@ The kernel (:mod:`edgesnn.floatcore.kernel`) takes three NamedTuples:
 
 * ``Net``: constants of the spec (sizes, offsets, decays, surrogate, signal, TESS
   pooling and basis); never written.
-* ``Params``: the learnable float64 arrays, output-major as in ``params.NetParams``
-  (``W[l] (n, n_in)``, ``Wr[l] (n, n)``, ``b[l] (n,)``, ``Wo (C, n_last)``, ``bo (C,)``,
-  ``B[l] (C, n)``); a layer without a tensor holds an empty ``(0, 0)`` (or ``(0,)``)
-  array so every tuple is homogeneous. These are the very arrays of the engine's
-  ``params``: the kernel updates them in place.
+* ``Params``: the learnable float64 arrays. The spiking layers' matrices are
+  input-major (``W[l] (n_in, n)``, ``Wr[l] (n, n)``: an active input reads one contiguous
+  row), the rest as in ``params.NetParams`` (``b[l] (n,)``, ``Wo (C, n_last)``, ``bo (C,)``,
+  ``B[l] (C, n)``); a layer without a tensor holds an empty ``(0, 0)`` array so every
+  tuple is homogeneous. The engine's ``params`` are views of these arrays (the
+  matrices transposed): the kernel updates them in place.
 * ``Buffers``: per-sample work arrays, allocated once per engine and cleared at the
   start of each sample.
 
@@ -89,8 +90,8 @@ class Net(NamedTuple):
 class Params(NamedTuple):
     """The learnable arrays (float64, output-major; the engine's ``params`` themselves)."""
 
-    W: tuple                  # L x (n, n_in)
-    Wr: tuple                 # L x (n, n) or (0, 0)
+    W: tuple                  # L x (n_in, n), input-major
+    Wr: tuple                 # L x (n, n) input-major (row k: presynaptic neuron k), or (0, 0)
     b: tuple                  # L x (n,)
     Wo: np.ndarray            # (C, n_last)
     bo: np.ndarray            # (C,)
@@ -104,7 +105,8 @@ class Buffers(NamedTuple):
     inp: np.ndarray           # (2, total inputs): rows R_Q, R_X
     scr: np.ndarray           # (2, widest input) int64 active-input lists
     tsc: np.ndarray           # (3, max(C, D)) TESS scratch
-    dW: tuple                 # per-sample accumulators, shapes of Params.W (or (0, 0))
+    dW: tuple                 # per-sample accumulators, shapes of Params.W (input-major, or
+                              # (0, 0))
     dWr: tuple                # ... of Params.Wr
     dWo: np.ndarray           # ... of Params.Wo (or (0, 0))
     scores: np.ndarray        # (C,) readout potential summed over the window

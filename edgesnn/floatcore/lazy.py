@@ -2,7 +2,8 @@
 
 With ``lambda_pre = 1`` an input's presynaptic trace ``q[j]`` only changes at the steps
 where input ``j`` is active. Between two such steps ``s0 < t`` the per-step updates of
-column ``j`` (``W[:, j] -= lr * (a_k * x_k[j] + c_k * q_k[j])`` at each window step
+column ``j`` (``W[:, j] -= lr * (a_k * x_k[j] + c_k * q_k[j])`` at each window step; the
+kernel's matrices are input-major, so a column is one contiguous row ``Wt[j]``
 ``k``) add up to::
 
     W[:, j] -= lr * (a_{s0} * x_{s0}[j] + q[j] * (Pc[t] - Pc[s0]))
@@ -29,8 +30,8 @@ from .layout import LZ_Q, LZ_X
 
 
 @njit(cache=True)
-def sync_column(W, j, t, t0, window, pc, aw, noff, lz, lz_t, col, lr):
-    """Apply to column ``j`` of ``W (n, k)`` the updates of the steps from its last
+def sync_column(Wt, j, t, t0, window, pc, aw, noff, lz, lz_t, col, lr):
+    """Apply to input ``j`` (row ``j`` of the input-major ``Wt (k, n)``) the updates of the steps from its last
     synchronised step ``lz_t[col]`` to ``t - 1`` (neurons from column ``noff`` of ``pc`` and
     ``aw``; the input's bookkeeping at column ``col`` of ``lz``, ``lz_t``)."""
     s0 = lz_t[col]
@@ -43,22 +44,23 @@ def sync_column(W, j, t, t0, window, pc, aw, noff, lz, lz_t, col, lr):
     if not has_a and not has_c:
         return
     wa = s0 - t0
-    for m in range(W.shape[0]):
+    row = Wt[j]
+    for m in range(Wt.shape[1]):
         d = 0.0
         if has_c:
             d = qv * (pc[we, noff + m] - pc[ws, noff + m])
         if has_a:
             d = aw[wa, noff + m] * xv + d
-        W[m, j] = W[m, j] - lr * d
+        row[m] = row[m] - lr * d
 
 
 @njit(cache=True)
-def sync_active(W, act, cnt, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
+def sync_active(Wt, act, cnt, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
     """``sync_column`` for the ``cnt`` inputs listed in ``act`` (input ``j`` at column
     ``coff + j`` of the bookkeeping)."""
     for k in range(cnt):
         j = act[k]
-        sync_column(W, j, t, t0, window, pc, aw, noff, lz, lz_t, coff + j, lr)
+        sync_column(Wt, j, t, t0, window, pc, aw, noff, lz, lz_t, coff + j, lr)
 
 
 @njit(cache=True)
@@ -73,10 +75,10 @@ def mark_active(act, cnt, t, q, xin, lz, lz_t, coff):
 
 
 @njit(cache=True)
-def sync_all(W, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
-    """Every column of ``W`` brought up to step ``t`` (the end of the sample)."""
-    for j in range(W.shape[1]):
-        sync_column(W, j, t, t0, window, pc, aw, noff, lz, lz_t, coff + j, lr)
+def sync_all(Wt, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
+    """Every input of ``Wt`` brought up to step ``t`` (the end of the sample)."""
+    for j in range(Wt.shape[0]):
+        sync_column(Wt, j, t, t0, window, pc, aw, noff, lz, lz_t, coff + j, lr)
 
 
 @njit(cache=True)

@@ -75,7 +75,15 @@ def signal_from_above(net, prm, buf, l):
     a_n = net.lay[l + 1, LC_N]
     off = net.lay[l, LC_NOFF]
     n = net.lay[l, LC_N]
-    project(buf.nrn[R_GP, a_off:a_off + a_n], prm.W[l + 1], buf.nrn[R_G, off:off + n])
+    gp = buf.nrn[R_GP, a_off:a_off + a_n]
+    g = buf.nrn[R_G, off:off + n]
+    Wt = prm.W[l + 1]                    # input-major (n, a_n): row j = input j of layer l+1
+    for j in range(n):
+        row = Wt[j]
+        acc = 0.0
+        for m in range(a_n):
+            acc += gp[m] * row[m]
+        g[j] = acc
 
 
 @njit(cache=True)

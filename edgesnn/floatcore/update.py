@@ -4,7 +4,7 @@ As :func:`edgesnn.rules.stllr.dense_grads` / ``readout_grads`` and
 ``FloatEngine._apply``, batch 1, learning rate ``lr = 2**-shift``::
 
     a  = g * (alpha_post * h_prev);  c = g * (alpha_pre * psi);  gp = g * psi
-    dW[m, j]     = a[m] * x[j]      + c[m] * q[j]
+    dW[m, j]     = a[m] * x[j]      + c[m] * q[j]      (stored input-major: [j, m])
     dW_rec[m, k] = a[m] * s[t-1][k] + c[m] * q_rec[k]
     db = gp;  readout: dW_out[c, k] = e[c] * q_out[k], db_out = e
 
@@ -12,7 +12,8 @@ Per-step updates apply ``W -= lr * dW`` at once (every signal of the step was
 computed before, from the weights at its start); per-sample updates add ``dW`` into
 accumulators (``acc = acc + dW``) applied once at the end of the sample
 (``W -= lr * acc``). A row whose ``a`` and ``c`` are both zero adds exactly zero, so it
-is skipped: the arithmetic of the other rows is the numpy engine's, element by element.
+is skipped, and so is an input whose ``x`` and ``q`` are both zero: the arithmetic of the
+other elements is the numpy engine's, element by element.
 """
 
 from __future__ import annotations
@@ -40,29 +41,30 @@ def factors(net, buf, l):
 
 
 @njit(cache=True)
-def rows_step(W, a, c, x, q, lr):
-    """Per-step update of ``W (n, k)``: ``W[m] -= lr * (a[m] * x + c[m] * q)``."""
-    for m in range(W.shape[0]):
-        am = a[m]
-        cm = c[m]
-        if am == 0.0 and cm == 0.0:
+def rows_step(Wt, a, c, x, q, lr):
+    """Per-step update of input-major ``Wt (k, n)``:
+    ``Wt[j, m] -= lr * (a[m] * x[j] + c[m] * q[j])``."""
+    for j in range(Wt.shape[0]):
+        xj = x[j]
+        qj = q[j]
+        if xj == 0.0 and qj == 0.0:
             continue
-        row = W[m]
-        for j in range(W.shape[1]):
-            row[j] = row[j] - lr * (am * x[j] + cm * q[j])
+        row = Wt[j]
+        for m in range(Wt.shape[1]):
+            row[m] = row[m] - lr * (a[m] * xj + c[m] * qj)
 
 
 @njit(cache=True)
-def rows_acc(dW, a, c, x, q):
-    """Per-sample accumulation: ``dW[m] = dW[m] + (a[m] * x + c[m] * q)``."""
-    for m in range(dW.shape[0]):
-        am = a[m]
-        cm = c[m]
-        if am == 0.0 and cm == 0.0:
+def rows_acc(dWt, a, c, x, q):
+    """Per-sample accumulation (input-major): ``dWt[j, m] += (a[m] * x[j] + c[m] * q[j])``."""
+    for j in range(dWt.shape[0]):
+        xj = x[j]
+        qj = q[j]
+        if xj == 0.0 and qj == 0.0:
             continue
-        row = dW[m]
-        for j in range(dW.shape[1]):
-            row[j] = row[j] + (am * x[j] + cm * q[j])
+        row = dWt[j]
+        for m in range(dWt.shape[1]):
+            row[m] = row[m] + (a[m] * xj + c[m] * qj)
 
 
 @njit(cache=True)
