@@ -21,7 +21,7 @@ from numba import njit
 
 from .layout import (LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_REC, LZ_W, LZ_WR, PSI_RATIONAL, R_H,
                      R_HP, R_I, R_IR, R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_X, S_FF, S_REC)
-from .lazy import mark_active, sync_active
+from .lazy import mark_active, sync_accumulate
 
 
 @njit(cache=True)
@@ -112,11 +112,12 @@ def hidden_forward(net, prm, buf, x, t, l, learn, lr):
     t0 = net.T - net.window
     lazy_w = learn and net.lazy[l, LZ_W] != 0
     lazy_r = learn and rec and net.lazy[l, LZ_WR] != 0
-    if lazy_w:
-        sync_active(prm.W[l], act, cnt, t, t0, net.window, buf.pc, buf.aw, off, buf.lzi,
-                    buf.lzi_t, ioff, lr)
     cur = nrn[R_I, off:off + n]
-    accumulate_rows(prm.W[l], xin, act, cnt, cur)
+    if lazy_w:                           # bring the rows read up to date, then add them
+        sync_accumulate(prm.W[l], xin, act, cnt, cur, t, t0, net.window, buf.pc, buf.aw,
+                        off, buf.lzi, buf.lzi_t, ioff, lr)
+    else:
+        accumulate_rows(prm.W[l], xin, act, cnt, cur)
     sp = nrn[R_SP, off:off + n]
     rcur = nrn[R_IR, off:off + n]
     ract = buf.scr[S_REC]
@@ -125,9 +126,10 @@ def hidden_forward(net, prm, buf, x, t, l, learn, lr):
         rcnt = list_active(sp, ract)
         buf.synops[0] += rcnt * n
         if lazy_r:
-            sync_active(prm.Wr[l], ract, rcnt, t, t0, net.window, buf.pc, buf.aw, off,
-                        buf.lzr, buf.lzr_t, off, lr)
-        accumulate_rows(prm.Wr[l], sp, ract, rcnt, rcur)
+            sync_accumulate(prm.Wr[l], sp, ract, rcnt, rcur, t, t0, net.window, buf.pc,
+                            buf.aw, off, buf.lzr, buf.lzr_t, off, lr)
+        else:
+            accumulate_rows(prm.Wr[l], sp, ract, rcnt, rcur)
     if learns:
         q = buf.inp[R_Q, ioff:ioff + n_in]
         pre_trace(q, xin, net.lambda_pre)

@@ -55,6 +55,47 @@ def sync_column(Wt, j, t, t0, window, pc, aw, noff, lz, lz_t, col, lr):
 
 
 @njit(cache=True)
+def sync_accumulate(Wt, xin, act, cnt, cur, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
+    """``sync_column`` for the ``cnt`` inputs listed in ``act`` and, in the same pass over
+    each row, the synaptic current ``cur[m] = sum_k xin[act[k]] * Wt[act[k], m]`` of the
+    updated rows (``forward.accumulate_rows``, the same sums in the same order)."""
+    cur[:] = 0.0
+    we = min(max(t - t0, 0), window)
+    for k in range(cnt):
+        j = act[k]
+        col = coff + j
+        xj = xin[j]
+        row = Wt[j]
+        s0 = lz_t[col]
+        qv = lz[LZ_Q, col]
+        xv = lz[LZ_X, col]
+        ws = min(max(s0 - t0, 0), window)
+        has_a = xv != 0.0 and t0 <= s0 < t
+        has_c = qv != 0.0 and we > ws
+        if has_a and has_c:
+            wa = s0 - t0
+            for m in range(len(cur)):
+                r = row[m] - lr * (aw[wa, noff + m] * xv
+                                   + qv * (pc[we, noff + m] - pc[ws, noff + m]))
+                row[m] = r
+                cur[m] += xj * r
+        elif has_c:
+            for m in range(len(cur)):
+                r = row[m] - lr * (qv * (pc[we, noff + m] - pc[ws, noff + m]))
+                row[m] = r
+                cur[m] += xj * r
+        elif has_a:
+            wa = s0 - t0
+            for m in range(len(cur)):
+                r = row[m] - lr * (aw[wa, noff + m] * xv)
+                row[m] = r
+                cur[m] += xj * r
+        else:
+            for m in range(len(cur)):
+                cur[m] += xj * row[m]
+
+
+@njit(cache=True)
 def sync_active(Wt, act, cnt, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
     """``sync_column`` for the ``cnt`` inputs listed in ``act`` (input ``j`` at column
     ``coff + j`` of the bookkeeping)."""
