@@ -7,9 +7,13 @@ engine's own (it records every state variable per step, which the kernel does no
 The spiking layers' matrices live input-major in the engine (a copy of the given
 ``params``); ``params`` holds their transposed views, output-major as everywhere else, so
 what is written through ``params`` (``load_state``, a test) is what the kernel reads.
-Results equal the numpy engine's up to the order of floating-point sums: predictions
-and spikes identical, scores, loss and weights within about 1e-12 relative over short
-runs (tests/test_floatcore.py), events identical.
+Results equal the numpy engine's up to the order of floating-point sums (the synaptic
+current sums the active inputs in order, numpy's BLAS every input; with deferred updates,
+``floatcore.lazy``, a sum of steps is subtracted once): events identical, predictions and
+spikes identical, scores, loss and weights within 1e-9 relative over the short runs of
+tests/test_floatcore.py. The differences start at the last bit and grow as learning
+feeds them back (about 1e-7 relative after 20 samples of the tests' small networks at a
+learning rate of 2^-4), as any change of summation order does.
 """
 
 from __future__ import annotations

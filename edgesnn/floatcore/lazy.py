@@ -13,7 +13,8 @@ sum over the window steps before window step ``w``) and ``a_{s0}`` the ``a`` of 
 ``s0`` (``Buffers.aw``; zero outside the window). So a column is synchronised when the
 forward pass reads it (its input is active; the numpy engine reads every column there)
 and at the end of the sample, and the per-step work follows the input events instead
-of every synapse. The result equals the numpy engine's per-step updates up to the order
+of every synapse (``sync_accumulate`` updates the rows the forward pass reads and adds
+them to the synaptic current in one pass). The result equals the numpy engine's per-step updates up to the order
 of float sums (one subtraction of a sum instead of one per step).
 
 Used for a matrix that nothing reads densely: every recurrent matrix, and every
@@ -93,15 +94,6 @@ def sync_accumulate(Wt, xin, act, cnt, cur, t, t0, window, pc, aw, noff, lz, lz_
         else:
             for m in range(len(cur)):
                 cur[m] += xj * row[m]
-
-
-@njit(cache=True)
-def sync_active(Wt, act, cnt, t, t0, window, pc, aw, noff, lz, lz_t, coff, lr):
-    """``sync_column`` for the ``cnt`` inputs listed in ``act`` (input ``j`` at column
-    ``coff + j`` of the bookkeeping)."""
-    for k in range(cnt):
-        j = act[k]
-        sync_column(Wt, j, t, t0, window, pc, aw, noff, lz, lz_t, coff + j, lr)
 
 
 @njit(cache=True)

@@ -19,7 +19,7 @@ import math
 
 from numba import njit
 
-from .layout import (LC_N, LC_NIN, LC_NOFF, R_G, R_GP, R_S, R_U, T_E, T_LAT, T_Z, TL_BOFF,
+from .layout import (LC_N, LC_NOFF, R_G, R_GP, R_S, R_U, T_E, T_LAT, T_Z, TL_BOFF,
                      TL_D, TL_GOFF)
 
 
