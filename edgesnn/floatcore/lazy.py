@@ -14,8 +14,9 @@ sum over the window steps before window step ``w``) and ``a_{s0}`` the ``a`` of 
 forward pass reads it (its input is active; the numpy engine reads every column there)
 and at the end of the sample, and the per-step work follows the input events instead
 of every synapse (``sync_accumulate`` updates the rows the forward pass reads and adds
-them to the synaptic current in one pass). The result equals the numpy engine's per-step updates up to the order
-of float sums (one subtraction of a sum instead of one per step).
+them to the synaptic current in one pass). The result equals the numpy engine's
+per-step updates up to the order of float sums (one subtraction of a sum instead of one
+per step).
 
 Used for a matrix that nothing reads densely: every recurrent matrix, and every
 feed-forward one except under BP the matrices of layers above the first (their
