@@ -218,17 +218,18 @@ def _check_writable_file(out: Path) -> None:
 @click.option("--engine", type=click.Choice(["both", "fixed", "float", "paper"]),
               default="both", show_default=True,
               help="fixed: the numba integer core in the device's formats; float: the float64 "
-                   "reference in device mode (--float-engine) (batch 1, SGD, 2^-k rate); both: fixed and float "
-                   "on the same sample stream; paper: the authors' setting (weight "
+                   "reference in device mode (batch 1, SGD, 2^-k rate; --float-engine); both: "
+                   "fixed and float on the same sample stream; paper: the authors' setting (weight "
                    "standardisation, Adam, mini-batches).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="Mini-batch size of the paper engine.")
 @click.option("--float-engine", "float_engine", type=click.Choice(["numba", "numpy"]),
               default="numba", show_default=True,
-              help="What runs the float engine: numba, the float64 twin (as fast as the fixed "
-                   "engine's side of a run); numpy, the readable definition it is tested "
-                   "against (much slower). The same figures up to the order of float sums; a "
-                   "checkpoint of one resumes in the other.")
+              help="What runs the float engine: numba, the float64 twin (tens to hundreds "
+                   "of times faster; tools/bench.py); numpy, the readable definition the twin "
+                   "is tested against. "
+                   "The same figures up to the order of float sums; a checkpoint of one resumes "
+                   "in the other.")
 @click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
                                           "dvsgesture"]), default="yinyang", show_default=True,
               help="Data set: yinyang is generated (no files); the others are read from "
