@@ -217,12 +217,19 @@ def _check_writable_file(out: Path) -> None:
               help="Device preset or .toml path: the plan (memory map) the run is placed on.")
 @click.option("--engine", type=click.Choice(["both", "fixed", "float", "paper"]),
               default="both", show_default=True,
-              help="fixed: the numba integer core in the device's formats; float: numpy "
-                   "reference in device mode (batch 1, SGD, 2^-k rate); both: fixed and float "
-                   "on the same sample stream; paper: the authors' setting (weight "
+              help="fixed: the numba integer core in the device's formats; float: the float64 "
+                   "reference in device mode (batch 1, SGD, 2^-k rate; --float-engine); both: "
+                   "fixed and float on the same sample stream; paper: the authors' setting (weight "
                    "standardisation, Adam, mini-batches).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
               help="Mini-batch size of the paper engine.")
+@click.option("--float-engine", "float_engine", type=click.Choice(["numba", "numpy"]),
+              default="numba", show_default=True,
+              help="What runs the float engine: numba, the float64 twin (tens to hundreds "
+                   "of times faster; tools/bench.py); numpy, the readable definition the twin "
+                   "is tested against. "
+                   "The same figures up to the order of float sums; a checkpoint of one resumes "
+                   "in the other.")
 @click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
                                           "dvsgesture"]), default="yinyang", show_default=True,
               help="Data set: yinyang is generated (no files); the others are read from "
@@ -270,7 +277,8 @@ def _check_writable_file(out: Path) -> None:
                    "after it "
                    "(to see where fixed and float diverge).")
 @click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
-def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str,
+def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, float_engine: str,
+             data: str,
              data_dir: Path | None, samples: int, seed: int, encoding: str | None,
              eval_every: int, eval_samples: int, overrides: tuple[str, ...], out: Path,
              overwrite: bool, checkpoint_every: int, resume: Path | None,
@@ -306,7 +314,8 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
                       checkpoint_path=str(out / "checkpoint.npz") if checkpoint_every else None)
     opts = SimulateOptions(engines=ENGINE_CHOICES[engine], data=data, config=cfg, batch=batch,
                            resume=str(resume) if resume else None,
-                           data_dir=str(data_dir) if data_dir else None)
+                           data_dir=str(data_dir) if data_dir else None,
+                           float_engine=float_engine)
     with RunFolder(out, overwrite=overwrite, resume=resume), _signals() as stop:
         trainer = prepare(net, device, opts)
         if trace_sample is not None:
@@ -316,8 +325,9 @@ def simulate(spec: Path | None, hw_name: str, engine: str, batch: int, data: str
             trainer.trace_at = trace_sample
         bar = Progress(samples - trainer.k, f"learning {net.name} ({engine}) on {device.name}",
                        hidden=quiet)
-        compiled = "fixed" in opts.engines
-        with SlowNotice(bar, "compiling the fixed-point core (the first run on a machine; "
+        compiled = "fixed" in opts.engines or ("float" in opts.engines
+                                               and float_engine == "numba")
+        with SlowNotice(bar, "compiling the numba kernels (the first run on a machine; "
                              "about a minute, once)" if compiled else "warming up"):
             compile_seconds = trainer.warm_up()
         stop.trainer = trainer

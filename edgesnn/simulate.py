@@ -34,6 +34,10 @@ from edgesnn.train import (Stop, Trainer, TrainConfig, data_identity, device_ide
 ENGINES = ("fixed", "float", "paper")
 ENGINE_CHOICES = {"both": ("fixed", "float"), "fixed": ("fixed",), "float": ("float",),
                   "paper": ("paper",)}
+#: what runs the "float" engine (device mode): the numba float64 twin (``floatcore``, the
+#: default) or the numpy definition (``reference``); the same figures up to the order of
+#: float sums, and checkpoints load into either
+FLOAT_ENGINES = ("numba", "numpy")
 
 
 @dataclass(frozen=True)
@@ -44,21 +48,36 @@ class SimulateOptions:
     resume: str | None = None
     batch: int = 16
     data_dir: str | None = None
+    float_engine: str = "numba"
+
+
+def float_engine(spec: NetworkSpec, params, tess_signs, which: str = "numba"):
+    """The device-mode float engine: the numba twin (``which = "numba"``) when it runs the
+    spec, else (or for ``"numpy"``) the numpy definition ``reference.FloatEngine``."""
+    if which not in FLOAT_ENGINES:
+        raise SpecError(f"float engine '{which}' is not one of {', '.join(FLOAT_ENGINES)}")
+    if which == "numba":
+        from edgesnn.floatcore import FastFloatEngine, unsupported
+
+        if unsupported(spec) is None:
+            return FastFloatEngine(spec, params, tess_signs)
+    return FloatEngine(spec, params, tess_signs)
 
 
 def build_engines(spec: NetworkSpec, device: Device, names: tuple[str, ...], seed: int,
-                  batch: int = 16) -> dict[str, Any]:
+                  batch: int = 16, float_with: str = "numba") -> dict[str, Any]:
     """Engines by name, all starting from the same seeded parameters; under TESS all with
     the plan's basis signs (``Plan.tess_signs``: a generated basis's in every engine, so
-    that fixed and float differ only in arithmetic)."""
+    that fixed and float differ only in arithmetic). ``float_with``: what runs "float"
+    (``FLOAT_ENGINES``, :func:`float_engine`)."""
     plan = make_plan(spec, device)
     engines: dict[str, Any] = {}
     for name in names:
         if name == "float":
-            engines[name] = FloatEngine(spec, init_params(spec, seed), plan.tess_signs)
+            engines[name] = float_engine(spec, init_params(spec, seed), plan.tess_signs,
+                                         float_with)
         elif name == "fixed":
             from edgesnn.core import FixedEngine
-
 
             engines[name] = FixedEngine(plan, init_params(spec, seed), seed)
         elif name == "paper":
@@ -89,7 +108,8 @@ def prepare(spec: NetworkSpec, device: Device, opts: SimulateOptions) -> Trainer
     make_plan(spec, device).check()
     identity = {"device": device_identity(device),
                 "data": data_identity(opts.data, train, validation, test)}
-    trainer = Trainer(spec, build_engines(spec, device, opts.engines, cfg.seed, opts.batch),
+    trainer = Trainer(spec, build_engines(spec, device, opts.engines, cfg.seed, opts.batch,
+                                          opts.float_engine),
                       train, validation, cfg, identity)
     trainer.test = test
     if opts.resume:
@@ -149,6 +169,8 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
                  "validation": len(trainer.validation), "test": len(test)},
         "config": {"samples": cfg.samples, "seed": cfg.seed, "eval_every": cfg.eval_every,
                    "eval_samples": cfg.eval_samples, "batch": opts.batch,
+                   "float_engine": (type(trainer.engines["float"]).__name__
+                                    if "float" in trainer.engines else None),
                    "resumed_at": start_k if opts.resume else None},
         "curve": {"samples": trainer.history.samples, "accuracy": trainer.history.accuracy,
                   "train_accuracy": trainer.history.train_accuracy,

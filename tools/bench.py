@@ -3,7 +3,9 @@
 
 Measures, in one run and on the same random input samples:
 
-* samples/s of the fixed engine and of the float engine (device mode), by the
+* samples/s of the fixed engine and of the float engine (device mode) in both its
+  forms: the numpy definition (``float_*`` keys) and the numba float64 twin
+  (``fastfloat_*`` keys, ``edgesnn.floatcore``, what ``simulate`` runs by default), by the
   wall clock and per second of process CPU time (on a shared or throttled
   machine the wall clock also counts time the process did not run): each
   engine learns the same samples (drawn before the clock starts) three times
@@ -20,7 +22,7 @@ Measures, in one run and on the same random input samples:
   (``AudioEncoder.spikes`` on waveforms already read from the WAV files, no
   disk cache) and of the fixed engine learning examples/fsdd.toml (16 mel
   bands, 128 recurrent LIF, 10 classes, T=100, per-sample updates) on the
-  audio-edge preset, on the same recordings.
+  audio-edge preset, on the same recordings, and of the float twin on them.
 
 Network: examples/shd.toml (700 inputs, 450 recurrent LIF, 20 classes,
 T=100, window 90, per-step updates) on the cortex-m7 preset; inputs are
@@ -94,11 +96,16 @@ def samples(spec, n: int, seed: int = 0):
 
 
 def make_engine(name: str, spec, seed: int = 0):
-    """An engine as ``edgesnn simulate`` builds it (under TESS with the plan's basis)."""
+    """An engine as ``edgesnn simulate`` builds it (under TESS with the plan's basis):
+    ``fixed``, ``float`` (the numpy definition) or ``fastfloat`` (the numba float twin)."""
     params = init_params(spec, seed)
     plan = make_plan(spec, load_device(DEVICE))
     if name == "float":
         return FloatEngine(spec, params, plan.tess_signs)
+    if name == "fastfloat":
+        from edgesnn.floatcore import FastFloatEngine
+
+        return FastFloatEngine(spec, params, plan.tess_signs)
     from edgesnn.core import FixedEngine
 
     return FixedEngine(plan, params, seed)
@@ -143,9 +150,11 @@ def peak_rss_mb(engine: str, T: int, n: int, path: Path = SPEC) -> float:
 
 
 def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
-               rss: bool = True) -> dict:
-    """One row: the rule's SHD spec learned by the fixed and the float engine (``engines``);
-    keys prefixed by ``RULES[rule][1]`` (none for S-TLLR, ``tess_`` for TESS)."""
+               rss: bool = True, n_fast: int | None = None) -> dict:
+    """One row: the rule's SHD spec learned by the fixed engine, the numpy float engine and
+    the numba float twin (``engines``: ``fixed``, ``float``, ``fastfloat``; ``n_fast`` twin
+    samples, default ``n_fixed // 4``); keys prefixed by ``RULES[rule][1]`` (none for
+    S-TLLR, ``tess_`` for TESS)."""
     path, pre = RULES[rule]
     spec = shd_spec(100, path)
     res: dict = {}
@@ -167,8 +176,21 @@ def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
                     f"{pre}float_samples": n_float,
                     f"{pre}float_first_pass_samples_per_s": g["first_pass_samples_per_s"]})
         res.setdefault(f"{pre}synops_per_s", g["synops_per_s"])
-    if f"{pre}fixed_samples_per_s" in res and f"{pre}float_samples_per_s" in res:
-        res[f"{pre}speedup"] = res[f"{pre}fixed_samples_per_s"] / res[f"{pre}float_samples_per_s"]
+    if "fastfloat" in engines:
+        n_fast = n_fast or max(3, n_fixed // 4)
+        h = time_engine("fastfloat", spec, n_fast, passes)
+        res.update({f"{pre}fastfloat_samples_per_s": h["samples_per_s"],
+                    f"{pre}fastfloat_samples_per_cpu_s": h["samples_per_cpu_s"],
+                    f"{pre}fastfloat_samples": n_fast,
+                    f"{pre}fastfloat_first_pass_samples_per_s": h["first_pass_samples_per_s"]})
+        res.setdefault(f"{pre}synops_per_s", h["synops_per_s"])
+    fix, flo, fast = (res.get(f"{pre}{k}_samples_per_s") for k in ("fixed", "float", "fastfloat"))
+    if fix and flo:
+        res[f"{pre}speedup"] = fix / flo
+    if fast and flo:
+        res[f"{pre}fastfloat_over_float"] = fast / flo
+    if fix and fast:
+        res[f"{pre}fixed_over_fastfloat"] = fix / fast
     return res
 
 
@@ -198,8 +220,17 @@ def bench_fsdd(data_dir: str, n: int) -> dict:
     for x, y in zip(spikes, labels):
         eng.run_sample(x, y)
     t_fix = time.perf_counter() - t0
+    from edgesnn.floatcore import FastFloatEngine
+
+    fast = FastFloatEngine(spec, init_params(spec, 0))
+    fast.run_sample(spikes[0], labels[0])     # compile, not timed
+    t0 = time.perf_counter()
+    for x, y in zip(spikes, labels):
+        fast.run_sample(x, y)
+    t_fast = time.perf_counter() - t0
     return {"fsdd_samples": len(files), "fsdd_encode_samples_per_s": len(files) / t_enc,
-            "fsdd_fixed_samples_per_s": len(files) / t_fix}
+            "fsdd_fixed_samples_per_s": len(files) / t_fix,
+            "fsdd_fastfloat_samples_per_s": len(files) / t_fast}
 
 
 def main(argv=None) -> int:
@@ -207,7 +238,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer samples (a minute or two)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
-    ap.add_argument("--engines", default="fixed,float", help="comma-separated: fixed,float")
+    ap.add_argument("--engines", default="fixed,float,fastfloat",
+                    help="comma-separated: fixed, float (numpy), fastfloat (numba twin)")
     ap.add_argument("--rules", default="stllr,tess",
                     help="comma-separated rows: stllr (examples/shd.toml), tess "
                          "(examples/shd_tess.toml)")
@@ -246,20 +278,27 @@ def main(argv=None) -> int:
         rows = [("fixed engine samples/s", res.get(f"{pre}fixed_samples_per_s")),
                 ("  per CPU second", res.get(f"{pre}fixed_samples_per_cpu_s")),
                 ("  first pass", res.get(f"{pre}fixed_first_pass_samples_per_s")),
-                ("float engine samples/s", res.get(f"{pre}float_samples_per_s")),
+                ("float, numpy samples/s", res.get(f"{pre}float_samples_per_s")),
                 ("  per CPU second", res.get(f"{pre}float_samples_per_cpu_s")),
                 ("  first pass", res.get(f"{pre}float_first_pass_samples_per_s")),
-                ("fixed / float", res.get(f"{pre}speedup")),
+                ("float, numba twin samples/s", res.get(f"{pre}fastfloat_samples_per_s")),
+                ("  per CPU second", res.get(f"{pre}fastfloat_samples_per_cpu_s")),
+                ("  first pass", res.get(f"{pre}fastfloat_first_pass_samples_per_s")),
+                ("fixed / float (numpy)", res.get(f"{pre}speedup")),
+                ("twin / numpy float", res.get(f"{pre}fastfloat_over_float")),
+                ("fixed / twin", res.get(f"{pre}fixed_over_fastfloat")),
                 ("synaptic ops/s (fixed)", res.get(f"{pre}synops_per_s")),
                 ("peak RSS, T=100 (MB)", res.get(f"{pre}peak_rss_mb_t100")),
                 ("peak RSS, T=1000 (MB)", res.get(f"{pre}peak_rss_mb_t1000"))]
         for label, value in rows:
-            print(f"  {label:26s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
+            print(f"  {label:28s} {'n/a' if value is None else f'{value:,.1f}':>14s}")
     if args.fsdd:
         print(f"FSDD: {res['fsdd_network']}, device {FSDD_DEVICE}, {res['fsdd_samples']} recordings")
         for label, value in [("encoding samples/s", res["fsdd_encode_samples_per_s"]),
-                             ("fixed engine samples/s", res["fsdd_fixed_samples_per_s"])]:
-            print(f"  {label:26s} {value:>14,.1f}")
+                             ("fixed engine samples/s", res["fsdd_fixed_samples_per_s"]),
+                             ("float, numba twin samples/s",
+                              res["fsdd_fastfloat_samples_per_s"])]:
+            print(f"  {label:28s} {value:>14,.1f}")
     return 0
 
 
