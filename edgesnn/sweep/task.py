@@ -163,8 +163,9 @@ def _result(task: dict, report: dict) -> dict:
 def warm_cache(task: dict) -> float:
     """Compile (or load) the kernels of a task's engines once, in this process, so that
     workers started afterwards load them from numba's on-disk cache instead of all
-    compiling at once. Runs one sample and discards it; returns the seconds taken."""
-    _one_numba_thread()
+    compiling at once. Runs one sample and discards it; returns the seconds taken.
+    The calling process keeps its numba threads (only workers are set to one: changing
+    ``NUMBA_NUM_THREADS`` after numba's threads started is an error at the next compile)."""
     from dataclasses import replace
 
     from edgesnn.simulate import prepare
