@@ -99,17 +99,36 @@ def test_batches_give_the_same_path_and_fewer_calls():
 
 def test_a_start_that_loses_is_widened_then_fitted():
     data = cortex()
-    data["formats"]["trace"]["frac_bits"] = 5            # loses 6 points at the start
+    data["formats"]["weight"].update(int_bits=0, frac_bits=1)    # 2 bits: loses 12 points
     res = F.fit(SPEC, data, 1.0, evaluator())
-    assert res.widened == 2                               # 5 + 2 = 7 loses 2; 5 + 4 holds
-    assert res.start_trial.holds(1.0)
+    assert res.widened == 2                     # +1 integer, +1 fraction a round: 6 bits
+    assert bits(res.start["formats"]["weight"]) == 6
+    assert bits(res.preset["formats"]["weight"]) == 2
+    assert not res.preset_trial.holds(1.0) and res.start_trial.holds(1.0)
     assert stand_in(res.device).holds(1.0)
+
+
+def test_widening_keeps_the_update_product_in_the_accumulator():
+    """Signal x trace is formed in the accumulator: widening stops where their product
+    would no longer fit (past it the product saturates and learning stops)."""
+    data = F.explicit_formats(cortex())
+    acc = parse_device(data).accumulator_bits
+    for rounds in range(1, 6):
+        w = F.widened(data, rounds)["formats"]
+        assert bits(w["signal"]) + bits(w["trace"]) <= max(acc, bits(data["formats"]["signal"])
+                                                           + bits(data["formats"]["trace"]))
+        assert bits(w["update"]) <= acc and all(bits(w[k]) <= 32 for k in F.KINDS)
+        assert w["membrane"]["int_bits"] == data["formats"]["membrane"]["int_bits"] + min(
+            rounds, 32 - bits(data["formats"]["membrane"]))
 
 
 def test_a_start_that_cannot_hold_fails_with_the_figures():
     data = cortex()
-    data["formats"]["membrane"]["int_bits"] = 1          # widening fractions cannot help
-    with pytest.raises(F.FitError, match=r"loses 15\.00 points .*--max-gap 1"):
+    # trace fractions of 5 bits lose 6 points; signal (s16) and trace (u16) fill the 32-bit
+    # accumulator already, so widening cannot give the trace more
+    data["formats"]["trace"]["frac_bits"] = 5
+    data["formats"]["trace"]["int_bits"] = 11
+    with pytest.raises(F.FitError, match=r"loses \d+\.\d\d points .*--max-gap 1"):
         F.fit(SPEC, data, 1.0, evaluator())
 
 

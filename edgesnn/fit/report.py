@@ -43,10 +43,13 @@ def _gap(t: Trial) -> str:
 def summary(result: FitResult, context: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready report (``context``: spec, device, max gap, seeds, samples, objective,
     data, the fitted file's name)."""
-    s, e = result.start_trial, result.trial
+    s, e, p = result.start_trial, result.trial, result.preset_trial
     return {
         "command": "fit", **context,
-        "widened_frac_bits": result.widened * 2,
+        "widened_rounds": result.widened,
+        "preset": {"formats": {k: result.preset["formats"][k] for k in KINDS},
+                   "gaps": list(p.gaps), "error": p.error, "memory_bytes": p.memory_bytes,
+                   "energy_pj": p.energy_pj},
         "start": {"formats": {k: result.start["formats"][k] for k in KINDS},
                   "gaps": list(s.gaps), "memory_bytes": s.memory_bytes, "energy_pj": s.energy_pj},
         "steps": [{"step": str(step), "kind": step.kind, "field": step.field, "from": step.old,
@@ -56,15 +59,16 @@ def summary(result: FitResult, context: dict[str, Any]) -> dict[str, Any]:
                   for step, t, kept in result.tried],
         "fitted": {"formats": {k: result.device["formats"][k] for k in KINDS},
                    "gaps": list(e.gaps), "memory_bytes": e.memory_bytes, "energy_pj": e.energy_pj},
-        "saves": {"memory_bytes": s.memory_bytes - e.memory_bytes,
-                  "memory_fraction": 1 - e.memory_bytes / max(s.memory_bytes, 1),
-                  "energy_pj": s.energy_pj - e.energy_pj,
-                  "energy_fraction": 1 - e.energy_pj / max(s.energy_pj, 1e-300)},
+        # against the device's own formats (also when the narrowing started wider)
+        "saves": {"memory_bytes": p.memory_bytes - e.memory_bytes,
+                  "memory_fraction": 1 - e.memory_bytes / max(p.memory_bytes, 1),
+                  "energy_pj": p.energy_pj - e.energy_pj,
+                  "energy_fraction": 1 - e.energy_pj / max(p.energy_pj, 1e-300)},
     }
 
 
 def markdown(r: dict[str, Any]) -> str:
-    s, f, saves = r["start"], r["fitted"], r["saves"]
+    s, f, saves, p = r["start"], r["fitted"], r["saves"], r["preset"]
     gap = r["max_gap"]
     start_name = r["device"]
     lines = [
@@ -80,19 +84,27 @@ def markdown(r: dict[str, Any]) -> str:
         f"and {energy(saves['energy_pj'])} per learned sample "
         f"({100 * saves['energy_fraction']:.1f} %)** against {start_name}'s formats.",
         "",
-        md_table(["format", start_name, "fitted"],
-                 [[k, _fmt(s["formats"][k]), _fmt(f["formats"][k])] for k in KINDS]),
+        md_table(["format", start_name, *(["widened start"] if r["widened_rounds"] else []),
+                  "fitted"],
+                 [[k, _fmt(p["formats"][k]),
+                   *([_fmt(s["formats"][k])] if r["widened_rounds"] else []),
+                   _fmt(f["formats"][k])] for k in KINDS]),
         "",
         md_table(["", "gap per seed (points)", "memory", "energy / learned sample"],
-                 [[start_name, " / ".join(f"{g:.2f}" for g in s["gaps"]), kib(s["memory_bytes"]),
-                   energy(s["energy_pj"])],
+                 [[start_name, _gap(Trial(tuple(p["gaps"]), error=p["error"])),
+                   kib(p["memory_bytes"]), energy(p["energy_pj"])],
+                  *([["widened start", " / ".join(f"{g:.2f}" for g in s["gaps"]),
+                      kib(s["memory_bytes"]), energy(s["energy_pj"])]]
+                    if r["widened_rounds"] else []),
                   ["fitted", " / ".join(f"{g:.2f}" for g in f["gaps"]), kib(f["memory_bytes"]),
                    energy(f["energy_pj"])]]),
         "",
     ]
-    if r["widened_frac_bits"]:
+    if r["widened_rounds"]:
+        n = r["widened_rounds"]
         lines += [f"The device's own formats lost more than the gap: every format was first "
-                  f"widened by {r['widened_frac_bits']} fractional bits.", ""]
+                  f"widened by up to {n} integer and {n} fractional bits (within the "
+                  "accumulator; the start column shows the widened formats).", ""]
     lines += ["## The path taken", "",
               "Each step narrows one field of one format to the first width that saves "
               f"{r['objective']}; steps are tried largest saving first, as many at once as "

@@ -7,8 +7,9 @@ cluster and resume them; this module only decides which devices to try.
 1. **Start.** The device's formats, every kind written out explicitly (``bias`` and
    ``signal`` fall back to other kinds when a file omits them; here each narrows on its
    own). If the start loses more than ``max_gap`` points on some seed, every kind is
-   widened by ``WIDEN_FRAC`` fractional bits (within the accumulator), up to
-   ``WIDEN_ROUNDS`` times; if even that loses more, the fit fails with the figures.
+   widened by ``WIDEN_INT`` integer and ``WIDEN_FRAC`` fractional bits (``widened``:
+   within the device's limits), up to ``WIDEN_ROUNDS`` times; if even that loses more,
+   the fit fails with the figures.
 2. **Steps.** For each kind and each of its ``frac_bits`` and ``int_bits``, the smallest
    narrowing that lowers the objective (memory: the plan's bytes; energy: the analytic
    energy of a learned sample at the profile's rates). One bit often saves nothing: 32-bit
@@ -39,8 +40,8 @@ from edgesnn.spec import NetworkSpec
 KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update")
 FIELDS = ("frac_bits", "int_bits")
 OBJECTIVES = ("memory", "energy")
-WIDEN_FRAC = 2
-WIDEN_ROUNDS = 3
+WIDEN_INT, WIDEN_FRAC = 1, 1
+WIDEN_ROUNDS = 4
 #: the activity the energy objective assumes (``edgesnn profile``'s defaults)
 INPUT_RATE, HIDDEN_RATE = 0.02, 0.05
 
@@ -87,8 +88,10 @@ class Step:
 class FitResult:
     """The path of a fit: the start, every step tried (kept or not), the fitted device."""
 
-    start: dict[str, Any]
+    start: dict[str, Any]                 # where the narrowing starts (widened if it had to be)
     start_trial: Trial
+    preset: dict[str, Any] = field(default_factory=dict)     # the device's own formats
+    preset_trial: Trial = field(default_factory=Trial)
     max_gap: float = 0.0
     widened: int = 0
     #: (step, trial, kept); a step not kept held too when ``trial.holds`` (a step before
@@ -161,15 +164,28 @@ def candidate_steps(spec: NetworkSpec, data: dict[str, Any], objective: str,
 
 
 def widened(data: dict[str, Any], rounds: int) -> dict[str, Any]:
-    """Every kind ``rounds * WIDEN_FRAC`` fractional bits wider, each within what the
-    device allows (32 bits; the accumulator for ``update``)."""
+    """Every kind ``rounds * WIDEN_INT`` integer and ``rounds * WIDEN_FRAC`` fractional bits
+    wider (more range and more resolution), each within what the device allows: 32 bits,
+    the accumulator for ``update``, and a signal-by-trace product (``c * q`` of an update,
+    formed in the accumulator) that still fits the accumulator: past it, the product
+    saturates there and learning stops, however wide each format is."""
     out = copy.deepcopy(data)
     acc = parse_device(data).accumulator_bits
+
+    def width(f):
+        return int(f["signed"]) + f["int_bits"] + f["frac_bits"]
+
+    fmts = out["formats"]
     for kind in KINDS:
-        f = out["formats"][kind]
+        f = fmts[kind]
         limit = acc if kind == "update" else 32
-        room = limit - (int(f["signed"]) + f["int_bits"] + f["frac_bits"])
-        f["frac_bits"] += max(0, min(rounds * WIDEN_FRAC, room))
+        if kind in ("signal", "trace"):
+            other = fmts["trace" if kind == "signal" else "signal"]
+            limit = min(limit, width(f) + max(0, acc - width(f) - width(other)) // 2)
+        room = max(0, limit - width(f))
+        more_int = min(rounds * WIDEN_INT, room)
+        f["int_bits"] += more_int
+        f["frac_bits"] += min(rounds * WIDEN_FRAC, room - more_int)
     return out
 
 
@@ -186,17 +202,19 @@ def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evalu
         raise FitError(f"formats to fit must be some of {', '.join(KINDS)}, got "
                        f"{', '.join(unknown) or 'none'}")
     say = log or (lambda _: None)
-    start = explicit_formats(data)
-    current, trial, rounds = start, evaluate([start])[0], 0
+    preset = explicit_formats(data)
+    current, trial, rounds = preset, evaluate([preset])[0], 0
+    preset_trial = trial
     while not trial.holds(max_gap):
         if rounds == WIDEN_ROUNDS:
             raise FitError(_not_held(max_gap, trial, rounds))
         rounds += 1
-        say(f"start loses {_worst(trial)}: widening every format by {rounds * WIDEN_FRAC} "
-            "fractional bits")
-        current = widened(start, rounds)
+        say(f"start loses {_worst(trial)}: widening every format by up to {rounds * WIDEN_INT} "
+            f"integer and {rounds * WIDEN_FRAC} fractional bits")
+        current = widened(preset, rounds)
         trial = evaluate([current])[0]
-    result = FitResult(start=start, start_trial=trial, max_gap=max_gap, widened=rounds)
+    result = FitResult(start=current, start_trial=trial, preset=preset,
+                       preset_trial=preset_trial, max_gap=max_gap, widened=rounds)
     failed: dict[tuple[str, str], int] = {}
     while True:
         steps = candidate_steps(spec, current, objective, failed, kinds)
@@ -234,8 +252,10 @@ def _worst(t: Trial) -> str:
 
 def _not_held(max_gap: float, t: Trial, rounds: int) -> str:
     return (f"the fixed engine loses {_worst(t)} against float (more than --max-gap "
-            f"{max_gap:g}) even with every format {rounds * WIDEN_FRAC} fractional bits wider; "
-            "a wider accumulator, other roundings or another device may hold it")
+            f"{max_gap:g}) even with every format up to {rounds * WIDEN_INT} integer and "
+            f"{rounds * WIDEN_FRAC} fractional bits wider; a wider accumulator, other roundings, "
+            "more --samples or --eval-samples (a gap below a point is within the noise of "
+            "a few hundred validation points) or another device may hold it")
 
 
 def device_summary(dev: Device) -> str:
