@@ -74,7 +74,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# Fitted formats: {r['spec']} on {start_name}",
         "",
-        f"The narrowest formats found that keep the fixed engine within **{gap:g} points** of "
+        f"The narrowest formats found that keep the fixed engine within **{gap:g} "
+        f"point{'' if gap == 1 else 's'}** of "
         f"float on the validation split ({r['eval_samples']} points) on every one of "
         f"{r['seeds']} seed{'s' if r['seeds'] != 1 else ''}, after {r['samples']:,} learned "
         f"{r['data']} samples a run; steps chosen by {r['objective']} saved. Written: "
