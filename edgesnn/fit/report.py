@@ -28,6 +28,13 @@ def fitted_device(result: FitResult) -> dict[str, Any]:
     return data
 
 
+def _change(saved: float, fraction: float, unit) -> str:
+    """``saves 1.6 KiB (2.6 %)`` or, when the fitted device needs more, ``costs ... more``."""
+    if saved >= 0:
+        return f"saves {unit(saved)} ({100 * fraction:.1f} %)"
+    return f"costs {unit(-saved)} ({-100 * fraction:.1f} %) more"
+
+
 def _fmt(f: dict[str, Any]) -> str:
     sign = "s" if f["signed"] else "u"
     bits = int(f["signed"]) + f["int_bits"] + f["frac_bits"]
@@ -81,9 +88,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['data']} samples a run; steps chosen by {r['objective']} saved. Written: "
         f"`{r['fitted_file']}` (`edgesnn hw validate {r['fitted_file']}`).",
         "",
-        f"**Saves {kib(saves['memory_bytes'])} of memory ({100 * saves['memory_fraction']:.1f} %) "
-        f"and {energy(saves['energy_pj'])} per learned sample "
-        f"({100 * saves['energy_fraction']:.1f} %)** against {start_name}'s formats.",
+        f"**The fitted device {_change(saves['memory_bytes'], saves['memory_fraction'], kib)} "
+        "of memory and "
+        f"{_change(saves['energy_pj'], saves['energy_fraction'], energy)} per learned sample** "
+        f"against {start_name}'s formats.",
         "",
         md_table(["format", start_name, *(["widened start"] if r["widened_rounds"] else []),
                   "fitted"],
@@ -103,8 +111,9 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     if r["widened_rounds"]:
         n = r["widened_rounds"]
+        bits = "bit" if n == 1 else "bits"
         lines += [f"The device's own formats lost more than the gap: every format was first "
-                  f"widened by up to {n} integer and {n} fractional bits (within the "
+                  f"widened by up to {n} integer and {n} fractional {bits} (within the "
                   "accumulator; the start column shows the widened formats).", ""]
     lines += ["## The path taken", "",
               "Each step narrows one field of one format to the first width that saves "
