@@ -366,7 +366,30 @@ def _resume_command(checkpoint: str) -> str:
     return shlex.join(["edgesnn", *args, "--resume", checkpoint])
 
 
-class _signals:
+class _SignalHandlers:
+    """SIGINT and SIGTERM handled by ``self._handle`` inside the ``with`` block (from the main
+    thread only: elsewhere signals cannot be caught), the old handlers back after it."""
+
+    def _handle(self, signum, frame) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        import signal
+
+        self._old = {}
+        if threading_is_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class _signals(_SignalHandlers):
     """SIGINT and SIGTERM during a run: stop between two samples (``Trainer.stop``).
 
     While no trainer runs (loading data, writing reports) a signal stops at once
@@ -390,20 +413,6 @@ class _signals:
             raise KeyboardInterrupt
         t.stop.signal_name = name
 
-    def __enter__(self) -> "_signals":
-        import signal
-
-        self._old = {}
-        if threading_is_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def threading_is_main() -> bool:
@@ -442,7 +451,7 @@ def _sweep_progress(total: int, label: str, hidden: bool):
     return RunsProgress(total, label, hidden=hidden)
 
 
-class _stop_on_signal:
+class _stop_on_signal(_SignalHandlers):
     """SIGINT / SIGTERM during a sweep: finish nothing new, stop the workers, keep every
     written result (``execute.run_tasks`` polls ``self()``). A second signal stops at once."""
 
@@ -459,20 +468,6 @@ class _stop_on_signal:
             raise KeyboardInterrupt
         self.name = signal.Signals(signum).name
 
-    def __enter__(self) -> "_stop_on_signal":
-        import signal
-
-        self._old = {}
-        if threading_is_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _run_inputs(spec, data, data_dir, encoding, samples, seeds, eval_every, eval_samples,
