@@ -40,6 +40,11 @@ def evaluator(calls=None):
     return lambda devices: [stand_in(d, calls) for d in devices]
 
 
+def fit(*args, **kwargs):
+    """``search.fit`` without the engine's build check (50 ms a step; tested on its own)."""
+    return F.fit(*args, check=None, **kwargs)
+
+
 def test_explicit_formats_write_out_the_fallbacks():
     data = cortex()
     del data["formats"]["signal"]
@@ -67,7 +72,7 @@ def test_a_step_is_the_smallest_narrowing_that_saves_memory():
 
 @pytest.mark.parametrize("max_gap", [1.0, 4.0])
 def test_fit_keeps_steps_while_the_gap_holds(max_gap):
-    res = F.fit(SPEC, cortex(), max_gap, evaluator())
+    res = fit(SPEC, cortex(), max_gap, evaluator())
     assert res.widened == 0 and res.kept
     assert stand_in(res.device).holds(max_gap)
     assert all(t.holds(max_gap) for _, t in res.kept)
@@ -90,8 +95,8 @@ def test_fit_keeps_steps_while_the_gap_holds(max_gap):
 
 def test_batches_give_the_same_path_and_fewer_calls():
     one, three = [], []
-    a = F.fit(SPEC, cortex(), 1.0, evaluator(one), batch=1)
-    b = F.fit(SPEC, cortex(), 1.0, evaluator(three), batch=3)
+    a = fit(SPEC, cortex(), 1.0, evaluator(one), batch=1)
+    b = fit(SPEC, cortex(), 1.0, evaluator(three), batch=3)
     assert a.device == b.device
     assert [s for s, _ in a.kept] == [s for s, _ in b.kept]
     assert len(three) >= len(one)              # a batch may run steps it then does not need
@@ -100,7 +105,7 @@ def test_batches_give_the_same_path_and_fewer_calls():
 def test_a_start_that_loses_is_widened_then_fitted():
     data = cortex()
     data["formats"]["weight"].update(int_bits=0, frac_bits=1)    # 2 bits: loses 12 points
-    res = F.fit(SPEC, data, 1.0, evaluator())
+    res = fit(SPEC, data, 1.0, evaluator())
     assert res.widened == 2                     # +1 integer, +1 fraction a round: 6 bits
     assert bits(res.start["formats"]["weight"]) == 6
     assert bits(res.preset["formats"]["weight"]) == 2
@@ -129,7 +134,7 @@ def test_a_start_that_cannot_hold_fails_with_the_figures():
     data["formats"]["trace"]["frac_bits"] = 5
     data["formats"]["trace"]["int_bits"] = 11
     with pytest.raises(F.FitError, match=r"loses \d+\.\d\d points .*--max-gap 1"):
-        F.fit(SPEC, data, 1.0, evaluator())
+        fit(SPEC, data, 1.0, evaluator())
 
 
 def test_a_trial_that_cannot_run_does_not_hold():
@@ -139,21 +144,37 @@ def test_a_trial_that_cannot_run_does_not_hold():
 
 def test_float_devices_and_unknown_objectives_are_refused():
     with pytest.raises(F.FitError, match="float device"):
-        F.fit(SPEC, tomllib.loads(_preset_path("fp32-reference").read_text()), 1.0,
+        fit(SPEC, tomllib.loads(_preset_path("fp32-reference").read_text()), 1.0,
               evaluator())
     with pytest.raises(F.FitError, match="objective"):
-        F.fit(SPEC, cortex(), 1.0, evaluator(), objective="area")
+        fit(SPEC, cortex(), 1.0, evaluator(), objective="area")
 
 
 def test_the_energy_objective_narrows_what_saves_energy():
-    res = F.fit(SPEC, cortex(), 1.0, evaluator(), objective="energy")
+    res = fit(SPEC, cortex(), 1.0, evaluator(), objective="energy")
     assert F.cost(SPEC, res.device, "energy") < F.cost(SPEC, res.start, "energy")
 
 
 def test_only_the_named_formats_narrow():
-    res = F.fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weight",))
+    res = fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weight",))
     assert {s.kind for s, _, _ in res.tried} == {"weight"}
     assert {k: v for k, v in res.device["formats"].items() if k != "weight"} == \
         {k: v for k, v in res.start["formats"].items() if k != "weight"}
     with pytest.raises(F.FitError, match="formats to fit"):
-        F.fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weights",))
+        fit(SPEC, cortex(), 1.0, evaluator(), kinds=("weights",))
+
+
+def test_a_step_the_engine_would_refuse_is_not_offered():
+    """The current format must keep the weight format's fractional bits (exact synaptic
+    accumulates): with weights Q1.6, no step takes the current below 6 fractional bits."""
+    data = F.explicit_formats(cortex())
+    data["formats"]["current"]["frac_bits"] = 6
+    assert F.refusal(SPEC, data) is None
+    assert "fractional bits" in F.refusal(SPEC, F.with_field(data, "current", "frac_bits", 5))
+    # fit checks each step before running it: the refused one is listed, never evaluated
+    calls = []
+    res = F.fit(SPEC, data, 100.0, evaluator(calls), kinds=("current",))
+    refused = [(s, t) for s, t, _ in res.tried if t.error]
+    assert refused and all(s.field == "frac_bits" and s.new < 6 for s, _ in refused)
+    assert all(d["formats"]["current"]["frac_bits"] >= 6 for d in calls)
+    assert res.device["formats"]["current"]["frac_bits"] == 6

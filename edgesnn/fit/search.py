@@ -137,6 +137,21 @@ def cost(spec: NetworkSpec, data: dict[str, Any], objective: str) -> float:
     return float(analytic.energy_pj(ops, plan)["total"])
 
 
+def refusal(spec: NetworkSpec, data: dict[str, Any]) -> str | None:
+    """Why the fixed engine would refuse to build ``spec`` on device mapping ``data`` (one
+    line), or None. ``fit`` checks a step with it before running it, so that no trial is
+    spent on a device that cannot run (the current format, say, must keep the weight
+    format's fractional bits); about 50 ms a device."""
+    from edgesnn.core import FixedEngine
+    from edgesnn.params import init_params
+
+    try:
+        FixedEngine(make_plan(spec, parse_device(data)), init_params(spec, 0), 0)
+    except EdgeSnnError as exc:
+        return str(exc)
+    return None
+
+
 def candidate_steps(spec: NetworkSpec, data: dict[str, Any], objective: str,
                     failed: dict[tuple[str, str], int] | None = None,
                     kinds: Sequence[str] = KINDS) -> list[Step]:
@@ -191,9 +206,12 @@ def widened(data: dict[str, Any], rounds: int) -> dict[str, Any]:
 
 def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evaluate,
         objective: str = "memory", batch: int = 1, kinds: Sequence[str] = KINDS,
-        log: Callable[[str], None] | None = None) -> FitResult:
+        log: Callable[[str], None] | None = None,
+        check: Callable[[NetworkSpec, dict[str, Any]], str | None] | None = refusal
+        ) -> FitResult:
     """Run the search (module docstring) from device mapping ``data``, narrowing the
-    formats of ``kinds`` only; ``batch`` steps are evaluated per call of ``evaluate``.
+    formats of ``kinds`` only; ``batch`` steps are evaluated per call of ``evaluate``;
+    ``check`` (default ``refusal``; None: none) refuses a step's device before it runs.
     FitError when no start holds the gap."""
     if objective not in OBJECTIVES:
         raise FitError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -221,8 +239,17 @@ def fit(spec: NetworkSpec, data: dict[str, Any], max_gap: float, evaluate: Evalu
         if not steps:
             break
         kept = None
-        for i in range(0, len(steps), max(1, batch)):
-            chunk = steps[i:i + max(1, batch)]
+        runnable = []
+        for s in steps:
+            why = check(spec, with_field(current, s.kind, s.field, s.new)) if check else None
+            if why is None:
+                runnable.append(s)
+                continue
+            result.tried.append((s, Trial(error=why), False))
+            failed[(s.kind, s.field)] = max(s.new, failed.get((s.kind, s.field), -1))
+            say(f"{s}: not run ({why})")
+        for i in range(0, len(runnable), max(1, batch)):
+            chunk = runnable[i:i + max(1, batch)]
             trials = evaluate([with_field(current, s.kind, s.field, s.new) for s in chunk])
             for s, t in zip(chunk, trials):
                 ok = kept is None and t.holds(max_gap)
