@@ -169,21 +169,15 @@ def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
         if rss:
             res[f"{pre}peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3, path)
             res[f"{pre}peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3, path)
-    if "float" in engines:
-        g = time_engine("float", spec, n_float, passes)
-        res.update({f"{pre}float_samples_per_s": g["samples_per_s"],
-                    f"{pre}float_samples_per_cpu_s": g["samples_per_cpu_s"],
-                    f"{pre}float_samples": n_float,
-                    f"{pre}float_first_pass_samples_per_s": g["first_pass_samples_per_s"]})
+    for name, n in (("float", n_float), ("fastfloat", n_fast or max(3, n_fixed // 4))):
+        if name not in engines:
+            continue
+        g = time_engine(name, spec, n, passes)
+        res.update({f"{pre}{name}_samples_per_s": g["samples_per_s"],
+                    f"{pre}{name}_samples_per_cpu_s": g["samples_per_cpu_s"],
+                    f"{pre}{name}_samples": n,
+                    f"{pre}{name}_first_pass_samples_per_s": g["first_pass_samples_per_s"]})
         res.setdefault(f"{pre}synops_per_s", g["synops_per_s"])
-    if "fastfloat" in engines:
-        n_fast = n_fast or max(3, n_fixed // 4)
-        h = time_engine("fastfloat", spec, n_fast, passes)
-        res.update({f"{pre}fastfloat_samples_per_s": h["samples_per_s"],
-                    f"{pre}fastfloat_samples_per_cpu_s": h["samples_per_cpu_s"],
-                    f"{pre}fastfloat_samples": n_fast,
-                    f"{pre}fastfloat_first_pass_samples_per_s": h["first_pass_samples_per_s"]})
-        res.setdefault(f"{pre}synops_per_s", h["synops_per_s"])
     fix, flo, fast = (res.get(f"{pre}{k}_samples_per_s") for k in ("fixed", "float", "fastfloat"))
     if fix and flo:
         res[f"{pre}speedup"] = fix / flo

@@ -41,9 +41,10 @@ def factors(net, buf, l):
 
 
 @njit(cache=True)
-def rows_step(Wt, a, c, x, q, lr):
-    """Per-step update of input-major ``Wt (k, n)``:
-    ``Wt[j, m] -= lr * (a[m] * x[j] + c[m] * q[j])``."""
+def rows_add(Wt, a, c, x, q, scale):
+    """``Wt[j, m] += scale * (a[m] * x[j] + c[m] * q[j])`` over input-major ``Wt (k, n)``,
+    rows with ``x_j = q_j = 0`` skipped: per step ``scale = -lr`` on the weights (the same
+    bits as ``w - lr * dw``), per sample ``scale = 1`` on the accumulators."""
     for j in range(Wt.shape[0]):
         xj = x[j]
         qj = q[j]
@@ -51,20 +52,7 @@ def rows_step(Wt, a, c, x, q, lr):
             continue
         row = Wt[j]
         for m in range(Wt.shape[1]):
-            row[m] = row[m] - lr * (a[m] * xj + c[m] * qj)
-
-
-@njit(cache=True)
-def rows_acc(dWt, a, c, x, q):
-    """Per-sample accumulation (input-major): ``dWt[j, m] += (a[m] * x[j] + c[m] * q[j])``."""
-    for j in range(dWt.shape[0]):
-        xj = x[j]
-        qj = q[j]
-        if xj == 0.0 and qj == 0.0:
-            continue
-        row = dWt[j]
-        for m in range(dWt.shape[1]):
-            row[m] = row[m] + (a[m] * xj + c[m] * qj)
+            row[m] = row[m] + scale * (a[m] * xj + c[m] * qj)
 
 
 @njit(cache=True)
@@ -84,9 +72,9 @@ def layer_update(net, prm, buf, l, w, lr):
     q = buf.inp[R_Q, ioff:ioff + n_in]
     rec = net.lay[l, LC_REC]
     if net.per_sample:
-        rows_acc(buf.dW[l], a, c, x, q)
+        rows_add(buf.dW[l], a, c, x, q, 1.0)
         if rec:
-            rows_acc(buf.dWr[l], a, c, nrn[R_SP, off:off + n], nrn[R_QR, off:off + n])
+            rows_add(buf.dWr[l], a, c, nrn[R_SP, off:off + n], nrn[R_QR, off:off + n], 1.0)
         db = nrn[R_DB, off:off + n]
         for m in range(n):
             db[m] = db[m] + gp[m]
@@ -96,9 +84,9 @@ def layer_update(net, prm, buf, l, w, lr):
         if lazy_w or lazy_r:
             record_step(buf.pc, buf.aw, w, a, c, off)
         if not lazy_w:
-            rows_step(prm.W[l], a, c, x, q, lr)
+            rows_add(prm.W[l], a, c, x, q, -lr)
         if rec and not lazy_r:
-            rows_step(prm.Wr[l], a, c, nrn[R_SP, off:off + n], nrn[R_QR, off:off + n], lr)
+            rows_add(prm.Wr[l], a, c, nrn[R_SP, off:off + n], nrn[R_QR, off:off + n], -lr)
         b = prm.b[l]
         for m in range(n):
             b[m] = b[m] - lr * gp[m]
