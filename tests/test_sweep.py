@@ -250,6 +250,69 @@ def test_results_do_not_depend_on_workers_or_backend(swept, tmp_path, runner):
                                        "--out", str(out)])
             assert res.exit_code == 0, res.output
             assert _results(out) == ref, name
+        from dask.distributed import Client
+
+        with Client(cluster) as client:       # the sweep tuned the running cluster's worker
+            running = client.run(lambda dask_worker: {
+                k: pc.is_running() for k, pc in dask_worker.periodic_callbacks.items()})
+        (callbacks,) = running.values()
+        assert not callbacks["profile"] and not callbacks["tick"] and callbacks["heartbeat"]
+
+
+class _Callback:
+    def __init__(self):
+        self.running = True
+
+    def is_running(self):
+        return self.running
+
+    def stop(self):
+        self.running = False
+
+
+def test_tune_worker_stops_the_profiler_and_resets_malloc_where_the_nanny_set_it(monkeypatch):
+    from types import SimpleNamespace
+
+    from edgesnn.sweep.execute import tune_worker
+
+    names = ("profile", "profile-cycle", "tick", "heartbeat")
+    worker = SimpleNamespace(periodic_callbacks={n: _Callback() for n in names})
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert tune_worker(worker) == ["profile", "profile-cycle", "tick"]
+    assert worker.periodic_callbacks["heartbeat"].running
+    assert tune_worker(worker) == []                       # already tuned: nothing to do
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    changed = tune_worker(SimpleNamespace(periodic_callbacks={}))
+    assert changed == (["malloc"] if sys.platform.startswith("linux") else [])
+
+
+def test_warm_caches_skips_a_key_warmed_before(monkeypatch, tmp_path):
+    from edgesnn.sweep import task
+
+    warmed = []
+    monkeypatch.setattr(task, "warm_cache", lambda t: warmed.append(t["id"]) or 1.5)
+    monkeypatch.setattr(task, "warm_marker", lambda key: tmp_path / f"warmed-{key}")
+    monkeypatch.setattr(task, "compile_key", lambda t: t["key"])
+    tasks = [{"kind": "fixed", "id": i, "key": k} for i, k in enumerate("aab")]
+    assert task.warm_caches(tasks) == 3.0 and warmed == [0, 2]
+    assert task.warm_caches(tasks) == 0.0 and warmed == [0, 2]
+    (tmp_path / "warmed-b").unlink()                       # e.g. another float kernel folder
+    assert task.warm_caches(tasks) == 1.5 and warmed == [0, 2, 2]
+
+
+def test_the_warm_marker_lies_in_the_kernel_cache_and_names_the_float_kernels():
+    import numba
+
+    from edgesnn import floatcore
+    from edgesnn.core import jitcache
+    from edgesnn.sweep.task import warm_marker
+
+    marker = warm_marker("fixed-int8")
+    if marker is None:
+        pytest.skip("no disk cache (NUMBA_DISABLE_JIT)")
+    assert marker.parent.name == jitcache.FOLDER
+    assert floatcore.FOLDER in marker.name and numba.__version__ in marker.name
+    assert warm_marker("fixed-int64") != marker
 
 
 def test_changed_grid_or_options_refused_in_one_line(swept, tmp_path, runner):

@@ -31,6 +31,16 @@ def test_splits_are_standard_balanced_and_deterministic():
     assert not np.array_equal(load_split("validation").features[:10], f[:10])
 
 
+def test_a_shorter_split_is_the_first_points_of_the_split_and_read_only():
+    short = load_split("train", 300)
+    fresh = generate(300, 42)
+    assert np.array_equal(short.features, fresh.features)
+    assert np.array_equal(short.labels, fresh.labels)
+    assert np.array_equal(load_split("test", 1200).features[:1000], load_split("test").features)
+    with pytest.raises(ValueError, match="read-only"):
+        short.features[0, 0] = 0.0          # the shared split cannot be changed by a caller
+
+
 def test_regular_encoder_counts_are_value_times_T():
     v = np.array([0.0, 0.25, 0.5, 1.0, 0.3])
     s = regular_encode(v, 40)

@@ -193,13 +193,46 @@ def compile_key(task: dict) -> str:
     return "fixed-" + np.dtype(weight_dtype(format_row(device.formats["weight"]))).name
 
 
+def warm_marker(key: str):
+    """The file that says an earlier process warmed the disk cache for ``compile_key``
+    ``key``, or None where there is no disk cache (``NUMBA_DISABLE_JIT``). It lies in the
+    fixed kernels' cache folder, which is named by the fingerprint of their sources, and
+    its name carries the float kernels' folder and numba's version: a change to any of
+    them finds no marker, and the cache is warmed again."""
+    import numba
+
+    from edgesnn import floatcore
+    from edgesnn.core import kernel
+
+    cache = getattr(kernel.run_sample_kernel, "_cache", None)
+    folder = getattr(cache, "_cache_path", None)
+    if folder is None:
+        return None
+    from pathlib import Path
+
+    return Path(folder) / f"warmed-{key}-{floatcore.FOLDER}-numba{numba.__version__}"
+
+
 def warm_caches(tasks: list[dict]) -> float:
     """``warm_cache`` once per ``compile_key`` among the fixed tasks of ``tasks`` (every
-    one also warms the float engine); returns the seconds taken."""
+    one also warms the float engine), skipping the keys an earlier process warmed
+    (``warm_marker``: loading a warm cache costs about 0.8 s a key, all before the
+    workers start); returns the seconds taken."""
     seen: dict[str, dict] = {}
     for t in tasks:
         if t["kind"] == "fixed":
             seen.setdefault(compile_key(t), t)
     if not seen and tasks:
         seen["float"] = tasks[0]
-    return sum(warm_cache(t) for t in seen.values())
+    seconds = 0.0
+    for key, t in seen.items():
+        marker = warm_marker(key)
+        if marker is not None and marker.exists():
+            continue
+        seconds += warm_cache(t)
+        if marker is not None:
+            try:
+                marker.touch()
+            except OSError:
+                pass                  # a read-only cache: warm again next time
+    return seconds
