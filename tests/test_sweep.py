@@ -558,3 +558,35 @@ def test_rows_average_seeds_of_one_point():
     assert r["gap_points"] == pytest.approx((10 + 25) / 2)
     assert r["energy_pj_per_sample"] == pytest.approx(10.5)
     assert r["saturations_per_sample"] == {"L0.W": 0.5, "out.u": 1.0}
+
+
+def test_drained_is_called_once_when_all_is_handed_out_and_a_core_is_idle(monkeypatch, tmp_path):
+    import concurrent.futures as cf
+    import threading
+    from types import SimpleNamespace
+
+    from edgesnn.sweep import execute, task
+
+    gate = threading.Event()
+    opened, calls = [], []
+
+    def fake_run(t):
+        if t["id"] == "f4":                # the last task runs until drained() is called
+            opened.append(gate.wait(5))
+        return {"kind": "float", "id": t["id"]}
+
+    monkeypatch.setattr(task, "run_task", fake_run)
+    monkeypatch.setattr(execute, "cores", lambda: 2)
+    with cf.ThreadPoolExecutor(2) as ex:
+        backend = SimpleNamespace(name="pool", workers=2, executor=lambda: ex,
+                                  broken=lambda exc: False, close=lambda kill=False: None)
+
+        def drained():
+            calls.append(1)
+            gate.set()
+
+        tasks = [{"kind": "float", "id": f"f{i}"} for i in range(5)]
+        results = execute.run_tasks(tasks, tmp_path, backend, warm=False, poll=0.01,
+                                    drained=drained)
+    assert sorted(results) == [t["id"] for t in tasks]
+    assert calls == [1] and opened == [True]    # once, while the last task still ran

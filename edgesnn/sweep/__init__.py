@@ -57,14 +57,14 @@ def prepare(spec_path: str | Path | None, spec_data: dict, hw: str, grid_path: s
 
 
 def run(sweep: Sweep, out: Path, backend, progress=None, stop=None,
-        warm: bool = True, note=None) -> dict[str, dict]:
+        warm: bool = True, note=None, drained=None) -> dict[str, dict]:
     """Open (or resume) the folder and run the missing tasks; returns every result by id."""
     from edgesnn.sweep import store
     from edgesnn.sweep.execute import run_tasks
 
     store.open_folder(Path(out), sweep.manifest)
     return run_tasks(sweep.work.all(), Path(out), backend, progress=progress, stop=stop,
-                     warm=warm, note=note)
+                     warm=warm, note=note, drained=drained)
 
 
 def run_points(points, spec_data: dict, spec_source: str, hw: str, run_opts: RunOptions,

@@ -278,8 +278,8 @@ def float_fields(result: dict, baseline: dict | None) -> dict:
 
 def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], None] | None = None,
               stop: Callable[[], str | None] | None = None, warm: bool = True,
-              poll: float = 0.25, note: Callable[[str], None] | None = None
-              ) -> dict[str, dict]:
+              poll: float = 0.25, note: Callable[[str], None] | None = None,
+              drained: Callable[[], None] | None = None) -> dict[str, dict]:
     """Run the tasks of ``tasks`` that have no result file in ``out`` yet; return every
     result (finished before or now) by id.
 
@@ -288,7 +288,9 @@ def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], N
     returns a signal name when the user asked to stop: then nothing new is started, the
     workers are stopped, and ``SweepInterrupted`` is raised (every written file is
     complete). ``progress(1)`` is called per task finished now, ``note(text)`` when a
-    worker was lost and its tasks are run again.
+    worker was lost and its tasks are run again, ``drained()`` once when the last task
+    has been handed out and fewer tasks run than this machine has cores (time for work
+    of this process that the end needs, such as importing matplotlib).
     """
     from edgesnn.sweep import store
     from edgesnn.sweep.task import run_task, warm_caches
@@ -340,6 +342,9 @@ def run_tasks(tasks: list[dict], out: Path, backend, progress: Callable[[int], N
             while queue and len(running) < capacity:
                 t = queue.pop(0)
                 running[ex.submit(run_task, t)] = t
+            if drained and not queue and min(len(running), backend.workers) < cores():
+                drained()                  # nothing left to hand out, and a core is idle
+                drained = None
             done, _ = cf.wait(list(running), timeout=poll, return_when=cf.FIRST_COMPLETED)
             lost: list[dict] = []
             for f in done:
