@@ -756,8 +756,10 @@ def fit(spec: Path | None, hw_name: str, max_gap: float, objective: str, kinds: 
     for p in written:
         click.echo(f"wrote {p}", err=True)
     t = result.trial
+    test = (f" (test split, not used to choose: {max(t.test_gaps):.2f})" if t.test_gaps
+            else "")
     click.echo(f"{base_spec.name}: fitted {written[0]}: {len(result.kept)} steps kept, worst "
-               f"seed's gap {max(t.gaps):.2f} points, memory {t.memory_bytes:,} B "
+               f"seed's gap {max(t.gaps):.2f} points{test}, memory {t.memory_bytes:,} B "
                f"(from {result.start_trial.memory_bytes:,} B)")
 
 

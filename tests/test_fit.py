@@ -178,3 +178,13 @@ def test_a_step_the_engine_would_refuse_is_not_offered():
     assert refused and all(s.field == "frac_bits" and s.new < 6 for s, _ in refused)
     assert all(d["formats"]["current"]["frac_bits"] >= 6 for d in calls)
     assert res.device["formats"]["current"]["frac_bits"] == 6
+
+
+def test_the_report_says_when_the_test_split_breaks_the_gap():
+    from edgesnn.fit.report import _test_split_verdict
+
+    held = " ".join(_test_split_verdict([0.5, 1.9], 2.0))
+    assert "holds the gap too (worst seed: 1.90 points)" in held
+    broken = " ".join(_test_split_verdict([2.67, 2.33], 2.0))
+    assert "loses 2.67 points on seed 0: more than the gap" in broken
+    assert _test_split_verdict([], 2.0) == []

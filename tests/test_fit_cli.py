@@ -56,7 +56,16 @@ def test_the_fitted_device_validates_and_saves_memory(fitted, runner):
     # one run per trial (one seed), none failed
     runs = list((out / "runs" / "points").glob("*.json"))
     assert len(runs) == 1 + len(r["steps"])
-    assert all(json.loads(p.read_text())["status"] == "ok" for p in runs)
+    results = [json.loads(p.read_text()) for p in runs]
+    assert all(x["status"] == "ok" for x in results)
+    # the test split's gap of the fitted device is reported (from its run), not chosen on
+    (test_gap,) = r["fitted"]["test_gaps"]
+    fitted_run = [x for x in results
+                  if x["memory"]["total_bytes"] == r["fitted"]["memory_bytes"]
+                  and x["validation_gap_points"] == r["fitted"]["gaps"][0]]
+    assert fitted_run and all(x["gap_points"] == test_gap for x in fitted_run)
+    assert "On the test split, which the fit never chose on" in md
+    assert f"(test split, not used to choose: {test_gap:.2f})" in output
 
 
 def test_a_rerun_reuses_every_run(fitted, runner):

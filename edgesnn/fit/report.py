@@ -47,6 +47,27 @@ def _gap(t: Trial) -> str:
     return " / ".join(f"{g:.2f}" for g in t.gaps)
 
 
+def _gaps(gaps) -> str:
+    return " / ".join(f"{g:.2f}" for g in gaps) if gaps else "-"
+
+
+def _test_split_verdict(test_gaps: list[float], max_gap: float) -> list[str]:
+    """What the test split says of the fitted device: the fit chose on the validation
+    split, so the test split is the check it has not seen."""
+    if not test_gaps:
+        return []
+    worst = max(test_gaps)
+    seed = test_gaps.index(worst)
+    if worst <= max_gap:
+        return [f"On the test split, which the fit never chose on, the fitted device holds "
+                f"the gap too (worst seed: {worst:.2f} points).", ""]
+    return [f"**On the test split, which the fit never chose on, the fitted device loses "
+            f"{worst:.2f} points on seed {seed}: more than the gap.** The validation split "
+            "chose steps whose gap there was within noise of the bar; a gap that must hold "
+            "on unseen samples needs more seeds (`--seeds`), more validation points or a "
+            "smaller `--max-gap`.", ""]
+
+
 def summary(result: FitResult, context: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready report (``context``: spec, device, max gap, seeds, samples, objective,
     data, the fitted file's name)."""
@@ -55,17 +76,19 @@ def summary(result: FitResult, context: dict[str, Any]) -> dict[str, Any]:
         "command": "fit", **context,
         "widened_rounds": result.widened,
         "preset": {"formats": {k: result.preset["formats"][k] for k in KINDS},
-                   "gaps": list(p.gaps), "error": p.error, "memory_bytes": p.memory_bytes,
-                   "energy_pj": p.energy_pj},
+                   "gaps": list(p.gaps), "test_gaps": list(p.test_gaps), "error": p.error,
+                   "memory_bytes": p.memory_bytes, "energy_pj": p.energy_pj},
         "start": {"formats": {k: result.start["formats"][k] for k in KINDS},
-                  "gaps": list(s.gaps), "memory_bytes": s.memory_bytes, "energy_pj": s.energy_pj},
+                  "gaps": list(s.gaps), "test_gaps": list(s.test_gaps),
+                  "memory_bytes": s.memory_bytes, "energy_pj": s.energy_pj},
         "steps": [{"step": str(step), "kind": step.kind, "field": step.field, "from": step.old,
                    "to": step.new, "estimated_saving": step.saving, "gaps": list(t.gaps),
                    "error": t.error, "memory_bytes": t.memory_bytes, "energy_pj": t.energy_pj,
                    "kept": kept, "held": t.holds(result.max_gap)}
                   for step, t, kept in result.tried],
         "fitted": {"formats": {k: result.device["formats"][k] for k in KINDS},
-                   "gaps": list(e.gaps), "memory_bytes": e.memory_bytes, "energy_pj": e.energy_pj},
+                   "gaps": list(e.gaps), "test_gaps": list(e.test_gaps),
+                   "memory_bytes": e.memory_bytes, "energy_pj": e.energy_pj},
         # against the device's own formats (also when the narrowing started wider)
         "saves": {"memory_bytes": p.memory_bytes - e.memory_bytes,
                   "memory_fraction": 1 - e.memory_bytes / max(p.memory_bytes, 1),
@@ -99,15 +122,17 @@ def markdown(r: dict[str, Any]) -> str:
                    *([_fmt(s["formats"][k])] if r["widened_rounds"] else []),
                    _fmt(f["formats"][k])] for k in KINDS]),
         "",
-        md_table(["", "gap per seed (points)", "memory", "energy / learned sample"],
+        md_table(["", "gap per seed (points)", "test split gap (not used to choose)", "memory",
+                  "energy / learned sample"],
                  [[start_name, _gap(Trial(tuple(p["gaps"]), error=p["error"])),
-                   kib(p["memory_bytes"]), energy(p["energy_pj"])],
-                  *([["widened start", " / ".join(f"{g:.2f}" for g in s["gaps"]),
+                   _gaps(p.get("test_gaps")), kib(p["memory_bytes"]), energy(p["energy_pj"])],
+                  *([["widened start", _gaps(s["gaps"]), _gaps(s.get("test_gaps")),
                       kib(s["memory_bytes"]), energy(s["energy_pj"])]]
                     if r["widened_rounds"] else []),
-                  ["fitted", " / ".join(f"{g:.2f}" for g in f["gaps"]), kib(f["memory_bytes"]),
-                   energy(f["energy_pj"])]]),
+                  ["fitted", _gaps(f["gaps"]), _gaps(f.get("test_gaps")),
+                   kib(f["memory_bytes"]), energy(f["energy_pj"])]]),
         "",
+        *_test_split_verdict(f.get("test_gaps") or [], gap),
     ]
     if r["widened_rounds"]:
         n = r["widened_rounds"]

@@ -54,12 +54,14 @@ class FitError(EdgeSnnError):
 class Trial:
     """One evaluated device: the gap per seed (points, float minus fixed, validation
     split), memory (bytes the plan places) and energy (pJ per learned sample, fixed
-    engine); ``error``: why it could not run (then it does not hold)."""
+    engine); ``error``: why it could not run (then it does not hold). ``test_gaps``: the
+    same gaps on the test split, reported and never used to choose."""
 
     gaps: tuple[float, ...] = ()
     memory_bytes: int = 0
     energy_pj: float = 0.0
     error: str | None = None
+    test_gaps: tuple[float, ...] = ()
 
     def holds(self, max_gap: float) -> bool:
         return self.error is None and bool(self.gaps) and max(self.gaps) <= max_gap

@@ -6,7 +6,8 @@ may change (``device.formats.KIND.int_bits`` / ``frac_bits`` for every kind of
 ``OUT/runs``: on the sweep's backend, one result file per run, and a run already in the
 folder (an interrupted fit, rerun) is not computed again. The float baseline of a seed
 is shared by every trial. A ``Trial`` takes the validation gaps (float minus fixed, in
-points), the plan's bytes and the fixed engine's energy per learned sample.
+points), the plan's bytes and the fixed engine's energy per learned sample, and the test
+split's gaps for the report.
 """
 
 from __future__ import annotations
@@ -68,4 +69,5 @@ def trial_of(results: Sequence[dict]) -> Trial:
     first = results[0]
     energy = sum(r["energy_pj_per_sample"]["total"] for r in results) / len(results)
     return Trial(gaps=gaps, memory_bytes=int(first["memory"]["total_bytes"]),
-                 energy_pj=float(energy))
+                 energy_pj=float(energy),
+                 test_gaps=tuple(float(r["gap_points"]) for r in results))
