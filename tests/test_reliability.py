@@ -290,3 +290,22 @@ def test_the_trace_holds_the_synaptic_current_in_both_engines():
     assert np.any(fl["L0.i"][1:] != 0) and fl["out.i"].shape == fx["out.i"].shape
     for key in ("L0.i", "out.i"):
         assert np.max(np.abs(fl[key] - fx[key])) < 1e-3, key
+
+
+def test_the_console_command_flushes_its_output_and_keeps_the_exit_code(tmp_path):
+    """``edgesnn`` ends with ``os._exit`` (no interpreter teardown): a buffered pipe must
+    still get all of the output, and a failure must keep its code and its one line."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edgesnn.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    ok = subprocess.run([*cmd, "hw", "list"], capture_output=True, text=True, timeout=120,
+                        env=env)
+    assert ok.returncode == 0
+    assert ok.stdout == CliRunner().invoke(main, ["hw", "list"]).stdout
+    bad = subprocess.run([*cmd, "hw", "validate", str(tmp_path / "none.toml")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("edgesnn: error:")
