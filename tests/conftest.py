@@ -10,6 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every process a test starts (the ``edgesnn`` command, ``python -c``, pool and Dask workers)
+# imports the edgesnn this process imported. Without this, the console command of a
+# non-editable install (CI) imports the site-packages copy, whose numba cache is another
+# folder: every kernel it runs was compiled a second time (about 80 signatures, two
+# minutes of a CI run).
+_PACKAGE_ROOT = str(Path(__import__("edgesnn").__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_PACKAGE_ROOT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])
 EXAMPLES = ROOT / "examples"
 SHARED = ROOT.parent / "shared"       # the shared folder CI checks out beside the project
 
