@@ -137,9 +137,11 @@ def hw_show(name: str) -> None:
     tb = d.tess
     click.echo("TESS basis: " + (f"generated, {tb.phase_bits}-bit phase accumulators x {tb.units}"
                                  if tb.basis == "generated" else "stored, 2 bits per sign"))
-    lim = {k: v for k, v in vars(d.limits).items() if v is not None}
+    lim = [("no delays" if (k, v) == ("max_delay", 0) else
+            f"{k.replace('_', ' ')} {v}{' steps' if k == 'max_delay' else ''}")
+           for k, v in vars(d.limits).items() if v is not None]
     if lim:
-        click.echo("limits: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lim.items()))
+        click.echo("limits: " + ", ".join(lim))
 
 
 @hw.command("validate")

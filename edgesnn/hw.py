@@ -19,7 +19,9 @@ Schema (all sizes in bytes, energies in picojoules, clock in MHz)::
     [energy]   lut_read_pj, lfsr_pj, and sub-tables [energy.add], [energy.mul]
                keyed int8, int16, int32, fp16, fp32
     [luts]     psi_entries, psi_bits, exp_entries, exp_bits
-    [limits]   optional: max_inputs, max_neurons, max_outputs, max_fanout
+    [limits]   optional: max_inputs, max_neurons, max_outputs, max_fanout, max_delay
+               (the largest delay in steps: 0 = the device has no delays; absent = no
+               limit but memory, as on a microcontroller with ring buffers in SRAM)
     [tess]     optional, how the chip gets the TESS basis signs (``TessBasis``):
                basis = "generated" (default: a phase accumulator per class, nothing
                stored) | "stored" (the authors' signs, 2 bits each, in a bank holding
@@ -171,6 +173,8 @@ class Limits:
     max_neurons: int | None = None
     max_outputs: int | None = None
     max_fanout: int | None = None
+    #: largest synaptic or axonal delay, time steps; 0: the device has no delays
+    max_delay: int | None = None
 
 
 #: how a chip may get the TESS basis signs (``[tess] basis``)
@@ -382,7 +386,8 @@ def _parse_luts(t: Table) -> Luts:
 
 def _parse_limits(t: Table) -> Limits:
     lim = Limits(**{k: (t.integer(k, lo=1) if t.has(k) else None) for k in
-                    ("max_inputs", "max_neurons", "max_outputs", "max_fanout")})
+                    ("max_inputs", "max_neurons", "max_outputs", "max_fanout")},
+                 max_delay=t.integer("max_delay", lo=0) if t.has("max_delay") else None)
     t.reject_unknown()
     return lim
 

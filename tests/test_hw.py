@@ -124,3 +124,25 @@ def test_the_tess_table_defaults_to_a_generated_basis():
     d = parse_device(tomllib.loads(TINY_DEVICE + '\n[tess]\nbasis = "stored"\nphase_bits = 20\n'))
     assert d.tess == TessBasis("stored", 20, 1)
     assert all(load_device(name).tess == TessBasis() for name in preset_names())
+
+
+def test_the_largest_delay_is_a_limit_of_the_device():
+    d = parse_device(tomllib.loads(TINY_DEVICE))
+    assert d.limits.max_delay is None                 # absent: no limit but memory
+    d = parse_device(tomllib.loads(TINY_DEVICE + "\n[limits]\nmax_delay = 0\n"))
+    assert d.limits.max_delay == 0                    # the device has no delays
+    with pytest.raises(DeviceError, match=r"key 'limits.max_delay': must be an integer >= 0, "
+                                          r"got -1"):
+        parse_device(tomllib.loads(TINY_DEVICE + "\n[limits]\nmax_delay = -1\n"))
+    presets = {n: load_device(n).limits.max_delay for n in preset_names()}
+    assert presets == {"audio-edge": 62, "cortex-m7": None, "fp32-reference": None,
+                       "loihi-core": 62, "spinnaker2-pe": 15, "xylo-audio": 0}
+
+
+def test_hw_show_says_which_devices_have_no_delays(runner):
+    from edgesnn.cli import main
+
+    xylo = runner.invoke(main, ["hw", "show", "xylo-audio"]).stdout
+    loihi = runner.invoke(main, ["hw", "show", "loihi-core"]).stdout
+    assert "no delays" in xylo and "max delay" not in xylo
+    assert "max delay 62 steps" in loihi and "no delays" not in loihi
