@@ -251,7 +251,8 @@ class NetworkSpec:
         return self.inputs if index == 0 else self.layers[index - 1].size
 
 
-def refuse_delays(spec: NetworkSpec, engine: str) -> None:
+def refuse_delays(spec: NetworkSpec, engine: str,
+                  hint: str = "run them with --engine float") -> None:
     """SpecError in one line when ``spec`` has delays or a sparse mask: ``engine`` (e.g.
     "the fixed engine") does not simulate them yet (the numpy float engine does)."""
     for i, layer in enumerate(spec.hidden):
@@ -259,8 +260,7 @@ def refuse_delays(spec: NetworkSpec, engine: str) -> None:
             what = (f'delays = "{layer.delays}"' if layer.delayed
                     else f"connectivity = {layer.connectivity:g}")
             raise SpecError(f"{spec.source}: layer {i} has {what}: delays and sparse "
-                            f"connectivity are not yet in {engine}; run them with "
-                            "--engine float")
+                            f"connectivity are not yet in {engine}; {hint}")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NetworkSpec:
