@@ -36,8 +36,9 @@ from edgesnn.errors import DataError
 CLASSES = 4
 CHANNELS = 2 * CLASSES
 KEY_LAGS = (3, 5, 7, 9)
-MAX_LAG = 10
 MARGIN = 2
+SPREAD = 4
+MAX_LAG = max(KEY_LAGS) + MARGIN + SPREAD
 JITTER = 1
 TAIL = 8
 SPLITS = {"train": (4000, 42), "validation": (500, 41), "test": (1000, 40)}
@@ -57,8 +58,10 @@ def ideal_delays() -> np.ndarray:
 
 
 def _other_lags(p: int) -> np.ndarray:
-    lags = np.arange(-MAX_LAG, MAX_LAG + 1)
-    return lags[np.abs(lags - KEY_LAGS[p]) > MARGIN]
+    """Lags of pair ``p`` outside its class: its key lag +- ``MARGIN + 1 .. MARGIN + SPREAD``
+    (symmetric about the key, so the lag's mean is the key lag in every class)."""
+    off = np.arange(MARGIN + 1, MARGIN + SPREAD + 1)
+    return np.concatenate([KEY_LAGS[p] - off[::-1], KEY_LAGS[p] + off])
 
 
 def generate(size: int, seed: int, T: int) -> tuple[np.ndarray, np.ndarray]:
