@@ -332,3 +332,17 @@ def test_a_spec_without_delay_keys_keeps_its_identity():
     sparse = copy.deepcopy(data)
     sparse["layers"][0]["connectivity"] = 0.5
     assert spec_identity(parse_spec(sparse)) != ident
+
+
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+def test_per_step_updates_and_trace_run_with_delays(mode):
+    data = tomllib.loads(TIMING.read_text())
+    data["layers"][0].update(delays=mode, size=4)
+    data["learning"]["update"] = "per-step"
+    spec = parse_spec(data)
+    eng = FloatEngine(spec, init_params(spec, 0))
+    x = (np.random.default_rng(1).random((spec.time_steps, 8)) < 0.3).astype(float)
+    d0 = eng.params.d[0].copy()
+    rec = eng.trace(x, 1)
+    assert rec["L0.s"].shape == (spec.time_steps, 4)
+    assert not np.array_equal(d0, eng.params.d[0]) and eng.nonfinite() is None
