@@ -76,7 +76,8 @@ def push(hist: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def delayed(hist: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """Delayed spikes ``hist[D[..., j], j]``, of ``D``'s shape (``(N_in,)`` or ``(N_out, N_in)``)."""
+    """Delayed spikes ``hist[D[..., j], j]``, of ``D``'s shape (``(N_in,)`` or
+    ``(N_out, N_in)``)."""
     return hist[D, np.arange(hist.shape[1])]
 
 
