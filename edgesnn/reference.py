@@ -182,11 +182,11 @@ class FloatEngine:
             inp = x[t][None, :]
             steps = []
             for i, (lp, layer) in enumerate(zip(lparams, spec.hidden)):
-                ev[C.SYNOPS] += int(np.count_nonzero(inp)) * layer.size
                 if layer.recurrent:
                     ev[C.SYNOPS] += int(np.count_nonzero(states[i].s)) * layer.size
                 forward = delays.delay_forward if layer.delayed else dense_forward
                 step, states[i] = forward(inp, states[i], lp)
+                ev[C.SYNOPS] += self._synops(i, step.x)
                 steps.append(step)
                 spikes[i] += int(step.s.sum())
                 inp = step.s
@@ -216,6 +216,17 @@ class FloatEngine:
             self._apply(acc, ev)
         loss = float(np.mean(losses)) if losses else float("nan")
         return SampleResult(int(np.argmax(scores)), scores, loss, spikes, ev)
+
+    def _synops(self, i: int, x: np.ndarray) -> int:
+        """Synaptic accumulates of layer ``i``'s feed-forward input ``x`` (the delayed spikes
+        when it has delays: ``(1, N_in)``, or ``(1, N_out, N_in)`` per synapse): one per
+        arriving spike per kept synapse."""
+        layer, M = self.spec.hidden[i], None if self.params.M is None else self.params.M[i]
+        if x.ndim == 3:                                 # synaptic delays: per synapse
+            return int(np.count_nonzero(x[0] if M is None else x[0] * M))
+        if M is None:
+            return int(np.count_nonzero(x)) * layer.size
+        return int(M[:, x[0] != 0].sum())
 
     def _traces_per_step(self) -> int:
         """Trace elements updated per step; a frozen hidden layer keeps none."""

@@ -346,3 +346,15 @@ def test_per_step_updates_and_trace_run_with_delays(mode):
     rec = eng.trace(x, 1)
     assert rec["L0.s"].shape == (spec.time_steps, 4)
     assert not np.array_equal(d0, eng.params.d[0]) and eng.nonfinite() is None
+
+
+def test_synaptic_ops_count_arriving_spikes_on_kept_synapses():
+    spec = _spec(delays=None, max_delay=None, delay_init=None, sigma=None, delay_lr=None,
+                 connectivity=0.25)
+    eng = FloatEngine(spec, init_params(spec, 0))
+    x = np.zeros((spec.time_steps, 8))
+    x[0, :] = 1.0                                   # every input once: each neuron's 2 kept
+    from edgesnn import counters as C
+    r = eng.run_sample(x, 0, learn=False)
+    hidden = r.events[C.SYNOPS] - int(r.spikes[0]) * spec.classes
+    assert hidden == 16 * 2
