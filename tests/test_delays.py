@@ -358,3 +358,14 @@ def test_synaptic_ops_count_arriving_spikes_on_kept_synapses():
     r = eng.run_sample(x, 0, learn=False)
     hidden = r.events[C.SYNOPS] - int(r.spikes[0]) * spec.classes
     assert hidden == 16 * 2
+
+
+def test_sweep_refuses_delay_specs_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text('hw = ["cortex-m7"]\n[spec]\n"layers.0.size" = [4, 8]\n')
+    res = CliRunner().invoke(main, ["sweep", str(TIMING), "--grid", str(grid), "--data",
+                                    "timing", "--samples", "1", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert "not yet in the fixed engine, which runs every sweep point" in res.stderr
