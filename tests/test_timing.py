@@ -47,7 +47,7 @@ def test_reproducible_and_seeded():
 
 
 def test_too_short_samples_are_refused():
-    with pytest.raises(DataError, match="network.time_steps >= 23"):
+    with pytest.raises(DataError, match="network.time_steps >= 28"):
         timing.generate(5, 0, 20)
 
 

@@ -7,10 +7,10 @@ Generator (``generate(size, seed, T)``, ``numpy.random.default_rng(seed)``):
   every class and rates carry nothing.
 * Pair ``p`` has a key lag ``KEY_LAGS[p]`` (3, 5, 7, 9 steps). In a sample of class
   ``c`` the lag ``t(2c+1) - t(2c)`` of pair ``c`` is its key lag plus a jitter uniform
-  in ``{-1, 0, 1}``; the lag of every other pair ``p != c`` is uniform over
-  ``-MAX_LAG .. MAX_LAG`` (10) without the values within ``MARGIN`` (2) of its key lag.
-  So the class is *which pair is at its key lag*; the other pairs' lags are the same
-  distribution in every class.
+  in ``{-1, 0, 1}``; the lag of every other pair ``p != c`` is its key lag plus or minus
+  ``MARGIN + 1 .. MARGIN + SPREAD`` (3 to 6 steps), uniform over those 8 values: symmetric
+  about the key, so that a pair's mean lag is its key lag in every class. The class is
+  *which pair is at its key lag*; lags run from -3 to ``MAX_LAG`` (15) steps.
 * Each pair's earlier spike is placed uniformly so that both spikes fall in the first
   ``T - TAIL`` steps (``TAIL = 8`` steps at the end carry no input): absolute times carry
   no class either.
@@ -24,7 +24,7 @@ spike per channel in every class and can use timing only through the membrane de
 ``ideal_delays()`` gives those hand-set delays (docs/delays.md, "The timing task").
 
 Splits: train 4000 samples (seed 42), validation 500 (seed 41), test 1000 (seed 40);
-spikes ``(N, T, 8)`` uint8, labels balanced (drawn uniformly per sample).
+spikes ``(N, T, 8)`` uint8, labels drawn uniformly per sample.
 """
 
 from __future__ import annotations
