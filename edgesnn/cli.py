@@ -235,8 +235,10 @@ def _check_writable_file(out: Path) -> None:
                    "The same figures up to the order of float sums; a checkpoint of one resumes "
                    "in the other.")
 @click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
-                                          "dvsgesture"]), default="yinyang", show_default=True,
-              help="Data set: yinyang is generated (no files); the others are read from "
+                                          "dvsgesture", "timing"]), default="yinyang",
+              show_default=True,
+              help="Data set: yinyang and timing (classes differ only in spike timing; "
+                   "docs/delays.md) are generated (no files); the others are read from "
                    "--data-dir, never downloaded (fsdd: WAV recordings; shd/ssc: the original "
                    "HDF5 files; nmnist: Train/Test .bin folders; dvsgesture: tonic's .npy "
                    "layout).")
@@ -248,11 +250,12 @@ def _check_writable_file(out: Path) -> None:
               help="Seed of the initial weights, the sample order and the encoders "
                    "(0 to 2^32-1).")
 @click.option("--encoding", type=click.Choice(["regular", "rate", "latency", "iaf", "delta",
-                                              "events"]),
+                                              "events", "spikes"]),
               default=None,
               help="Spike encoder: regular (default), rate or latency for Yin-Yang points; iaf "
                    "(default: integrate-and-fire per mel band) or delta (UP/DOWN delta "
-                   "modulation) for audio; events (binned, the only one) for event data.")
+                   "modulation) for audio; events (binned, the only one) for event data; spikes "
+                   "(the only one) for the timing task.")
 @click.option("--eval-every", type=click.IntRange(1), default=1000, show_default=True,
               help="Evaluate on the validation split every N samples (the learning curve).")
 @click.option("--eval-samples", type=click.IntRange(1), default=500, show_default=True,
@@ -518,7 +521,8 @@ def _run_options(f):
     length of a run, seeds, spec overrides, where the runs go, progress."""
     for option in reversed([
         click.option("--data", type=click.Choice(["yinyang", "fsdd", "shd", "ssc", "nmnist",
-                                        "dvsgesture"]), default="yinyang", show_default=True,
+                                        "dvsgesture", "timing"]), default="yinyang",
+            show_default=True,
             help="Data set (as in 'edgesnn simulate')."),
         click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
             help="Folder of a data set's files (every worker must see it at this path)."),

@@ -24,7 +24,7 @@ from edgesnn.errors import CheckpointError
 from edgesnn.params import NetParams
 from edgesnn.reference import FloatEngine
 from edgesnn.rules.stllr import standardize, standardize_vjp
-from edgesnn.spec import NetworkSpec
+from edgesnn.spec import NetworkSpec, refuse_delays
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -35,6 +35,7 @@ class PaperEngine(FloatEngine):
 
     def __init__(self, spec: NetworkSpec, params: NetParams, batch: int = 16,
                  basis: list[np.ndarray] | None = None):
+        refuse_delays(spec, "the paper engine")
         self.raw = [w.copy() for w in params.W]
         self.raw_rec = [None if w is None else w.copy() for w in params.W_rec]
         self.gain = [np.ones(w.shape[0]) for w in params.W]

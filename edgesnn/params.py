@@ -5,6 +5,8 @@ both import this module; the fixed engine never imports the float one.
 
 * ``NetParams``: float64 learnable parameters, output-major (``W[i] (N_out, N_in)``).
 * ``init_params(spec, seed)``: the seeded initial parameters both engines start from.
+* ``connectivity_mask`` / ``initial_delays``: a layer's fixed sparse mask and initial delays,
+  each from its own generator seeded from the run seed (other random streams unchanged).
 * ``dfa_scale`` / ``dfa_matrix``: the DFA feedback magnitude and the ``(C, N)`` sign matrix
   drawn from the LFSR (the fixed engine regenerates the same signs on chip).
 * ``SampleResult``: one sample's outcome (prediction, scores, loss, spikes, events).
@@ -30,7 +32,10 @@ class NetParams:
 
     ``W_rec[i]`` is None for a feed-forward layer. ``B_fb[i] (C, N_i)`` are the
     DFA feedback matrices (None under BP). The readout is ``W_out (C, N_last)``,
-    ``b_out (C,)``.
+    ``b_out (C,)``. ``d[i]`` are layer ``i``'s learned delays in steps (axonal ``(N_in,)``,
+    synaptic ``(N_out, N_in)``; None without delays), ``M[i] (N_out, N_in)`` its fixed 0/1
+    connectivity mask (None when dense); ``d``/``M`` themselves are None for a network
+    without delays/masks. Delays are state (checkpointed); masks follow from the seed.
     """
 
     W: list[np.ndarray]
@@ -39,6 +44,8 @@ class NetParams:
     W_out: np.ndarray
     b_out: np.ndarray
     B_fb: list[np.ndarray] | None = None
+    d: list[np.ndarray | None] | None = None
+    M: list[np.ndarray | None] | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array by its plan tensor name (``L0.W``, ``out.W``, ...)."""
@@ -51,13 +58,18 @@ class NetParams:
         d["out.W"], d["out.b"] = self.W_out, self.b_out
         for i, B in enumerate(self.B_fb or []):
             d[f"L{i}.B"] = B
+        for i, delays in enumerate(self.d or []):
+            if delays is not None:
+                d[f"L{i}.d"] = delays
         return d
 
     def copy(self) -> "NetParams":
         cp = lambda a: None if a is None else a.copy()  # noqa: E731
+        cps = lambda xs: None if xs is None else [cp(a) for a in xs]  # noqa: E731
         return NetParams([w.copy() for w in self.W], [cp(w) for w in self.W_rec],
                          [b.copy() for b in self.b], self.W_out.copy(), self.b_out.copy(),
-                         None if self.B_fb is None else [B.copy() for B in self.B_fb])
+                         None if self.B_fb is None else [B.copy() for B in self.B_fb],
+                         cps(self.d), cps(self.M))
 
 
 def dfa_scale(n_hidden: int) -> float:
@@ -97,7 +109,53 @@ def init_params(spec: NetworkSpec, seed: int) -> NetParams:
     B_fb = None
     if spec.learning.signal == "dfa":
         B_fb = [dfa_matrix(seed, i, classes, layer.size) for i, layer in enumerate(spec.hidden)]
-    return NetParams(W, W_rec, b, W_out, np.zeros(classes), B_fb)
+    d = M = None
+    if any(layer.delayed for layer in spec.hidden):
+        d = [initial_delays(spec, i, seed) if layer.delayed else None
+             for i, layer in enumerate(spec.hidden)]
+    if any(layer.sparse for layer in spec.hidden):
+        M = [connectivity_mask(spec, i, seed) if layer.sparse else None
+             for i, layer in enumerate(spec.hidden)]
+        for i, m in enumerate(M):
+            if m is not None:     # the kept weights get the range of their real fan-in
+                W[i] *= m * math.sqrt(spec.fan_in(i) / m[0].sum())
+    return NetParams(W, W_rec, b, W_out, np.zeros(classes), B_fb, d, M)
+
+
+#: first words of the seed sequences of the delay streams (apart from every other stream)
+MASK_STREAM, DELAY_STREAM = 16_001, 16_002
+
+
+def kept_inputs(spec: NetworkSpec, i: int) -> int:
+    """Inputs each neuron of layer ``i`` keeps: ``round(connectivity * fan-in)``, at least 1."""
+    return max(1, round(spec.hidden[i].connectivity * spec.fan_in(i)))
+
+
+def connectivity_mask(spec: NetworkSpec, i: int, seed: int) -> np.ndarray:
+    """Layer ``i``'s ``(N_out, N_in)`` 0/1 float mask: every neuron keeps the same number
+    of inputs (:func:`kept_inputs`), chosen without replacement, row by row, by a
+    generator of its own (``SeedSequence([seed, MASK_STREAM, i])``)."""
+    n_in, n = spec.fan_in(i), spec.hidden[i].size
+    k = kept_inputs(spec, i)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, MASK_STREAM, i]))
+    mask = np.zeros((n, n_in))
+    for row in mask:
+        row[rng.choice(n_in, size=k, replace=False)] = 1.0
+    return mask
+
+
+def initial_delays(spec: NetworkSpec, i: int, seed: int) -> np.ndarray:
+    """Layer ``i``'s initial delays in steps: axonal ``(N_in,)``, synaptic ``(N_out, N_in)``;
+    zero, uniform in ``[0, max_delay]`` (generator ``SeedSequence([seed, DELAY_STREAM, i])``)
+    or the spec's values (row-major for synaptic)."""
+    layer = spec.hidden[i]
+    shape = (spec.fan_in(i),) if layer.delays == "axonal" else (layer.size, spec.fan_in(i))
+    if isinstance(layer.delay_init, tuple):
+        return np.array(layer.delay_init, dtype=np.float64).reshape(shape)
+    if layer.delay_init == "uniform":
+        rng = np.random.default_rng(np.random.SeedSequence([seed, DELAY_STREAM, i]))
+        return rng.uniform(0.0, layer.max_delay, shape)
+    return np.zeros(shape)
 
 
 class SampleResult(NamedTuple):

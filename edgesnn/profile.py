@@ -18,12 +18,14 @@ from edgesnn.plan import (Plan, as_float32, bptt_tensors, learning_tensors, make
                           total_packed_bytes)
 from edgesnn.report import energy, human, kib, md_table, power_of_two
 from edgesnn.rules import tess
-from edgesnn.spec import NetworkSpec
+from edgesnn.spec import NetworkSpec, refuse_delays
 
 
 def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             hidden_rate: float = 0.05) -> dict[str, Any]:
     """The profile report as a JSON-ready dict (see the module docstring)."""
+    refuse_delays(spec, "edgesnn profile (its memory map and analytic costs)",
+                  "learn them with edgesnn simulate --engine float")
     plan = make_plan(spec, device)
     ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay, device.tess.basis)
     ops32 = analytic.stllr_ops(spec, input_rate, hidden_rate)    # float decays multiply
@@ -78,7 +80,11 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
         "name": spec.name, "source": spec.source, "inputs": spec.inputs,
         "time_steps": spec.time_steps, "window": ln.window,
         "layers": [{"kind": layer.kind, "size": layer.size,
-                    **({"tess_groups": layer.tess_groups} if layer.tess_groups else {})}
+                    **({"tess_groups": layer.tess_groups} if layer.tess_groups else {}),
+                    **({"delays": layer.delays, "max_delay": layer.max_delay,
+                        "sigma": layer.sigma, "delay_lr": 2.0 ** -layer.delay_lr_shift}
+                       if layer.delayed else {}),
+                    **({"connectivity": layer.connectivity} if layer.sparse else {})}
                    for layer in spec.layers],
         "rule": ln.rule, "signal": ln.signal, "hidden": ln.hidden,
         "feedback": ln.feedback if ln.signal == "dfa" else None,

@@ -19,6 +19,13 @@ step is computed from the weights as they were at the start of that step, then
 applied.
 
 The prediction is the argmax of the readout potential summed over the window.
+
+A layer with learned delays (``delays = "axonal"`` or ``"synaptic"``) runs
+:mod:`edgesnn.rules.delays` instead of S-TLLR's dense step (docs/delays.md): integer
+delays in the forward pass, the Gaussian-smoothed input's slope in an eligibility
+trace, delays updated beside the weights at ``2**-(delay shift)``, halved with the
+weights' schedule. A sparse layer (``connectivity < 1``) keeps its masked weights at
+zero: their updates are dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from edgesnn.params import (NetParams, SampleResult, check_sample, dfa_matrix,  
 from edgesnn.rules.stllr import (DenseParams, Factors, ReadoutLayerParams, dense_forward,
                                  dense_grads, dense_init, readout_forward, readout_grads,
                                  readout_layer_init)
-from edgesnn.rules import tess
+from edgesnn.rules import delays, tess
 from edgesnn.signals import ce_error, cross_entropy, tess_signal
 from edgesnn.spec import NetworkSpec
 
@@ -66,6 +73,10 @@ class FloatEngine:
         self.factors = Factors(ln.lambda_post, ln.lambda_pre, ln.alpha_post, ln.alpha_pre)
         self.psi = make_psi(*SURROGATES[ln.surrogate])
         self._membrane_muls, self._trace_muls = self._decay_multiplies()
+        #: the delay eligibility's tap products of one step (slope times spike: adds)
+        self._delay_macs = sum(delays.step_work(layer.delays, spec.fan_in(i), layer.size,
+                                                layer.sigma)[1]
+                               for i, layer in spec.learning_layers if layer.delayed)
         #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise);
         #: ``basis``: each layer's ``(C, D)`` signs (a run passes its plan's,
         #: ``Plan.tess_signs``), default the authors' float32 ``sign(sin)``
@@ -75,6 +86,12 @@ class FloatEngine:
         """Learning rate ``2**-shift`` from the next update on (the trainer's schedule)."""
         self.lr_shift = int(shift)
         self.lr = 2.0 ** -self.lr_shift
+
+    def _delay_shift(self, i: int) -> int:
+        """Layer ``i``'s delay rate is ``2**-shift``: its own shift plus the halvings the
+        weights' schedule has made so far."""
+        return self.spec.hidden[i].delay_lr_shift + self.lr_shift \
+            - self.spec.learning.learning_rate_shift
 
     def state(self) -> dict[str, np.ndarray]:
         """Learnable state by plan tensor name (for checkpoints)."""
@@ -102,12 +119,27 @@ class FloatEngine:
                 return name
         return None
 
-    def _layer_params(self) -> list[DenseParams]:
+    def _layer_params(self) -> list:
+        """Each hidden layer's parameters: S-TLLR's ``DenseParams``, or ``DelayParams``."""
         p = self.params
-        return [DenseParams(W=p.W[i], b=p.b[i], W_rec=p.W_rec[i], factors=self.factors,
-                            lif=LIFParams(beta=layer.beta, theta=layer.threshold,
-                                          reset=layer.reset, psi=self.psi))
-                for i, layer in enumerate(self.spec.hidden)]
+        out: list = []
+        for i, layer in enumerate(self.spec.hidden):
+            lif = LIFParams(beta=layer.beta, theta=layer.threshold, reset=layer.reset,
+                            psi=self.psi)
+            if layer.delayed:
+                out.append(delays.DelayParams(W=p.W[i], b=p.b[i], lif=lif, factors=self.factors,
+                                              W_rec=p.W_rec[i], mode=layer.delays, d=p.d[i],
+                                              max_delay=layer.max_delay, sigma=layer.sigma))
+            else:
+                out.append(DenseParams(W=p.W[i], b=p.b[i], W_rec=p.W_rec[i],
+                                       factors=self.factors, lif=lif))
+        return out
+
+    def _init_state(self, i: int, lp):
+        n_in, n = self.spec.fan_in(i), self.spec.hidden[i].size
+        if self.spec.hidden[i].delayed:
+            return delays.delay_init(n_in, n, lp)
+        return dense_init(1, n_in, n)
 
     def run_sample(self, x: np.ndarray, label: int | None = None,
                    learn: bool = True) -> SampleResult:
@@ -137,7 +169,7 @@ class FloatEngine:
         per_sample = spec.learning.per_sample
         ro = spec.readout
         rparams = ReadoutLayerParams(W=p.W_out, b=p.b_out, beta=ro.beta, lambda_pre=ro.trace_decay)
-        states = [dense_init(1, spec.fan_in(i), layer.size) for i, layer in enumerate(spec.hidden)]
+        states = [self._init_state(i, lp) for i, lp in enumerate(self._layer_params())]
         rstate = readout_layer_init(1, spec.hidden[-1].size, spec.classes)
         ev = C.zeros()
         scores = np.zeros(spec.classes)
@@ -150,10 +182,11 @@ class FloatEngine:
             inp = x[t][None, :]
             steps = []
             for i, (lp, layer) in enumerate(zip(lparams, spec.hidden)):
-                ev[C.SYNOPS] += int(np.count_nonzero(inp)) * layer.size
                 if layer.recurrent:
                     ev[C.SYNOPS] += int(np.count_nonzero(states[i].s)) * layer.size
-                step, states[i] = dense_forward(inp, states[i], lp)
+                forward = delays.delay_forward if layer.delayed else dense_forward
+                step, states[i] = forward(inp, states[i], lp)
+                ev[C.SYNOPS] += self._synops(i, step.x)
                 steps.append(step)
                 spikes[i] += int(step.s.sum())
                 inp = step.s
@@ -163,6 +196,7 @@ class FloatEngine:
             ev[C.TRACE_UPDATES] += self._traces_per_step()
             _count_muls(ev, C.MEMBRANE_MULTIPLIES, self._membrane_muls)
             _count_muls(ev, C.TRACE_MULTIPLIES, self._trace_muls)
+            ev[C.ELIGIBILITY_MACS] += self._delay_macs
             gs: list | None = None
             if rec is not None:
                 gs = [np.zeros(layer.size) for layer in spec.hidden] + [np.zeros(spec.classes)]
@@ -183,6 +217,17 @@ class FloatEngine:
         loss = float(np.mean(losses)) if losses else float("nan")
         return SampleResult(int(np.argmax(scores)), scores, loss, spikes, ev)
 
+    def _synops(self, i: int, x: np.ndarray) -> int:
+        """Synaptic accumulates of layer ``i``'s feed-forward input ``x`` (the delayed spikes
+        when it has delays: ``(1, N_in)``, or ``(1, N_out, N_in)`` per synapse): one per
+        arriving spike per kept synapse."""
+        layer, M = self.spec.hidden[i], None if self.params.M is None else self.params.M[i]
+        if x.ndim == 3:                                 # synaptic delays: per synapse
+            return int(np.count_nonzero(x[0] if M is None else x[0] * M))
+        if M is None:
+            return int(np.count_nonzero(x)) * layer.size
+        return int(M[:, x[0] != 0].sum())
+
     def _traces_per_step(self) -> int:
         """Trace elements updated per step; a frozen hidden layer keeps none."""
         total = 0
@@ -190,6 +235,9 @@ class FloatEngine:
             total += self.spec.fan_in(i)
             if layer.spiking:
                 total += layer.size * (2 if layer.recurrent else 1)
+            if layer.delayed:
+                total += delays.step_work(layer.delays, self.spec.fan_in(i), layer.size,
+                                          layer.sigma)[0]
         return total
 
     def _decay_multiplies(self) -> tuple[int, int]:
@@ -269,21 +317,35 @@ class FloatEngine:
             _count_muls(ev, C.SIGNAL_MULTIPLIES, self._signal_multiplies(i))
             if gs is not None:
                 gs[i][:] = g[0]
-            gr = dense_grads(g, steps[i], lparams[i])
-            g_below = gr.grad_x
             synapses = layer.size * (spec.fan_in(i) + (layer.size if layer.recurrent else 0))
             ev[C.ELIGIBILITY_MACS] += 2 * synapses + 3 * layer.size
             # c*q per synapse (a*x multiplies a spike: an add) and the factors
             _count_muls(ev, -1, synapses + self._factor_multiplies(layer.size))
+            if layer.delayed:
+                dgr = delays.delay_grads(g, steps[i], lparams[i])
+                macs = delays.window_work(layer.delays, spec.fan_in(i), layer.size)
+                ev[C.ELIGIBILITY_MACS] += macs
+                _count_muls(ev, -1, macs)
+                g_below = dgr.grad_x
+                grads[i] = (dgr.dW, dgr.dW_rec, dgr.db, dgr.dd)
+                continue
+            gr = dense_grads(g, steps[i], lparams[i])
+            g_below = gr.grad_x
             grads[i] = (gr.dW, gr.dW_rec, gr.db)
         grads.append((out.dW, None, out.db))
         return grads
 
     def _apply(self, grads: list, ev: np.ndarray) -> None:
         p, lr = self.params, self.lr
-        for i, (dW, dW_rec, db) in enumerate(grads[:-1]):
+        for i, (dW, dW_rec, db, *dd) in enumerate(grads[:-1]):
             if dW is None:                      # a frozen hidden layer
                 continue
+            if p.M is not None:
+                dW = delays.mask_update(dW, p.M[i])
+            if dd:
+                layer = self.spec.hidden[i]
+                delays.apply_delays(p.d[i], dd[0], self._delay_shift(i), layer.max_delay)
+                ev[C.WEIGHT_WRITES] += dd[0].size
             p.W[i] -= lr * dW
             p.b[i] -= lr * db
             ev[C.WEIGHT_WRITES] += dW.size + db.size

@@ -46,6 +46,18 @@ A spec is a TOML file::
     hidden = "learn"        # "frozen": spiking layers keep their initial weights and only the
                             # readout learns (the baseline a hidden-layer rule must beat)
 
+Each spiking layer may learn delays and be sparse (docs/delays.md; float engine only)::
+
+    delays = "axonal"       # "none" (default), "axonal" (one per input, shared by its
+                            # outgoing synapses) or "synaptic" (one per synapse)
+    max_delay = 12          # steps, required with delays; delays are clipped to [0, max_delay]
+    delay_init = "uniform"  # "zero" (default), "uniform" in [0, max_delay], or a list of
+                            # values (axonal: one per input; synaptic: rows of inputs per neuron)
+    delay_lr = 0.125        # rounded to a power of two; default 128 x learning_rate (capped at 1)
+    sigma = 1.0             # Gaussian width in steps, constant over the run (not annealed)
+    connectivity = 0.2      # fraction of feed-forward synapses kept (a fixed random mask with
+                            # the same number of inputs per neuron); default 1
+
 Under ``signal = "tess"`` each spiking layer learns from its own local signal
 (nothing from the layer above; the readout from its own error) and may set
 ``tess_groups = D`` in its ``[[layers]]`` table: its neurons average-pooled into D
@@ -72,12 +84,22 @@ RULES = ("stllr",)
 SIGNALS = ("bp", "dfa", "tess")
 RESIDUALS = ("clear", "carry")
 HIDDEN = ("learn", "frozen")
+DELAYS = ("none", "axonal", "synaptic")
+#: the delay and sparsity fields of a layer with their defaults: a spec's identity
+#: (``train.spec_identity``) leaves out those at their default, so that specs written
+#: before delays existed keep their identity
+DELAY_DEFAULTS = {"delays": "none", "max_delay": 0, "delay_init": "zero", "delay_lr": None,
+                  "sigma": 1.0, "connectivity": 1.0}
+#: largest max_delay a spec may ask for (a buffer of max_delay + 3 sigma + 1 steps per source)
+MAX_DELAY_LIMIT = 4096
 #: kinds a user may know from the papers that this version does not simulate:
 #: value -> what it is (refused with the list of what is supported)
 NOT_BUILT = {
     "layer kind": {"conv": "convolutional layers", "delay": "delay layers"},
     "neuron": {"llif": "LLIF neurons", "slif": "SLIF neurons"},
-    "rule": {"tess": "the TESS rule", "delays": "three-factor delay learning"},
+    "rule": {"tess": "the TESS rule",
+             "delays": 'delay learning is set per layer, delays = "axonal" or "synaptic", '
+                       'beside rule = "stllr"'},
     "signal": {},
 }
 #: how a refusal names the supported values of each ``NOT_BUILT`` group
@@ -101,6 +123,25 @@ class LayerSpec:
     reset: str = "soft"
     trace_decay: float = 0.0
     tess_groups: int | None = None    # TESS latent size D (set for every spiking layer under tess)
+    delays: str = "none"              # "none", "axonal" or "synaptic" (feed-forward inputs only)
+    max_delay: int = 0                # steps; delays live in [0, max_delay]
+    delay_init: str | tuple = "zero"  # "zero", "uniform" or explicit values (a flat tuple)
+    delay_lr: float | None = None     # learning rate of the delays (set when delays are learned)
+    sigma: float = 1.0                # Gaussian width of the smoothed input, steps
+    connectivity: float = 1.0         # fraction of feed-forward synapses kept
+
+    @property
+    def delayed(self) -> bool:
+        return self.delays != "none"
+
+    @property
+    def sparse(self) -> bool:
+        return self.connectivity < 1.0
+
+    @property
+    def delay_lr_shift(self) -> int:
+        """The device's delay learning rate is ``2**-shift``: the nearest power of two."""
+        return max(0, round(-math.log2(self.delay_lr or 1.0)))
 
     @property
     def recurrent(self) -> bool:
@@ -199,9 +240,27 @@ class NetworkSpec:
         """The spiking layers that learn: all of them, or none when frozen."""
         return () if self.learning.frozen else self.hidden
 
+    @property
+    def delayed(self) -> bool:
+        """Whether any spiking layer has learned delays or a sparse mask (engines that do
+        not simulate them refuse the spec: :func:`refuse_delays`)."""
+        return any(layer.delayed or layer.sparse for layer in self.hidden)
+
     def fan_in(self, index: int) -> int:
         """Number of feed-forward inputs of layer ``index``."""
         return self.inputs if index == 0 else self.layers[index - 1].size
+
+
+def refuse_delays(spec: NetworkSpec, engine: str,
+                  hint: str = "run them with --engine float") -> None:
+    """SpecError in one line when ``spec`` has delays or a sparse mask: ``engine`` (e.g.
+    "the fixed engine") does not simulate them yet (the numpy float engine does)."""
+    for i, layer in enumerate(spec.hidden):
+        if layer.delayed or layer.sparse:
+            what = (f'delays = "{layer.delays}"' if layer.delayed
+                    else f"connectivity = {layer.connectivity:g}")
+            raise SpecError(f"{spec.source}: layer {i} has {what}: delays and sparse "
+                            f"connectivity are not yet in {engine}; {hint}")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NetworkSpec:
@@ -270,8 +329,9 @@ def parse_spec(data: dict, source: str = "<spec>") -> NetworkSpec:
     learning = _parse_learning(top.table("learning"), steps)
     layers = _tess_groups(layers, layer_tables, learning)
     top.reject_unknown()
-    return NetworkSpec(name=name, inputs=inputs, time_steps=steps, layers=layers,
+    spec = NetworkSpec(name=name, inputs=inputs, time_steps=steps, layers=layers,
                        learning=learning, source=source)
+    return _resolve_delays(spec, layer_tables)
 
 
 def _refuse_unbuilt(t: Table, key: str, value: str, what: str, built: tuple[str, ...]) -> None:
@@ -306,8 +366,75 @@ def _parse_layer(t: Table) -> LayerSpec:
             t.fail(f"must be <= the layer's size ({size}): D groups of its neurons, got {D}",
                    "tess_groups")
         layer = replace(layer, tess_groups=D)
+    if kind != "readout":
+        layer = _parse_delays(t, layer)
+    else:
+        for key in DELAY_DEFAULTS:
+            if t.has(key):
+                t.fail("applies to spiking layers only (the readout has no delays or mask)", key)
     t.reject_unknown()
     return layer
+
+
+def _parse_delays(t: Table, layer: LayerSpec) -> LayerSpec:
+    """The delay and sparsity keys of a spiking layer (docs/delays.md)."""
+    connectivity = t.number("connectivity", 1.0, lo=0.0, lo_open=True, hi=1.0)
+    delays = t.choice("delays", DELAYS, "none")
+    if delays == "none":
+        for key in ("max_delay", "delay_init", "delay_lr", "sigma"):
+            if t.has(key):
+                t.fail('only applies with delays = "axonal" or "synaptic" (delays is "none")', key)
+        return replace(layer, connectivity=connectivity)
+    max_delay = t.integer("max_delay", lo=1, hi=MAX_DELAY_LIMIT)
+    sigma = t.number("sigma", 1.0, lo=0.0, lo_open=True, hi=float(MAX_DELAY_LIMIT))
+    delay_lr = t.number("delay_lr", lo=0.0, lo_open=True, hi=1.0) if t.has("delay_lr") else None
+    raw = t.value("delay_init", "zero")
+    if isinstance(raw, list):
+        init: str | tuple = _delay_values(t, raw, max_delay)
+    else:
+        init = t.choice("delay_init", ("zero", "uniform"), "zero")
+    return replace(layer, delays=delays, max_delay=max_delay, delay_init=init,
+                   delay_lr=delay_lr, sigma=sigma, connectivity=connectivity)
+
+
+def _delay_values(t: Table, raw: list, max_delay: int) -> tuple[float, ...]:
+    """Explicit initial delays: a flat list, or a list of rows (synaptic), each in
+    ``[0, max_delay]``; their count is checked against the layer's fan-in later."""
+    flat = [v for row in raw for v in row] if raw and all(isinstance(r, list) for r in raw) \
+        else raw
+    for v in flat:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or not 0 <= v <= max_delay:
+            t.fail(f'must be "zero", "uniform" or a list of numbers in [0, {max_delay}] '
+                   f"(max_delay), got {_show_value(v)}", "delay_init")
+    if not flat:
+        t.fail('must be "zero", "uniform" or a non-empty list of numbers', "delay_init")
+    return tuple(float(v) for v in flat)
+
+
+def _show_value(v) -> str:
+    return repr(v) if isinstance(v, str) else ("a list" if isinstance(v, list) else str(v))
+
+
+def _resolve_delays(spec: NetworkSpec, tables: list[Table]) -> NetworkSpec:
+    """Per delayed layer: the default delay rate (128 x the weights', at most 1: the
+    paper's delays learn about 100 times faster than its weights) and the count of
+    explicit initial delays (axonal: one per input; synaptic: one per synapse)."""
+    layers = list(spec.layers)
+    for i, (layer, t) in enumerate(zip(spec.hidden, tables)):
+        if not layer.delayed:
+            continue
+        if layer.delay_lr is None:
+            layers[i] = layer = replace(layer, delay_lr=min(1.0, 128 * spec.learning.learning_rate))
+        if isinstance(layer.delay_init, tuple):
+            n_in = spec.fan_in(i)
+            want = n_in if layer.delays == "axonal" else n_in * layer.size
+            if len(layer.delay_init) != want:
+                what = (f"{n_in} (one per input)" if layer.delays == "axonal"
+                        else f"{want} ({layer.size} neurons x {n_in} inputs)")
+                t.fail(f"a list of initial delays needs {what} values, got "
+                       f"{len(layer.delay_init)}", "delay_init")
+    return replace(spec, layers=tuple(layers))
 
 
 def _tess_groups(layers: tuple[LayerSpec, ...], tables: list[Table],

@@ -118,6 +118,11 @@ class Table:
             self.fail(f"must be one of {', '.join(allowed)}; got {_show(v)}", key)
         return v
 
+    def value(self, key: str, default: Any = _MISSING) -> Any:
+        """The raw value of ``key`` (marked read), for a key that takes several types (a
+        word or a list); the caller checks it."""
+        return self._get(key, default)
+
     def strings(self, key: str, default: Any = _MISSING) -> tuple[str, ...]:
         v = self._get(key, default)
         if not isinstance(v, list) or not all(isinstance(s, str) for s in v):

@@ -35,7 +35,7 @@ from edgesnn.counters import Counters
 from edgesnn.datasets.base import PointSplit, SpikeSplit
 from edgesnn.errors import CheckpointError, DataError, DivergenceError, EdgeSnnError, Interrupted
 from edgesnn.report import write_atomic
-from edgesnn.spec import NetworkSpec
+from edgesnn.spec import DELAY_DEFAULTS, NetworkSpec
 
 CHECKPOINT_VERSION = 3            # 2: the fixed engine packs its rounding words two to a slot;
                                   # 3: the checkpoint records device, spec and data identity
@@ -180,9 +180,16 @@ def _plain(x):
 
 
 def spec_identity(spec: NetworkSpec) -> dict:
-    """Every field of the spec but its file name, as JSON-ready nested dicts."""
+    """Every field of the spec but its file name, as JSON-ready nested dicts; a layer's
+    delay and sparsity fields only where they differ from their defaults
+    (``spec.DELAY_DEFAULTS``), so that a spec without them has the identity it had
+    before they existed (checkpoints and sweep folders of older runs still match)."""
     d = _plain(spec)
     d.pop("source", None)
+    for layer in d["layers"]:
+        for key, default in DELAY_DEFAULTS.items():
+            if key in layer and layer[key] == default:
+                del layer[key]
     return d
 
 

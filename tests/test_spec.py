@@ -38,7 +38,8 @@ def test_learning_rate_becomes_the_nearest_power_of_two(rate, shift):
                                 "supported kinds: dense, recurrent, readout$"),
     ("learning", "rule", "tess", r"'tess' \(the TESS rule\) is not supported yet; supported "
                                  "rules: stllr$"),
-    ("learning", "rule", "delays", r"'delays' \(three-factor delay learning\) is not supported"),
+    ("learning", "rule", "delays", r"'delays' \(delay learning is set per layer, delays = "
+                                   r'"axonal" or "synaptic", beside rule = "stllr"\) is not supported'),
 ])
 def test_unbuilt_kinds_are_refused_with_a_reason(section, key, value, message):
     data = tomllib.loads(TINY_SPEC)

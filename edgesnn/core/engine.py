@@ -24,6 +24,7 @@ from edgesnn.fixed import lfsr_seed, quantize
 from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 from edgesnn.plan import Plan
 from edgesnn.rules.tess import group_sizes, pool_bounds
+from edgesnn.spec import refuse_delays
 
 from . import bounds
 from . import layout as LY
@@ -164,6 +165,7 @@ class FixedEngine:
 
     def __init__(self, plan: Plan, params: NetParams, seed: int):
         dev, spec = plan.device, plan.spec
+        refuse_delays(spec, "the fixed engine")
         if dev.is_float:
             raise DeviceError(f"device '{dev.name}' is a float device; the fixed engine needs "
                               "fixed-point formats (use the float engine)")

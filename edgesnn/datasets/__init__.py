@@ -6,11 +6,11 @@ from pathlib import Path
 
 from edgesnn.errors import DataError
 
-DATASETS = ("yinyang", "fsdd", "shd", "ssc", "nmnist", "dvsgesture")
+DATASETS = ("yinyang", "fsdd", "shd", "ssc", "nmnist", "dvsgesture", "timing")
 #: the encodings each data set takes; the first is its default
 ENCODINGS = {"yinyang": ("regular", "rate", "latency"), "fsdd": ("iaf", "delta"),
              "shd": ("events",), "ssc": ("events",), "nmnist": ("events",),
-             "dvsgesture": ("events",)}
+             "dvsgesture": ("events",), "timing": ("spikes",)}
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int | None = None,
@@ -18,7 +18,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int 
                  cache_dir: str | Path | None = None):
     """``(train, validation, test)`` splits of a named data set.
 
-    Yin-Yang is generated (no files). FSDD audio is read from ``data_dir`` and
+    Yin-Yang and the timing task (``datasets.timing``, ``time_steps`` steps) are
+    generated (no files). FSDD audio is read from ``data_dir`` and
     encoded to ``time_steps`` steps and ``inputs`` channels (the spec's) with
     ``encoding``; event data sets (SHD, SSC, N-MNIST, DVS Gesture) are read
     from ``data_dir`` and binned to ``time_steps`` steps (``datasets.events``).
@@ -35,6 +36,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, time_steps: int 
 
         return tuple(PointSplit(s, (d := load_split(s)).features, d.labels, seed)
                      for s, seed in (("train", 1), ("validation", 2), ("test", 3)))
+    if name == "timing":
+        from edgesnn.datasets.timing import load_splits
+
+        return load_splits(time_steps)
     if data_dir is None:
         raise DataError(f"data set '{name}' reads local files: give --data-dir")
     from edgesnn.datasets.events import EVENT_DATASETS, load_events

@@ -42,6 +42,9 @@ def unsupported(spec: NetworkSpec) -> str | None:
         if layer.kind not in KINDS or layer.neuron not in NEURONS:
             return (f"layer {i} ({layer.kind}, {layer.neuron}) is not built in the numba "
                     "float engine; use the numpy one (--float-engine numpy)")
+        if layer.delayed or layer.sparse:
+            return (f"layer {i} has learned delays or a sparse mask, which the numba float "
+                    "engine does not run; the numpy one does (--float-engine numpy)")
     return None
 
 
