@@ -18,7 +18,7 @@ Schema (all sizes in bytes, energies in picojoules, clock in MHz)::
                { signed, int_bits, frac_bits, rounding, overflow } or { float = 32 }
     [energy]   lut_read_pj, lfsr_pj, and sub-tables [energy.add], [energy.mul]
                keyed int8, int16, int32, fp16, fp32
-    [luts]     psi_entries, psi_bits, exp_entries, exp_bits
+    [luts]     psi_entries, psi_bits, exp_entries, exp_bits, slope_bits (delay learning)
     [limits]   optional: max_inputs, max_neurons, max_outputs, max_fanout, max_delay
                (the largest delay in steps: 0 = the device has no delays; absent = no
                limit but memory, as on a microcontroller with ring buffers in SRAM)
@@ -163,6 +163,9 @@ class Luts:
     psi_bits: int = 8
     exp_entries: int = 64
     exp_bits: int = 16
+    #: bits of an entry of the Gaussian slope table of delay learning (its entries: one
+    #: per tap and fractional delay code, ``plan.slope_table_entries``)
+    slope_bits: int = 16
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,7 @@ def _parse_luts(t: Table) -> Luts:
         psi_bits=t.integer("psi_bits", 8, lo=1, hi=32),
         exp_entries=t.integer("exp_entries", 64, lo=0, hi=65536),
         exp_bits=t.integer("exp_bits", 16, lo=1, hi=32),
+        slope_bits=t.integer("slope_bits", 16, lo=1, hi=32),
     )
     t.reject_unknown()
     return luts

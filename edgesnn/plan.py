@@ -156,15 +156,103 @@ def _regenerated(spec: NetworkSpec) -> bool:
     return ln.signal == "dfa" and ln.feedback == "regenerated" and not ln.frozen
 
 
-def layer_state_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
-    """Parameters and per-step neuron state: what inference alone stores."""
+def synapse_shape(spec: NetworkSpec, i: int) -> tuple[int, int]:
+    """Stored feed-forward synapses of layer ``i``: ``(N_in, N)`` dense, ``(k, N)`` with
+    ``connectivity`` (the ``k`` kept inputs of each neuron, ``params.kept_inputs``)."""
+    layer, n_in = spec.layers[i], spec.fan_in(i)
+    if layer.spiking and layer.sparse:
+        return (max(1, round(layer.connectivity * n_in)), layer.size)
+    return (n_in, layer.size)
+
+
+def mask_tensor(spec: NetworkSpec, i: int) -> Tensor:
+    """Which inputs a sparse layer's neurons keep, stored as a device would: ``k`` input
+    indices per neuron (``ceil(log2 N_in)`` bits each) or a bitmap of ``N_in x N`` bits,
+    whichever is smaller. Kind ``weight``: it lives beside the weights it addresses."""
+    n_in, n = spec.fan_in(i), spec.layers[i].size
+    k = synapse_shape(spec, i)[0]
+    index_bits = max(1, math.ceil(math.log2(n_in)))
+    if k * index_bits < n_in:
+        return _bits(f"L{i}.mask", "weight", (k, n), index_bits, PARAMETER,
+                     f"layer {i} kept inputs: {k} indices of {index_bits} bits per neuron")
+    return _bits(f"L{i}.mask", "weight", (n_in, n), 1, PARAMETER,
+                 f"layer {i} kept inputs: a bitmap, one bit per possible synapse")
+
+
+def delay_shape(spec: NetworkSpec, i: int) -> tuple[int, ...]:
+    """Delay values of layer ``i``: one per input (axonal) or per stored synapse."""
+    layer = spec.layers[i]
+    return (spec.fan_in(i),) if layer.delays == "axonal" else synapse_shape(spec, i)
+
+
+def history_rows(spec: NetworkSpec, i: int, learns: bool) -> int:
+    """Steps of spike history per input of delayed layer ``i``: ``max_delay + 1`` to
+    deliver delayed spikes, ``R = ceil(3 sigma)`` more when its delays learn (the
+    centred kernel reads spikes up to ``R`` steps beyond the longest delay)."""
+    layer = spec.layers[i]
+    return layer.max_delay + 1 + (math.ceil(3.0 * layer.sigma) if learns else 0)
+
+
+def slope_table_entries(spec: NetworkSpec, device: Device) -> int:
+    """Entries of the Gaussian slope table ``G'(k - d)``: one per tap offset
+    ``-R..R`` and fractional code of the delay format, for the widest ``sigma``."""
+    R = max(math.ceil(3.0 * l.sigma) for l in spec.hidden if l.delayed)
+    f = device.formats["delay"]
+    return (2 * R + 1) * (1 if f.is_float else 2 ** f.frac_bits)
+
+
+def _delay_state_tensors(spec: NetworkSpec, device: Device, i: int,
+                         learns: bool) -> list[Tensor]:
+    """What delays and a sparse mask add to layer ``i``'s inference storage: the mask, the
+    delay codes, and the buffer that delivers delayed spikes (axonal: a spike history of
+    every input; synaptic: Lava's ring of ``max_delay + 1`` input accumulators per
+    neuron, written when a spike arrives, read and cleared at its delayed step)."""
+    layer, what = spec.layers[i], f"layer {i}"
+    n_in, n = spec.fan_in(i), layer.size
+    out = [mask_tensor(spec, i)] if layer.sparse else []
+    if not layer.delayed:
+        return out
+    out.append(_fmt_tensor(device, f"L{i}.d", "delay", "delay", delay_shape(spec, i),
+                           PARAMETER, f"{what} {layer.delays} delays, steps"))
+    if layer.delays == "synaptic":
+        out.append(_fmt_tensor(device, f"L{i}.ring", "current", "current",
+                               (layer.max_delay + 1, n), BUFFER,
+                               f"{what} delayed input accumulators, a ring per neuron"))
+    if layer.delays == "axonal" or learns:
+        out.append(_bits(f"L{i}.hist", "spike", (history_rows(spec, i, learns), n_in), 1,
+                         BUFFER, f"{what} input spike history, a ring per input"))
+    return out
+
+
+def _delay_learning_tensors(spec: NetworkSpec, device: Device, i: int) -> list[Tensor]:
+    """What learning delays adds to layer ``i``: the delay eligibility ``eps`` (one per
+    input for axonal delays, the weight factored out; one per synapse for synaptic) and,
+    with per-sample updates, its accumulator (docs/delays.md)."""
+    layer, what = spec.layers[i], f"layer {i}"
+    out = [_fmt_tensor(device, f"L{i}.eps", "trace", "trace", delay_shape(spec, i), LEARNING,
+                       f"{what} delay eligibility trace")]
+    if spec.learning.per_sample:
+        out.append(_fmt_tensor(device, f"L{i}.dd", "update", "update", delay_shape(spec, i),
+                               LEARNING, f"{what} per-sample delay-update accumulator"))
+    return out
+
+
+def layer_state_tensors(spec: NetworkSpec, device: Device,
+                        learning: bool = False) -> list[Tensor]:
+    """Parameters and per-step neuron state: what inference alone stores (with
+    ``learning``, the longer spike histories of layers whose delays learn)."""
     out: list[Tensor] = []
+    learns = {i for i, _ in spec.learning_layers} if learning else set()
     for i, layer in enumerate(spec.layers):
         p = f"L{i}" if layer.spiking else "out"
         n_in, n = spec.fan_in(i), layer.size
         what = "readout" if not layer.spiking else f"layer {i}"
-        out.append(_fmt_tensor(device, f"{p}.W", "weight", "weight", (n_in, n), PARAMETER,
-                               f"{what} weights, input-major"))
+        out.append(_fmt_tensor(device, f"{p}.W", "weight", "weight", synapse_shape(spec, i),
+                               PARAMETER, f"{what} weights, input-major"
+                               + (" (kept synapses only)" if layer.spiking and layer.sparse
+                                  else "")))
+        if layer.spiking:
+            out.extend(_delay_state_tensors(spec, device, i, i in learns))
         if layer.recurrent:
             out.append(_fmt_tensor(device, f"{p}.W_rec", "weight", "weight", (n, n), PARAMETER,
                                    f"{what} recurrent weights, input-major"))
@@ -189,13 +277,19 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
     learns as usual.
     """
     ln = spec.learning
-    out = layer_state_tensors(spec, device)
+    out = layer_state_tensors(spec, device, learning=True)
     for i, layer in spec.learning_layers:
         p = f"L{i}" if layer.spiking else "out"
         n_in, n = spec.fan_in(i), layer.size
         what = "readout" if not layer.spiking else f"layer {i}"
-        out.append(_fmt_tensor(device, f"{p}.q", "trace", "trace", (n_in,), LEARNING,
-                               f"{what} presynaptic trace q"))
+        synaptic = layer.spiking and layer.delays == "synaptic"
+        # each synapse sees its own delayed train: its presynaptic trace is its own
+        out.append(_fmt_tensor(device, f"{p}.q", "trace", "trace",
+                               synapse_shape(spec, i) if synaptic else (n_in,), LEARNING,
+                               f"{what} presynaptic trace q" + (", one per synapse"
+                                                                if synaptic else "")))
+        if layer.spiking and layer.delayed:
+            out.extend(_delay_learning_tensors(spec, device, i))
         if layer.spiking:
             if layer.recurrent:
                 out.append(_fmt_tensor(device, f"{p}.q_rec", "trace", "trace", (n,), LEARNING,
@@ -212,7 +306,8 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
             out.append(_fmt_tensor(device, f"{p}.e", "signal", "signal", (n,), LEARNING,
                                    "readout error softmax - onehot"))
         if ln.per_sample:
-            out.append(_fmt_tensor(device, f"{p}.dW", "update", "update", (n_in, n), LEARNING,
+            out.append(_fmt_tensor(device, f"{p}.dW", "update", "update",
+                                   synapse_shape(spec, i), LEARNING,
                                    f"{what} per-sample weight-update accumulator"))
             if layer.recurrent:
                 out.append(_fmt_tensor(device, f"{p}.dW_rec", "update", "update", (n, n),
@@ -235,6 +330,10 @@ def learning_tensors(spec: NetworkSpec, device: Device) -> list[Tensor]:
     if luts.exp_entries:
         out.append(_bits("lut.exp", "lut", (luts.exp_entries,), luts.exp_bits, BUFFER,
                          "softmax exp lookup table"))
+    if luts.psi_entries and any(layer.delayed for _, layer in spec.learning_layers):
+        out.append(_bits("lut.slope", "lut", (slope_table_entries(spec, device),),
+                         luts.slope_bits, BUFFER,
+                         "Gaussian slope table of delay learning, per tap and fraction"))
     if _stochastic(device):
         out.append(_bits("rng", "rng", (RNG_LANES,), 32, STATE,
                          "xorshift32 lane registers of stochastic rounding"))
@@ -353,7 +452,28 @@ def rule_max_fanout(spec: NetworkSpec, device: Device) -> str | None:
     return None
 
 
-STRUCTURE_RULES = (rule_max_inputs, rule_max_neurons, rule_max_outputs, rule_max_fanout)
+def rule_max_delay(spec: NetworkSpec, device: Device) -> str | None:
+    """Delays the device cannot give: none at all (``max_delay = 0``), longer than its
+    largest (``limits.max_delay``), or more steps than its delay format's integer part."""
+    lim, f = device.limits.max_delay, device.formats["delay"]
+    for i, layer in enumerate(spec.hidden):
+        if not layer.delayed:
+            continue
+        if lim == 0:
+            return (f"does not fit {device.name}: the device has no delays, layer {i} has "
+                    f'delays = "{layer.delays}"')
+        if lim is not None and layer.max_delay > lim:
+            return (f"does not fit {device.name}: its largest delay is {lim} steps, layer "
+                    f"{i} has max_delay = {layer.max_delay}")
+        if not f.is_float and layer.max_delay > (1 << f.int_bits) - 1:
+            return (f"does not fit {device.name}: its delay format Q{f.int_bits}."
+                    f"{f.frac_bits} holds at most {(1 << f.int_bits) - 1} steps, layer {i} "
+                    f"has max_delay = {layer.max_delay}")
+    return None
+
+
+STRUCTURE_RULES = (rule_max_inputs, rule_max_neurons, rule_max_outputs, rule_max_fanout,
+                   rule_max_delay)
 
 
 # --------------------------------------------------------------------------

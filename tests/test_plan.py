@@ -155,3 +155,94 @@ def test_frozen_hidden_stores_no_learning_state_for_the_spiking_layers(signal):
     assert {"out.q", "out.e", "out.dW", "out.db", "L0.W", "L0.W_rec", "L0.u"} <= frozen
     assert make_plan(spec, dev).total_bytes < make_plan(
         load_spec(EXAMPLES / "shd.toml", over), dev).total_bytes
+
+
+# --------------------------------------------------------------------------
+# delays and sparse masks in the memory map (issue 16)
+
+def _delay_spec(*sets: str):
+    return load_spec(EXAMPLES / "timing_delays.toml", list(sets))
+
+
+def _shapes(spec, device="cortex-m7") -> dict[str, tuple[tuple[int, ...], int]]:
+    return {t.name: (t.shape, t.bits) for t in learning_tensors(spec, load_device(device))}
+
+
+def test_axonal_delays_store_a_code_a_history_and_an_eligibility_per_input():
+    spec = _delay_spec()                    # 8 inputs, 16 LIF, max_delay 12, sigma 1.5
+    t = _shapes(spec)
+    R = 5                                   # ceil(3 x 1.5)
+    assert t["L0.d"] == ((8,), 8)           # cortex-m7's delay format: 8-bit unsigned
+    assert t["L0.hist"] == ((12 + 1 + R, 8), 1)
+    assert t["L0.eps"][0] == (8,) and t["L0.q"][0] == (8,)
+    assert t["L0.dd"][0] == (8,)            # per-sample updates
+    assert "L0.ring" not in t and "L0.mask" not in t
+    assert t["lut.slope"] == (((2 * R + 1) * 1,), 16)      # no fractional delay bits
+    per_step = _shapes(_delay_spec("learning.update=per-step"))
+    assert "L0.dd" not in per_step and "L0.dW" not in per_step
+
+
+def test_a_frozen_layer_keeps_only_the_history_that_delivers_its_spikes():
+    t = _shapes(_delay_spec("learning.hidden=frozen"))
+    assert t["L0.hist"][0] == (13, 8)       # max_delay + 1: nothing learns, no kernel
+    assert "L0.eps" not in t and "lut.slope" not in t and "L0.d" in t
+
+
+def test_synaptic_delays_use_lavas_accumulator_ring_and_per_synapse_state():
+    t = _shapes(_delay_spec("layers.0.delays=synaptic", "layers.0.delay_init=zero"))
+    fmt = load_device("cortex-m7").formats
+    assert t["L0.d"][0] == (8, 16)
+    assert t["L0.ring"] == ((13, 16), fmt["current"].bits)
+    assert t["L0.hist"][0] == (18, 8)       # learning reads the spikes around each delay
+    assert t["L0.q"][0] == t["L0.eps"][0] == t["L0.dd"][0] == (8, 16)
+
+
+def test_a_sparse_layer_stores_its_kept_synapses_and_the_smaller_mask():
+    # 8 inputs, 2 kept (0.25): 2 indices of 3 bits (6 bits) beat a bitmap row (8 bits)
+    t = _shapes(_delay_spec("layers.0.connectivity=0.25"))
+    assert t["L0.W"][0] == (2, 16) and t["L0.dW"][0] == (2, 16)
+    assert t["L0.mask"] == ((2, 16), 3)
+    # 6 kept (0.75): 6 x 3 = 18 bits against a bitmap of 8: the bitmap
+    t = _shapes(_delay_spec("layers.0.connectivity=0.75"))
+    assert t["L0.W"][0] == (6, 16) and t["L0.mask"] == ((8, 16), 1)
+    assert "L0.mask" not in _shapes(_delay_spec())
+
+
+def test_the_slope_table_has_an_entry_per_tap_and_fractional_code():
+    from edgesnn.plan import slope_table_entries
+
+    dev = load_device("cortex-m7")
+    dev = replace(dev, formats={**dev.formats, "delay": replace(dev.formats["delay"],
+                                                                 int_bits=4, frac_bits=3)})
+    assert slope_table_entries(_delay_spec("layers.0.sigma=1"), dev) == (2 * 3 + 1) * 8
+
+
+@pytest.mark.parametrize("device,sets,message", [
+    ("xylo-audio", (), 'the device has no delays, layer 0 has delays = "axonal"'),
+    ("spinnaker2-pe", ("layers.0.max_delay=16",),
+     "its largest delay is 15 steps, layer 0 has max_delay = 16"),
+    ("loihi-core", ("layers.0.max_delay=63",),
+     "its largest delay is 62 steps, layer 0 has max_delay = 63"),
+])
+def test_delays_a_device_cannot_give_are_refused_in_one_line(device, sets, message):
+    plan = make_plan(_delay_spec(*sets), load_device(device))
+    assert not plan.fits
+    assert plan.problems[0] == f"does not fit {device}: {message}"
+    assert make_plan(_delay_spec("layers.0.max_delay=15"), load_device("spinnaker2-pe")).fits
+
+
+def test_a_delay_format_too_narrow_for_max_delay_is_refused():
+    dev = load_device("loihi-core")
+    dev = replace(dev, formats={**dev.formats, "delay": replace(dev.formats["delay"],
+                                                                 int_bits=3)})
+    plan = make_plan(_delay_spec(), dev)
+    assert plan.problems[0] == ("does not fit loihi-core: its delay format Q3.0 holds at most 7 "
+                                "steps, layer 0 has max_delay = 12")
+
+
+def test_delay_buffers_that_do_not_fit_name_the_bank_and_the_shortfall():
+    dev = load_device("audio-edge")          # spike histories go to its 2 KiB state-regs
+    plan = make_plan(_delay_spec("network.inputs=256", "layers.0.delay_init=zero",
+                                 "layers.0.max_delay=62"), dev)
+    assert not plan.fits
+    assert any("state-regs" in p and "L0.hist" in p for p in plan.problems), plan.problems
