@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass, replace
 from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, layer_state_tensors
+from edgesnn.rules.delays import step_work as delay_step_work
+from edgesnn.rules.delays import window_work as delay_window_work
 from edgesnn.rules.tess import signal_work
 from edgesnn.spec import NetworkSpec
 
@@ -139,7 +141,7 @@ def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
     T = spec.time_steps
     synops = neurons = 0.0
     for i, layer in enumerate(spec.layers):
-        n_in, n = spec.fan_in(i), layer.size
+        n_in, n = spec.kept_inputs(i), layer.size           # a sparse layer: kept synapses
         synops += T * _rate_in(i, input_rate, hidden_rate) * n_in * n
         if layer.recurrent:
             synops += T * hidden_rate * n * n
@@ -153,9 +155,22 @@ def _parameters(spec: NetworkSpec, learned: bool = False) -> int:
     """Weights and biases of every layer (``learned``: of the layers that learn)."""
     total = 0
     for i, layer in (spec.learning_layers if learned else enumerate(spec.layers)):
-        n_in, n = spec.fan_in(i), layer.size
+        n_in, n = spec.kept_inputs(i), layer.size
         total += n_in * n + n + (n * n if layer.recurrent else 0)
     return total
+
+
+def _delay_work(spec: NetworkSpec, i: int) -> tuple[int, int, int, int]:
+    """Layer ``i``'s learned delays: ``(delays, trace updates per step, tap MACs per step,
+    gradient MACs per window step)`` (``rules.delays.step_work`` and ``window_work``, the
+    float engine's counts); zeros without delays."""
+    layer = spec.layers[i]
+    if not (layer.spiking and layer.delayed):
+        return 0, 0, 0, 0
+    n_in, n, k = spec.fan_in(i), layer.size, spec.kept_inputs(i)
+    traces, taps = delay_step_work(layer.delays, n_in, n, layer.sigma, k)
+    count = n_in if layer.delays == "axonal" else k * n
+    return count, traces, taps, delay_window_work(layer.delays, n_in, n, k)
 
 
 def _trace_updates(spec: NetworkSpec) -> float:
@@ -164,7 +179,7 @@ def _trace_updates(spec: NetworkSpec) -> float:
     total = 0
     for i, layer in spec.learning_layers:
         n_in, n = spec.fan_in(i), layer.size
-        total += n_in
+        total += n_in + _delay_work(spec, i)[1]
         if layer.spiking:
             total += n + (n if layer.recurrent else 0)
     return float(T * total)
@@ -173,16 +188,18 @@ def _trace_updates(spec: NetworkSpec) -> float:
 def _eligibility_macs(spec: NetworkSpec) -> float:
     """Window MACs of the updates: 2 per synapse + 2 factors + 1 bias per spiking neuron;
     1 per readout synapse and bias (dW_out += e q^T, db_out += e)."""
-    Tl = spec.learning.window
-    total = 0
+    Tl, T = spec.learning.window, spec.time_steps
+    total = taps = 0
     for i, layer in spec.learning_layers:
-        n_in, n = spec.fan_in(i), layer.size
+        n_in, n = spec.kept_inputs(i), layer.size
+        _, _, step_taps, window = _delay_work(spec, i)
+        taps += step_taps
         if layer.spiking:
             synapses = n * (n_in + (n if layer.recurrent else 0))
-            total += 2 * synapses + 2 * n + n
+            total += 2 * synapses + 2 * n + n + window
         else:
             total += n_in * n + n
-    return float(Tl * total)
+    return float(Tl * total + T * taps)
 
 
 def _eligibility_multiplies(spec: NetworkSpec) -> float:
@@ -193,9 +210,10 @@ def _eligibility_multiplies(spec: NetworkSpec) -> float:
     per_neuron = 2 + is_multiply(ln.alpha_post) + is_multiply(ln.alpha_pre)
     total = 0
     for i, layer in spec.learning_layers:
-        n_in, n = spec.fan_in(i), layer.size
+        n_in, n = spec.kept_inputs(i), layer.size
         if layer.spiking:
-            total += n * (n_in + (n if layer.recurrent else 0)) + per_neuron * n
+            total += (n * (n_in + (n if layer.recurrent else 0)) + per_neuron * n
+                      + _delay_work(spec, i)[3])
         else:
             total += n_in * n
     return float(ln.window * total)
@@ -213,8 +231,11 @@ def _with_multiplies(ops: OpCounts, spec: NetworkSpec, decay: str, signal: float
 
 
 def _weight_writes(spec: NetworkSpec) -> float:
+    """Weights, biases and delays written by the updates of one sample."""
     per_step = spec.learning.update == "per-step"
-    return float(_parameters(spec, learned=True) * (spec.learning.window if per_step else 1))
+    written = _parameters(spec, learned=True) + sum(_delay_work(spec, i)[0]
+                                                    for i, _ in spec.learning_layers)
+    return float(written * (spec.learning.window if per_step else 1))
 
 
 def _bp_dfa_signal(spec: NetworkSpec) -> tuple[int, int]:

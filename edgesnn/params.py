@@ -126,17 +126,12 @@ def init_params(spec: NetworkSpec, seed: int) -> NetParams:
 MASK_STREAM, DELAY_STREAM = 16_001, 16_002
 
 
-def kept_inputs(spec: NetworkSpec, i: int) -> int:
-    """Inputs each neuron of layer ``i`` keeps: ``round(connectivity * fan-in)``, at least 1."""
-    return max(1, round(spec.hidden[i].connectivity * spec.fan_in(i)))
-
-
 def connectivity_mask(spec: NetworkSpec, i: int, seed: int) -> np.ndarray:
     """Layer ``i``'s ``(N_out, N_in)`` 0/1 float mask: every neuron keeps the same number
-    of inputs (:func:`kept_inputs`), chosen without replacement, row by row, by a
+    of inputs (``NetworkSpec.kept_inputs``), chosen without replacement, row by row, by a
     generator of its own (``SeedSequence([seed, MASK_STREAM, i])``)."""
     n_in, n = spec.fan_in(i), spec.hidden[i].size
-    k = kept_inputs(spec, i)
+    k = spec.kept_inputs(i)
     rng = np.random.default_rng(np.random.SeedSequence([seed, MASK_STREAM, i]))
     mask = np.zeros((n, n_in))
     for row in mask:

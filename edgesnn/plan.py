@@ -158,11 +158,8 @@ def _regenerated(spec: NetworkSpec) -> bool:
 
 def synapse_shape(spec: NetworkSpec, i: int) -> tuple[int, int]:
     """Stored feed-forward synapses of layer ``i``: ``(N_in, N)`` dense, ``(k, N)`` with
-    ``connectivity`` (the ``k`` kept inputs of each neuron, ``params.kept_inputs``)."""
-    layer, n_in = spec.layers[i], spec.fan_in(i)
-    if layer.spiking and layer.sparse:
-        return (max(1, round(layer.connectivity * n_in)), layer.size)
-    return (n_in, layer.size)
+    ``connectivity`` (the ``k`` kept inputs of each neuron, ``NetworkSpec.kept_inputs``)."""
+    return (spec.kept_inputs(i), spec.layers[i].size)
 
 
 def mask_tensor(spec: NetworkSpec, i: int) -> Tensor:

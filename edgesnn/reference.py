@@ -75,7 +75,7 @@ class FloatEngine:
         self._membrane_muls, self._trace_muls = self._decay_multiplies()
         #: the delay eligibility's tap products of one step (slope times spike: adds)
         self._delay_macs = sum(delays.step_work(layer.delays, spec.fan_in(i), layer.size,
-                                                layer.sigma)[1]
+                                                layer.sigma, spec.kept_inputs(i))[1]
                                for i, layer in spec.learning_layers if layer.delayed)
         #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise);
         #: ``basis``: each layer's ``(C, D)`` signs (a run passes its plan's,
@@ -237,7 +237,7 @@ class FloatEngine:
                 total += layer.size * (2 if layer.recurrent else 1)
             if layer.delayed:
                 total += delays.step_work(layer.delays, self.spec.fan_in(i), layer.size,
-                                          layer.sigma)[0]
+                                          layer.sigma, self.spec.kept_inputs(i))[0]
         return total
 
     def _decay_multiplies(self) -> tuple[int, int]:
@@ -317,13 +317,15 @@ class FloatEngine:
             _count_muls(ev, C.SIGNAL_MULTIPLIES, self._signal_multiplies(i))
             if gs is not None:
                 gs[i][:] = g[0]
-            synapses = layer.size * (spec.fan_in(i) + (layer.size if layer.recurrent else 0))
+            # a sparse layer's masked synapses are neither updated nor counted
+            synapses = layer.size * (spec.kept_inputs(i) + (layer.size if layer.recurrent else 0))
             ev[C.ELIGIBILITY_MACS] += 2 * synapses + 3 * layer.size
             # c*q per synapse (a*x multiplies a spike: an add) and the factors
             _count_muls(ev, -1, synapses + self._factor_multiplies(layer.size))
             if layer.delayed:
                 dgr = delays.delay_grads(g, steps[i], lparams[i])
-                macs = delays.window_work(layer.delays, spec.fan_in(i), layer.size)
+                macs = delays.window_work(layer.delays, spec.fan_in(i), layer.size,
+                                          spec.kept_inputs(i))
                 ev[C.ELIGIBILITY_MACS] += macs
                 _count_muls(ev, -1, macs)
                 g_below = dgr.grad_x
@@ -342,13 +344,14 @@ class FloatEngine:
                 continue
             if p.M is not None:
                 dW = delays.mask_update(dW, p.M[i])
+            layer = self.spec.hidden[i]
+            kept = layer.size * self.spec.kept_inputs(i)       # synapses a device stores
             if dd:
-                layer = self.spec.hidden[i]
                 delays.apply_delays(p.d[i], dd[0], self._delay_shift(i), layer.max_delay)
-                ev[C.WEIGHT_WRITES] += dd[0].size
+                ev[C.WEIGHT_WRITES] += dd[0].size if layer.delays == "axonal" else kept
             p.W[i] -= lr * dW
             p.b[i] -= lr * db
-            ev[C.WEIGHT_WRITES] += dW.size + db.size
+            ev[C.WEIGHT_WRITES] += kept + db.size
             if dW_rec is not None:
                 p.W_rec[i] -= lr * dW_rec
                 ev[C.WEIGHT_WRITES] += dW_rec.size

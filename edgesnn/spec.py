@@ -250,6 +250,13 @@ class NetworkSpec:
         """Number of feed-forward inputs of layer ``index``."""
         return self.inputs if index == 0 else self.layers[index - 1].size
 
+    def kept_inputs(self, index: int) -> int:
+        """Feed-forward inputs each neuron of layer ``index`` keeps: its fan-in, or with
+        ``connectivity`` below 1 ``round(connectivity * fan-in)``, at least 1 (the same
+        count for every neuron: a device stores that many indices per neuron)."""
+        layer, n_in = self.layers[index], self.fan_in(index)
+        return max(1, round(layer.connectivity * n_in)) if layer.sparse else n_in
+
 
 def refuse_delays(spec: NetworkSpec, engine: str,
                   hint: str = "run them with --engine float") -> None:

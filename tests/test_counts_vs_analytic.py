@@ -354,3 +354,36 @@ def test_fixed_frozen_hidden_counts_only_the_readouts_work(spec, device):
     dense = analytic.stllr_ops(spec, 0.0, 0.0, _decay("fixed", device))
     assert ev["trace_multiplies"] == dense.trace_multiplies
     assert ev["eligibility_macs"] <= dense.eligibility_macs
+
+
+# --------------------------------------------------------------------------
+# delays and sparse masks (issue 16): the float engine's counts against the formulas
+
+
+@pytest.mark.parametrize("example,overrides", [
+    ("timing_delays", []), ("timing_delays", ["layers.0.delays=synaptic"]),
+    ("timing_delays", ["layers.0.connectivity=0.5"]),
+    ("timing_delays", ["layers.0.delays=synaptic", "layers.0.connectivity=0.5"]),
+    ("timing_delays", ["learning.update=per-step"]),
+    ("timing_weights", ["layers.0.connectivity=0.25"]),
+], ids=["axonal", "synaptic", "axonal-sparse", "synaptic-sparse", "per-step", "sparse-only"])
+def test_delay_and_mask_counts_are_the_formulas(example, overrides):
+    """Learned delays add their eligibility (traces, tap products), their gradient and
+    their writes; a sparse layer's masked synapses are neither updated nor counted."""
+    spec = load_spec(EXAMPLES / f"{example}.toml", overrides)
+    x = np.zeros((spec.time_steps, spec.inputs), np.uint8)
+    x[np.arange(spec.inputs) * 2, np.arange(spec.inputs)] = 1
+    ev = _events(_engine("float", spec).run_sample(x, 1))
+    dense = analytic.stllr_ops(spec, 0.0, 0.0)
+    for name in ("trace_updates", "eligibility_macs", "signal_macs", "weight_writes",
+                 "multiplies", "trace_multiplies", "signal_multiplies"):
+        assert ev[name] == getattr(dense, name), name
+    # by hand: 8 inputs, 16 LIF, 4 classes, T 32, window 32, sigma 1.5 (R 5, 11 taps)
+    assert (spec.inputs, spec.layers[0].size, spec.classes) == (8, 16, 4)
+    k, layer = spec.kept_inputs(0), spec.layers[0]
+    delays = {"none": 0, "axonal": 8, "synaptic": k * 16}[layer.delays]
+    writes = k * 16 + 16 + 16 * 4 + 4 + delays
+    assert ev["weight_writes"] == writes * (32 if spec.learning.update == "per-step" else 1)
+    window = {"none": 0, "axonal": 8, "synaptic": 2 * k * 16}[layer.delays]
+    assert ev["eligibility_macs"] == (32 * (2 * k * 16 + 3 * 16 + 16 * 4 + 4 + window)
+                                      + 32 * 11 * delays)

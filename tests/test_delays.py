@@ -13,7 +13,7 @@ from edgesnn.cli import main
 from edgesnn.errors import SpecError
 from edgesnn.hw import load_device
 from edgesnn.neurons.lif import LIFParams
-from edgesnn.params import connectivity_mask, init_params, kept_inputs
+from edgesnn.params import connectivity_mask, init_params
 from edgesnn.plan import make_plan
 from edgesnn.reference import FloatEngine
 from edgesnn.rules import delays as DL
@@ -198,7 +198,7 @@ def test_delays_do_not_disturb_the_other_random_streams():
 
 def test_mask_keeps_a_fixed_count_per_neuron_reproducibly():
     spec = _spec(connectivity=0.4)
-    k = kept_inputs(spec, 0)
+    k = spec.kept_inputs(0)
     M = connectivity_mask(spec, 0, 7)
     assert k == 3 and M.shape == (16, 8) and np.all(M.sum(axis=1) == k)
     assert np.array_equal(M, connectivity_mask(spec, 0, 7))

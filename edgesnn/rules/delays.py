@@ -214,16 +214,21 @@ def mask_update(dW: np.ndarray, M: Optional[np.ndarray]) -> np.ndarray:
     return dW if M is None else dW * M
 
 
-def step_work(mode: str, n_in: int, n_out: int, sigma: float) -> tuple[int, int]:
+def step_work(mode: str, n_in: int, n_out: int, sigma: float,
+              kept: int | None = None) -> tuple[int, int]:
     """``(trace updates, MACs)`` of one step's delay eligibility: one ``eps`` element per
     delay, ``2R+1`` tap products each (the dense count; a device visits only the taps
-    holding a spike), plus the synaptic per-synapse pre trace ``q``."""
-    n = n_in if mode == "axonal" else n_in * n_out
-    extra_q = 0 if mode == "axonal" else n_in * n_out - n_in
+    holding a spike), plus the synaptic per-synapse pre trace ``q`` (beyond the ``N_in``
+    that S-TLLR counts). ``kept``: inputs each neuron keeps (default all ``N_in``); a
+    sparse layer's synapses are ``kept x N_out``."""
+    synapses = (n_in if kept is None else kept) * n_out
+    n = n_in if mode == "axonal" else synapses
+    extra_q = 0 if mode == "axonal" else synapses - n_in
     return n + extra_q, n * (2 * reach(sigma) + 1)
 
 
-def window_work(mode: str, n_in: int, n_out: int) -> int:
+def window_work(mode: str, n_in: int, n_out: int, kept: int | None = None) -> int:
     """MACs of one window step's delay gradient: axonal ``eps_j`` times ``(g*psi) @ W``
-    (already formed as the signal below): ``N_in``; synaptic ``g psi W eps``: 2 per synapse."""
-    return n_in if mode == "axonal" else 2 * n_in * n_out
+    (already formed as the signal below): ``N_in``; synaptic ``g psi W eps``: 2 per kept
+    synapse."""
+    return n_in if mode == "axonal" else 2 * (n_in if kept is None else kept) * n_out
