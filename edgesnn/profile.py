@@ -18,14 +18,12 @@ from edgesnn.plan import (Plan, as_float32, bptt_tensors, learning_tensors, make
                           total_packed_bytes)
 from edgesnn.report import energy, human, kib, md_table, power_of_two
 from edgesnn.rules import tess
-from edgesnn.spec import NetworkSpec, refuse_delays
+from edgesnn.spec import DELAY_DEFAULTS, NetworkSpec
 
 
 def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
             hidden_rate: float = 0.05) -> dict[str, Any]:
     """The profile report as a JSON-ready dict (see the module docstring)."""
-    refuse_delays(spec, "edgesnn profile (its memory map and analytic costs)",
-                  "learn them with edgesnn simulate --engine float")
     plan = make_plan(spec, device)
     ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay, device.tess.basis)
     ops32 = analytic.stllr_ops(spec, input_rate, hidden_rate)    # float decays multiply
@@ -43,6 +41,8 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
         "rates": {"input": input_rate, "hidden": hidden_rate},
         "memory": _memory(plan),
         **({"tess_basis": b} if (b := tess.basis_summary(spec, device)) else {}),
+        **({"delays": delay_summary(plan, input_rate, hidden_rate)}
+           if any(x.delayed or x.sparse for x in spec.hidden) else {}),
         "ops": ops.as_dict(),
         "energy_pj": analytic.energy_pj(ops, plan),
         "inference": {"ops": infer.as_dict(), "energy_pj": analytic.energy_pj(infer, plan)},
@@ -94,6 +94,61 @@ def _spec_summary(spec: NetworkSpec) -> dict[str, Any]:
         "learning_rate": 2.0 ** -ln.learning_rate_shift,
         "lr_halving_every": ln.lr_halving_every,
     }
+
+
+#: plan tensors that exist for delays or a sparse mask (``plan._delay_state_tensors``,
+#: ``plan._delay_learning_tensors``, the slope table)
+DELAY_TENSORS = (".d", ".hist", ".ring", ".eps", ".dd", ".mask")
+
+
+def _is_delay_tensor(name: str) -> bool:
+    return name == "lut.slope" or (name.startswith("L") and name.endswith(DELAY_TENSORS))
+
+
+def without_delays(spec: NetworkSpec) -> NetworkSpec:
+    """``spec`` with every layer's delays removed (its mask kept)."""
+    plain = {k: v for k, v in DELAY_DEFAULTS.items() if k != "connectivity"}
+    return replace(spec, layers=tuple(replace(x, **plain) for x in spec.layers))
+
+
+def delay_summary(plan: Plan, input_rate: float, hidden_rate: float) -> dict[str, Any]:
+    """What delays and sparse masks cost on ``plan``: their tensors' bytes and share of the
+    memory map, and the energy their learning work adds (the delay eligibility's traces
+    and tap products, the delay gradient and writes: the analytic energy of the spec
+    against the same spec without delays, mask kept). Buffer reads and writes are not yet
+    in the analytic counts (``energy_note``)."""
+    spec, device = plan.spec, plan.device
+    mine = [p for p in plan.placements if _is_delay_tensor(p.tensor.name)]
+    ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay, device.tess.basis)
+    plain = without_delays(spec)
+    plain_ops = analytic.stllr_ops(plain, input_rate, hidden_rate, device.decay,
+                                   device.tess.basis)
+    total = analytic.energy_pj(ops, plan)["total"]
+    added = total - analytic.energy_pj(plain_ops, make_plan(plain, device))["total"]
+    return {
+        "tensors": [{"name": p.tensor.name, "bytes": p.bytes, "bank": p.bank,
+                     "description": p.tensor.description} for p in mine],
+        "bytes": sum(p.bytes for p in mine),
+        "memory_percent": round(100 * sum(p.bytes for p in mine) / max(plan.total_bytes, 1), 2),
+        "learning_energy_pj": added,
+        "energy_percent": round(100 * added / total, 2) if total else 0.0,
+        "energy_note": "spike-history and ring-buffer reads and writes are not yet costed",
+    }
+
+
+def _delays_markdown(d: dict[str, Any]) -> list[str]:
+    return ["## Delays and sparse masks",
+            "",
+            md_table(["tensor", "bank", "bytes", "what"],
+                     [[t["name"], t["bank"], t["bytes"], t["description"]]
+                      for t in d["tensors"]]),
+            "",
+            f"Together {d['bytes']:,} bytes, {d['memory_percent']:.1f}% of the memory map."
+            + (f" Learning the delays adds {energy(d['learning_energy_pj'])} per sample "
+               f"({d['energy_percent']:.1f}% of the energy: their eligibility traces, tap "
+               f"products, gradient and writes); {d['energy_note']}."
+               if d["learning_energy_pj"] else ""),
+            ""]
 
 
 def _memory(plan: Plan) -> dict[str, Any]:
@@ -223,6 +278,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                    t["bytes"]] for t in m["tensors"]]),
         "",
         *([tess.basis_sentence(r["tess_basis"]), ""] if "tess_basis" in r else []),
+        *(_delays_markdown(r["delays"]) if "delays" in r else []),
         "## Against BPTT and float32",
         "",
         md_table(["", "on-chip S-TLLR", "BPTT (device formats)", "BPTT float32", "S-TLLR float32"],

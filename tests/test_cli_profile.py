@@ -243,3 +243,51 @@ def test_profile_compares_every_rule_with_bptt_on_the_same_network():
     md = to_markdown(r)
     assert "## Learning rules on this network" in md and "205-661× fewer MACs" in md
     assert "205-661" not in to_markdown(profile(load_spec(EXAMPLES / "yinyang.toml"), dev))
+
+
+# --------------------------------------------------------------------------
+# delays (issue 16): the buffers and their share, on every preset
+
+
+@pytest.mark.parametrize("device", ["cortex-m7", "loihi-core", "spinnaker2-pe", "audio-edge",
+                                    "fp32-reference"])
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+def test_profile_shows_the_delay_tensors_and_their_share(runner, device, mode):
+    import json
+
+    from edgesnn.hw import load_device
+    from edgesnn.plan import make_plan
+    from edgesnn.spec import load_spec
+
+    args = [str(EXAMPLES / "timing_delays.toml"), "--hw", device, "--format", "json",
+            "--set", f"layers.0.delays={mode}", "--set", "layers.0.delay_init=zero"]
+    res = runner.invoke(main, ["profile", *args])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    plan = make_plan(load_spec(EXAMPLES / "timing_delays.toml",
+                               [f"layers.0.delays={mode}", "layers.0.delay_init=zero"]),
+                     load_device(device))
+    names = {t["name"] for t in r["delays"]["tensors"]}
+    want = {"L0.d", "L0.hist", "L0.eps", "L0.dd"} | ({"L0.ring"} if mode == "synaptic" else set())
+    assert want <= names
+    assert r["delays"]["bytes"] == sum(p.bytes for p in plan.placements
+                                       if p.tensor.name in names)
+    assert r["delays"]["memory_percent"] == round(100 * r["delays"]["bytes"]
+                                                  / r["memory"]["total_bytes"], 2)
+    assert r["delays"]["learning_energy_pj"] > 0
+    md = runner.invoke(main, ["profile", *args[:3]]).stdout
+    assert "## Delays and sparse masks" in md and "not yet costed" in md
+
+
+@pytest.mark.parametrize("device,max_delay,words", [
+    ("xylo-audio", 12, "the device has no delays"),
+    ("spinnaker2-pe", 16, "its largest delay is 15 steps"),
+    ("loihi-core", 63, "its largest delay is 62 steps"),
+])
+def test_profile_refuses_delays_a_device_cannot_give(runner, device, max_delay, words):
+    res = runner.invoke(main, ["profile", str(EXAMPLES / "timing_delays.toml"), "--hw", device,
+                               "--set", f"layers.0.max_delay={max_delay}"])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"edgesnn: error: does not fit {device}: "
+                                                   f"{words}"), res.stderr

@@ -216,10 +216,9 @@ def test_mask_keeps_a_fixed_count_per_neuron_reproducibly():
 
 # --------------------------------------------------------------- engines that refuse
 
-def test_fixed_paper_and_profile_refuse_delays_in_one_line():
+def test_fixed_and_paper_engines_refuse_delays_in_one_line():
     from edgesnn.core import FixedEngine
     from edgesnn.paper import PaperEngine
-    from edgesnn.profile import profile
 
     spec = _spec()
     dev = load_device("cortex-m7")
@@ -228,21 +227,19 @@ def test_fixed_paper_and_profile_refuse_delays_in_one_line():
         FixedEngine(make_plan(spec, dev), init_params(spec, 0), 0)
     with pytest.raises(SpecError, match="not yet in the paper engine"):
         PaperEngine(spec, init_params(spec, 0))
-    with pytest.raises(SpecError, match="not yet in edgesnn profile"):
-        profile(spec, dev)
     sparse = _spec(delays=None, max_delay=None, delay_init=None, sigma=None, delay_lr=None,
                    connectivity=0.5)
     with pytest.raises(SpecError, match="connectivity = 0.5"):
-        profile(sparse, dev)
+        FixedEngine(make_plan(sparse, dev), init_params(sparse, 0), 0)
 
 
 def test_cli_refusals_are_one_line(tmp_path):
     from click.testing import CliRunner
 
     runner = CliRunner()
-    res = runner.invoke(main, ["profile", str(TIMING), "--hw", "cortex-m7"])
+    res = runner.invoke(main, ["profile", str(TIMING), "--hw", "xylo-audio"])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
-    assert "not yet in edgesnn profile" in res.stderr
+    assert "the device has no delays" in res.stderr
     res = runner.invoke(main, ["simulate", str(TIMING), "--data", "timing", "--engine", "fixed",
                                "--samples", "1", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
