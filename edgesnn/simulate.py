@@ -179,8 +179,6 @@ def simulate(spec: NetworkSpec, device: Device, opts: SimulateOptions,
                   "train_accuracy": trainer.history.train_accuracy,
                   "loss": trainer.history.loss},
         "memory": memory,
-        **({"memory_note": "the memory map leaves out delay buffers, delay values and masks "
-                           "(not yet in the plan: docs/delays.md)"} if spec.delayed else {}),
         **({"tess_basis": b} if (b := tess.basis_summary(spec, device)) else {}),
         "wall_seconds": round(seconds, 3),
         "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
