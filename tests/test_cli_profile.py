@@ -207,7 +207,7 @@ def test_readme_examples_run(runner, tmp_path):
         if "--out" in args:
             args[args.index("--out") + 1] = str(tmp_path / args[args.index("--out") + 1])
         res = runner.invoke(main, args)
-        expect = 2 if "loihi-core" in args else 0
+        expect = 2 if "# exits 2" in cmd else 0        # the README says which are refused
         assert res.exit_code == expect, (cmd, res.output)
 
 
