@@ -291,3 +291,17 @@ def test_profile_refuses_delays_a_device_cannot_give(runner, device, max_delay, 
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"edgesnn: error: does not fit {device}: "
                                                    f"{words}"), res.stderr
+
+
+def test_the_fsdd_delay_examples_profile_on_audio_edge(runner):
+    """examples/fsdd_delays.toml fits audio-edge with axonal delays; with synaptic delays
+    Lava's accumulator ring (26 steps x 48 neurons of 16-bit currents) overflows its 2 KiB
+    register file, and the refusal names the bank and the ring."""
+    fsdd = str(EXAMPLES / "fsdd_delays.toml")
+    assert runner.invoke(main, ["profile", fsdd, "--hw", "audio-edge"]).exit_code == 0
+    assert runner.invoke(main, ["profile", str(EXAMPLES / "fsdd_sparse.toml"), "--hw",
+                                "audio-edge"]).exit_code == 0
+    res = runner.invoke(main, ["profile", fsdd, "--hw", "audio-edge", "--set",
+                               "layers.0.delays=synaptic"])
+    assert res.exit_code == 2
+    assert "bank 'state-regs' needs 3,184 bytes, has 2,048; largest tensor L0.ring" in res.stderr
