@@ -41,11 +41,12 @@ because rates are means.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
-from edgesnn.plan import Plan, Tensor, layer_state_tensors
+from edgesnn.plan import Plan, Tensor, delay_shape, layer_state_tensors
 from edgesnn.rules.delays import step_work as delay_step_work
 from edgesnn.rules.delays import window_work as delay_window_work
 from edgesnn.rules.tess import signal_work
@@ -169,8 +170,8 @@ def _delay_work(spec: NetworkSpec, i: int) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     n_in, n, k = spec.fan_in(i), layer.size, spec.kept_inputs(i)
     traces, taps = delay_step_work(layer.delays, n_in, n, layer.sigma, k)
-    count = n_in if layer.delays == "axonal" else k * n
-    return count, traces, taps, delay_window_work(layer.delays, n_in, n, k)
+    return (math.prod(delay_shape(spec, i)), traces, taps,
+            delay_window_work(layer.delays, n_in, n, k))
 
 
 def _trace_updates(spec: NetworkSpec) -> float:

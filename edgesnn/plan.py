@@ -29,6 +29,7 @@ import numpy as np
 
 from edgesnn.errors import BudgetError
 from edgesnn.hw import Bank, Device, NumberFormat
+from edgesnn.rules.delays import history_steps, reach
 from edgesnn.rules.tess import basis_signs_for
 from edgesnn.spec import NetworkSpec
 
@@ -166,8 +167,7 @@ def mask_tensor(spec: NetworkSpec, i: int) -> Tensor:
     """Which inputs a sparse layer's neurons keep, stored as a device would: ``k`` input
     indices per neuron (``ceil(log2 N_in)`` bits each) or a bitmap of ``N_in x N`` bits,
     whichever is smaller. Kind ``weight``: it lives beside the weights it addresses."""
-    n_in, n = spec.fan_in(i), spec.layers[i].size
-    k = synapse_shape(spec, i)[0]
+    n_in, n, k = spec.fan_in(i), spec.layers[i].size, spec.kept_inputs(i)
     index_bits = max(1, math.ceil(math.log2(n_in)))
     if k * index_bits < n_in:
         return _bits(f"L{i}.mask", "weight", (k, n), index_bits, PARAMETER,
@@ -187,13 +187,13 @@ def history_rows(spec: NetworkSpec, i: int, learns: bool) -> int:
     deliver delayed spikes, ``R = ceil(3 sigma)`` more when its delays learn (the
     centred kernel reads spikes up to ``R`` steps beyond the longest delay)."""
     layer = spec.layers[i]
-    return layer.max_delay + 1 + (math.ceil(3.0 * layer.sigma) if learns else 0)
+    return history_steps(layer.max_delay, layer.sigma) if learns else layer.max_delay + 1
 
 
 def slope_table_entries(spec: NetworkSpec, device: Device) -> int:
     """Entries of the Gaussian slope table ``G'(k - d)``: one per tap offset
     ``-R..R`` and fractional code of the delay format, for the widest ``sigma``."""
-    R = max(math.ceil(3.0 * l.sigma) for l in spec.hidden if l.delayed)
+    R = max(reach(layer.sigma) for layer in spec.hidden if layer.delayed)
     f = device.formats["delay"]
     return (2 * R + 1) * (1 if f.is_float else 2 ** f.frac_bits)
 

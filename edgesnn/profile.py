@@ -41,8 +41,8 @@ def profile(spec: NetworkSpec, device: Device, input_rate: float = 0.02,
         "rates": {"input": input_rate, "hidden": hidden_rate},
         "memory": _memory(plan),
         **({"tess_basis": b} if (b := tess.basis_summary(spec, device)) else {}),
-        **({"delays": delay_summary(plan, input_rate, hidden_rate)}
-           if any(x.delayed or x.sparse for x in spec.hidden) else {}),
+        **({"delays": delay_summary(plan, ops, input_rate, hidden_rate)}
+           if spec.delayed else {}),
         "ops": ops.as_dict(),
         "energy_pj": analytic.energy_pj(ops, plan),
         "inference": {"ops": infer.as_dict(), "energy_pj": analytic.energy_pj(infer, plan)},
@@ -111,15 +111,15 @@ def without_delays(spec: NetworkSpec) -> NetworkSpec:
     return replace(spec, layers=tuple(replace(x, **plain) for x in spec.layers))
 
 
-def delay_summary(plan: Plan, input_rate: float, hidden_rate: float) -> dict[str, Any]:
+def delay_summary(plan: Plan, ops: analytic.OpCounts, input_rate: float,
+                  hidden_rate: float) -> dict[str, Any]:
     """What delays and sparse masks cost on ``plan``: their tensors' bytes and share of the
     memory map, and the energy their learning work adds (the delay eligibility's traces
-    and tap products, the delay gradient and writes: the analytic energy of the spec
-    against the same spec without delays, mask kept). Buffer reads and writes are not yet
-    in the analytic counts (``energy_note``)."""
+    and tap products, the delay gradient and writes: the analytic energy of the spec's
+    ``ops`` against the same spec without delays, mask kept). Buffer reads and writes are
+    not yet in the analytic counts (``energy_note``)."""
     spec, device = plan.spec, plan.device
     mine = [p for p in plan.placements if _is_delay_tensor(p.tensor.name)]
-    ops = analytic.stllr_ops(spec, input_rate, hidden_rate, device.decay, device.tess.basis)
     plain = without_delays(spec)
     plain_ops = analytic.stllr_ops(plain, input_rate, hidden_rate, device.decay,
                                    device.tess.basis)

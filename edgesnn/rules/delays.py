@@ -121,23 +121,11 @@ class DelayState(NamedTuple):
     eps: np.ndarray
 
 
-class DelayStep(NamedTuple):
-    """What one step exposes: the fields of :class:`DenseStep` (``x`` and ``q`` the delayed
-    spikes and their trace: ``(B, N_in)`` axonal, ``(B, N_out, N_in)`` synaptic) and the
-    delay eligibility ``eps`` (``d``'s shape)."""
-
-    x: np.ndarray
-    q: np.ndarray
-    v: np.ndarray
-    u: np.ndarray
-    s: np.ndarray
-    psi: np.ndarray
-    h_prev: np.ndarray
-    h: np.ndarray
-    x_rec: np.ndarray
-    q_rec: np.ndarray
-    i: np.ndarray
-    eps: np.ndarray
+#: What one step of a delayed layer exposes: the fields of :class:`DenseStep` (``x`` and
+#: ``q`` the delayed spikes and their trace: ``(B, N_in)`` axonal, ``(B, N_out, N_in)``
+#: synaptic) and the delay eligibility ``eps`` (``d``'s shape).
+DelayStep = NamedTuple("DelayStep", [*((f, np.ndarray) for f in DenseStep._fields),
+                                     ("eps", np.ndarray)])
 
 
 def delay_init(N_in: int, N_out: int, p: DelayParams) -> DelayState:
