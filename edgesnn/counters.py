@@ -21,7 +21,14 @@ counted and analytic figures sit side by side:
   ``[tess] basis = "generated"``; fixed engine only): ``D - 1`` per class pass over a
   layer's ``D`` basis columns (the phase starts at 0), one pass per class for the
   logits and one per class with a nonzero local error for the latent gradient;
-* ``weight_writes``: parameters written;
+* ``weight_writes``: parameters written (learned delays included);
+* ``delay_buffer_ops``: element accesses of delay buffers (docs/delays.md, "Counted"): per
+  step and delayed layer, the history push (one per input) and the delayed reads (axonal:
+  one per input; synaptic: one per kept synapse when learning, for its own trace), the
+  eligibility's tap reads (``2R + 1`` per delay when learning), and for synaptic delays
+  one ring add per kept synapse of a spiking input and the ring row read (one per neuron);
+* ``slope_lookups``: reads of the Gaussian slope table (float engine and ``analytic``:
+  every tap; fixed engine: the taps holding a spike);
 * ``lut_lookups``, ``lfsr_draws``: table reads and 32-bit LFSR draws (fixed
   engine: one per stochastic rounding, and the feedback signs of a
   regenerated DFA matrix);
@@ -64,11 +71,12 @@ import numpy as np
 NAMES = ("synops", "neuron_updates", "trace_updates", "eligibility_macs", "signal_macs",
          "weight_writes", "lut_lookups", "lfsr_draws", "rows_skipped", "multiplies",
          "membrane_multiplies", "trace_multiplies", "signal_multiplies", "local_signal_macs",
-         "phase_adds")
+         "phase_adds", "delay_buffer_ops", "slope_lookups")
 INDEX = {n: i for i, n in enumerate(NAMES)}
 SYNOPS, NEURON_UPDATES, TRACE_UPDATES, ELIGIBILITY_MACS, SIGNAL_MACS, WEIGHT_WRITES, \
     LUT_LOOKUPS, LFSR_DRAWS, ROWS_SKIPPED, MULTIPLIES, MEMBRANE_MULTIPLIES, TRACE_MULTIPLIES, \
-    SIGNAL_MULTIPLIES, LOCAL_SIGNAL_MACS, PHASE_ADDS = range(len(NAMES))
+    SIGNAL_MULTIPLIES, LOCAL_SIGNAL_MACS, PHASE_ADDS, DELAY_BUFFER_OPS, SLOPE_LOOKUPS = \
+    range(len(NAMES))
 
 
 def is_multiply(constant: float) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -24,7 +25,7 @@ from edgesnn.fixed import lfsr_seed, quantize
 from edgesnn.params import NetParams, SampleResult, check_sample, dfa_matrix, dfa_scale
 from edgesnn.plan import Plan
 from edgesnn.rules.tess import group_sizes, pool_bounds
-from edgesnn.spec import refuse_delays
+from edgesnn.rules.delays import gaussian_slope, history_steps, reach
 
 from . import bounds
 from . import layout as LY
@@ -43,9 +44,11 @@ RNG_STREAM = 999
 
 
 def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
-                per_sample: bool, tess: str | None = None) -> dict[int, str]:
+                per_sample: bool, tess: str | None = None, delays: str = "none",
+                learns: bool = True) -> dict[int, str]:
     """Tensor kind -> plan tensor name for one layer (pseudo names for registers); ``tess``:
-    the device's TESS basis (``"stored"``, ``"generated"``) under TESS, else None."""
+    the device's TESS basis (``"stored"``, ``"generated"``) under TESS, else None;
+    ``delays`` the layer's (``learns``: whether they learn)."""
     names = {LY.K_W: f"{prefix}.W", LY.K_B: f"{prefix}.b", LY.K_U: f"{prefix}.u",
              LY.K_I: f"{prefix}.i", LY.K_Q: f"{prefix}.q"}
     if spiking:
@@ -66,7 +69,33 @@ def _kind_names(prefix: str, spiking: bool, rec: bool, stored_fb: bool,
         names.update({LY.K_DW: f"{prefix}.dW", LY.K_DB: f"{prefix}.db"})
         if rec:
             names[LY.K_DWR] = f"{prefix}.dW_rec"
+    if spiking and delays != "none":
+        names.update({LY.K_D: f"{prefix}.d", LY.K_HIST: f"{prefix}.hist"})
+        if delays == "synaptic":
+            names[LY.K_RING] = f"{prefix}.ring"
+        if learns:
+            names[LY.K_EPS] = f"{prefix}.eps"
+            if per_sample:
+                names[LY.K_DD] = f"{prefix}.dd"
     return names
+
+
+class _Delays(NamedTuple):
+    """The delay and mask tables of ``Net`` and the sizes of their buffers (core.delays)."""
+
+    dly: np.ndarray           # (L+1, DL_COLS)
+    fmt_d: Fmt
+    fmt_e: Fmt
+    slope: np.ndarray
+    in_ptr: np.ndarray
+    in_idx: np.ndarray
+    out_ptr: np.ndarray
+    out_idx: np.ndarray
+    n_d: int                  # State.d
+    n_hist: int
+    n_eps: int                # Buffers.eps, .dd
+    n_ring: int
+    n_qs: int                 # Buffers.qs, .xs
 
 
 def weight_dtype(f: Fmt) -> type:
@@ -165,7 +194,6 @@ class FixedEngine:
 
     def __init__(self, plan: Plan, params: NetParams, seed: int):
         dev, spec = plan.device, plan.spec
-        refuse_delays(spec, "the fixed engine")
         if dev.is_float:
             raise DeviceError(f"device '{dev.name}' is a float device; the fixed engine needs "
                               "fixed-point formats (use the float engine)")
@@ -184,6 +212,7 @@ class FixedEngine:
         offs = self._offsets(n_in, n, rec)
         consts = self._constants(n)
         tess = self._tess_tables()
+        dly = self._delay_tables(params, n_in, n)
         gates = self._bounds(consts, tess)
         self.layout = Layout(n_in=n_in, n=n, rec=rec, w_off=offs.w, wr_off=offs.wr, b_off=offs.b,
                              nrn_off=offs.nrn, in_off=offs.inp, fb_off=offs.fb, dw_off=offs.dw,
@@ -203,7 +232,11 @@ class FixedEngine:
             decay_mul=int(dev.decay == "multiply"), learn_from=L if ln.frozen else 0,
             tess=int(ln.signal == "tess"),
             tess_gen=int(self._tess_basis == "generated"), tess_lay=tess.lay, tess_grp=tess.grp,
-            tess_sgn=tess.sgn)
+            tess_sgn=tess.sgn, dly=dly.dly, fmt_d=dly.fmt_d, fmt_e=dly.fmt_e, slope=dly.slope,
+            in_ptr=dly.in_ptr, in_idx=dly.in_idx, out_ptr=dly.out_ptr, out_idx=dly.out_idx)
+        self._dl = dly
+        self._params_mask = params.M
+        self.fmt_delay = dev.formats["delay"]
         self.st = self._state(params, offs)
         self.buf = self._buffers(offs, tens)
         e2 = np.zeros((0, 0), dtype=np.int64)
@@ -258,6 +291,74 @@ class FixedEngine:
                                    int(grp_a[:, LY.G_WK].max()))}
         return _Tess(lay, grp_a, np.concatenate(sgn), largest)
 
+    def _delay_tables(self, params: NetParams, n_in: np.ndarray, n: np.ndarray) -> _Delays:
+        """Per layer its delay mode, buffer sizes and offsets, the eligibility's decay, the
+        delay shift, the CSR tables of its kept synapses (every synapse of a dense
+        synaptic layer) and the slope table ``G'(tap - R - frac)`` in the eligibility
+        format, saturated to ``[luts] slope_bits`` (docs/delays.md, "On the device")."""
+        spec, dev = self.spec, self.device
+        ln = spec.learning
+        L = len(spec.hidden)
+        fd = dev.formats["delay"]
+        ft = dev.formats["trace"]
+        if fd.is_float:
+            raise DeviceError(f"device '{dev.name}': its delay format is floating point")
+        fmt_d = format_row(fd)
+        fmt_e = format_row(replace(ft, signed=True))
+        dly = np.zeros((L + 1, LY.DL_COLS), dtype=np.int64)
+        slope, in_ptr, in_idx, out_ptr, out_idx = [], [], [], [], []
+        n_d = n_hist = n_eps = n_ring = n_qs = n_slope = n_pin = n_pout = 0
+        nf = 1 << fmt_d.frac
+        top = (1 << (dev.luts.slope_bits - 1)) - 1
+        for l, layer in enumerate(spec.hidden):
+            if not (layer.delayed or layer.sparse):
+                continue
+            mode = {"none": LY.DL_NONE, "axonal": LY.DL_AXONAL,
+                    "synaptic": LY.DL_SYNAPTIC}[layer.delays]
+            row = dly[l]
+            row[LY.DL_MODE] = mode
+            row[LY.DL_SIMPLE] = int(layer.sparse or mode == LY.DL_SYNAPTIC)
+            keep = (np.ones((int(n[l]), int(n_in[l])), dtype=bool) if params.M is None
+                    or params.M[l] is None else params.M[l] != 0)
+            if row[LY.DL_SIMPLE]:
+                row[LY.DL_PIN], row[LY.DL_POUT] = n_pin, n_pout
+                by_in = keep.T
+                in_ptr.append(np.concatenate([[0], np.cumsum(by_in.sum(axis=1))]))
+                in_idx.append(np.nonzero(by_in)[1])
+                out_ptr.append(np.concatenate([[0], np.cumsum(keep.sum(axis=1))]))
+                out_idx.append(np.nonzero(keep)[1])
+                n_pin += int(n_in[l]) + 1
+                n_pout += int(n[l]) + 1
+            if mode == LY.DL_NONE:
+                continue
+            learns = not ln.frozen
+            M = layer.max_delay
+            R = reach(layer.sigma)
+            H = history_steps(M, layer.sigma) if learns else M + 1
+            nd = int(n_in[l]) if mode == LY.DL_AXONAL else int(n_in[l] * n[l])
+            e = decay_constant(layer.beta, dev.decay, fmt_e.frac)
+            row[[LY.DL_M, LY.DL_H, LY.DL_R, LY.DL_DOFF, LY.DL_HOFF, LY.DL_EOFF, LY.DL_SOFF,
+                 LY.DL_EC, LY.DL_EK, LY.DL_FI, LY.DL_ND]] = (
+                M, H, R, n_d, n_hist, n_eps, n_slope, e.code, e.k, nf, nd)
+            row[LY.DL_SHIFT] = layer.delay_lr_shift - ln.learning_rate_shift
+            n_d += nd
+            n_hist += H * int(n_in[l])
+            if learns:
+                n_eps += nd
+            if mode == LY.DL_SYNAPTIC:
+                row[LY.DL_ROFF], row[LY.DL_QOFF] = n_ring, n_qs
+                n_ring += (M + 1) * int(n[l])
+                n_qs += nd
+            half = (nf // 2) if fmt_d.frac > 0 else 0
+            taps = np.arange(-R, R + 1)[:, None] - (np.arange(nf)[None, :] - half) / nf
+            codes = np.rint(gaussian_slope(taps, layer.sigma) * 2.0 ** fmt_e.frac)
+            slope.append(np.clip(codes, -top, top).astype(np.int64).ravel())
+            n_slope += slope[-1].size
+        cat = lambda parts: (np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)  # noqa
+                             if parts else np.zeros(0, dtype=np.int64))
+        return _Delays(dly, fmt_d, fmt_e, cat(slope), cat(in_ptr), cat(in_idx), cat(out_ptr),
+                       cat(out_idx), n_d, n_hist, n_eps, n_ring, n_qs)
+
     def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
         """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``
         last).
@@ -274,9 +375,11 @@ class FixedEngine:
         tid = np.full((L + 1, LY.N_KINDS), -1, dtype=np.int64)
         for l in range(L + 1):
             prefix = f"L{l}" if l < L else "out"
+            layer = self.spec.layers[l]
             for kind, name in _kind_names(prefix, l < L, bool(rec[l]), self._stored_fb,
-                                          self.spec.learning.per_sample,
-                                          self._tess_basis).items():
+                                          self.spec.learning.per_sample, self._tess_basis,
+                                          layer.delays if l < L else "none",
+                                          not self.spec.learning.frozen).items():
                 tid[l, kind] = len(self.tensor_names)
                 self.tensor_names.append(name)
         tid_input = len(self.tensor_names)
@@ -433,7 +536,18 @@ class FixedEngine:
         problem = R.check_state(rng, self._word_request)
         if problem:
             raise DeviceError(f"the rounding state of {width}-wide layers: {problem}")
-        return LY.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng)
+        d = np.zeros(self._dl.n_d, dtype=np.int64)
+        fd = self.device.formats["delay"].qformat
+        for l in range(L):
+            row = self._dl.dly[l]
+            if row[LY.DL_MODE] == LY.DL_NONE:
+                continue
+            # synaptic delays input-major, as the weights (the float engine's are (N_out, N_in))
+            vals = np.asarray(params.d[l], dtype=np.float64).T.ravel()
+            codes = quantize(vals, fd)[0]
+            top = int(row[LY.DL_M]) << self._dl.fmt_d.frac
+            d[row[LY.DL_DOFF]:row[LY.DL_DOFF] + codes.size] = np.clip(codes, 0, top)
+        return LY.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng, d=d)
 
     def _width(self) -> int:
         """The widest layer or input vector (neurons or inputs): the scratch rows' length."""
@@ -460,7 +574,9 @@ class FixedEngine:
             scores=z(spec.classes),
             u_win=np.zeros((spec.learning.window, spec.classes), dtype=np.int64),
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(self.device.banks)), dtype=np.int64),
-            sats=z(len(self.tensor_names)))
+            sats=z(len(self.tensor_names)), hist=np.zeros(self._dl.n_hist, dtype=np.uint8),
+            eps=z(self._dl.n_eps), dd=z(self._dl.n_eps if spec.learning.per_sample else 0),
+            ring=z(self._dl.n_ring), qs=z(self._dl.n_qs), xs=z(self._dl.n_qs), gx=z(width))
 
     # ------------------------------------------------------------------ running
 
@@ -583,6 +699,10 @@ class FixedEngine:
                 v[f"{p}.B"] = (self.st.B, int(self.layout.fb_off[l]), (spec.classes, n))
             if l < net.L and net.dfa and net.regen:
                 v[f"{p}.B_seed"] = (self.st.fb_seed, l, (1,))
+            if l < net.L and self._dl.dly[l, LY.DL_MODE] != LY.DL_NONE:
+                row = self._dl.dly[l]
+                shape = ((n_in,) if row[LY.DL_MODE] == LY.DL_AXONAL else (n_in, n))
+                v[f"{p}.d"] = (self.st.d, int(row[LY.DL_DOFF]), shape)
             if net.per_sample == LY.CARRY:       # the carried remainders persist across samples
                 v[f"{p}.dW"] = (self.buf.dW, int(self.layout.dw_off[l]), (n_in, n))
                 if self.layout.rec[l]:
@@ -602,6 +722,10 @@ class FixedEngine:
         """``(lo, hi, what)``: the codes persistent array ``name`` may hold (``_views`` names)."""
         if name.endswith(".B_seed"):
             return 1, (1 << 32) - 1, "a feedback LFSR state (nonzero, 32 bits)"
+        if name.endswith(".d"):
+            l = int(name[1:].split(".")[0])
+            top = int(self._dl.dly[l, LY.DL_M]) << self._dl.fmt_d.frac
+            return 0, top, f"0..max_delay in the delay format {self.fmt_delay}"
         kind = {"W": "weight", "W_rec": "weight", "B": "weight", "b": "bias",
                 "dW": "update", "dW_rec": "update", "db": "update"}[name.rsplit(".", 1)[-1]]
         f = getattr(self.formats, kind)
@@ -656,4 +780,9 @@ class FixedEngine:
                         for l in range(L)]
             else:
                 B_fb = [st[f"L{l}.B"] / fw for l in range(L)]
-        return NetParams(W, W_rec, b, st["out.W"].T / fw, st["out.b"] / fb, B_fb)
+        d = None
+        if self._dl.n_d:
+            fd = float(1 << self._dl.fmt_d.frac)
+            d = [st[f"L{l}.d"].T / fd if f"L{l}.d" in st else None for l in range(L)]
+        M = self._params_mask
+        return NetParams(W, W_rec, b, st["out.W"].T / fw, st["out.b"] / fb, B_fb, d, M)

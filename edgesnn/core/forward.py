@@ -18,7 +18,8 @@ from edgesnn.fixed import SATURATE
 
 from .arith import into, lut_index, round_vector, saturate
 from .counting import add_words, count_muls, range_words, real_mul, vec_access
-from .layout import (K_B, K_H, K_I, K_PSI, K_Q, K_QR, K_S, K_U, K_W, K_WR,
+from .delays import eligibility, kept_accumulate, push_history, synapse_traces
+from .layout import (DL_AXONAL, DL_MODE, DL_SIMPLE, DL_SYNAPTIC, K_B, K_H, K_I, K_PSI, K_Q, K_QR, K_S, K_U, K_W, K_WR,
                      LC_BOFF, LC_HARD, LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_NU, LC_REC, LC_TH,
                      LC_THETA, LC_TID, LC_TQ, LC_WOFF, LC_WROFF, R_ACT, R_H, R_I, R_PSI, R_Q,
                      R_QR, R_S, R_SP, R_TMP, R_U, R_XB)
@@ -165,13 +166,25 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
     draws = 0
     ev = buf.ev
 
-    # 1. input events (feed-forward, then recurrent s[t-1])
+    # 1. input events (feed-forward, delayed and masked as the layer says, then recurrent
+    #    s[t-1])
     cnt = gather_inputs(net, buf, x, t, l)
-    accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W], 0)
+    dmode = net.dly[l, DL_MODE]
+    if dmode != 0:
+        push_history(net, st, buf, t, l)
+        if dmode == DL_AXONAL:
+            cnt = list_nonzero(buf.inp[R_XB, ioff:ioff + n_in], buf.scr[R_ACT])
+    prior = cnt
+    if net.dly[l, DL_SIMPLE]:
+        kept_accumulate(net, st, buf, t, l, cnt)
+        if dmode == DL_SYNAPTIC:         # a ring slot sums many steps' rows: clamp after it
+            prior = net.syn_rows + 1
+    else:
+        accumulate_rows(net, st, buf, l, net.lay[l, LC_WOFF], cnt, tid[K_W], 0)
     if net.lay[l, LC_REC]:
         vec_access(net.tens, buf.sram, tid[K_S], n, 1, 0)
         c2 = list_nonzero(buf.nrn[R_SP, off:off + n], buf.scr[R_ACT])
-        accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], cnt)
+        accumulate_rows(net, st, buf, l, net.lay[l, LC_WROFF], c2, tid[K_WR], prior)
 
     # 2. neuron update: v = round(u*beta + i + b); spike, psi, reset
     fu = net.fmt.membrane
@@ -240,21 +253,30 @@ def layer_forward(net, st, buf, x, t, l, record, rec):
             ev[LUT_LOOKUPS] += n
             vec_access(net.tens, buf.sram, tid[K_PSI], n, 0, 1)
 
-    # 3. presynaptic traces (a frozen layer keeps none)
+    # 3. presynaptic traces (a frozen layer keeps none), the delays' eligibility
     if learns:
         # q = decay(q) + x, q_rec = decay(q_rec) + s[t-1]
         ft = net.fmt.trace
         qc = net.lay[l, LC_TQ + 0]
         qk = net.lay[l, LC_TQ + 1]
         one_sh = ft.frac + qk
-        sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk, ft, rng,
-                                p_r)
-        draws += d
-        buf.sats[tid[K_Q]] += sat
-        vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
-        ev[TRACE_UPDATES] += n_in
         qmul = net.decay_mul * real_mul(qc)          # x*one: a spike, not a multiply
-        count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
+        if dmode == DL_SYNAPTIC:                     # each synapse its own trace
+            rng[POS] = p_r
+            synapse_traces(net, st, buf, t, l)
+            p_r = rng[POS]
+        else:
+            sat, d, p_r = decay_add(buf.inp[R_Q], buf.inp[R_XB], ioff, n_in, qc, one_sh, qk,
+                                    ft, rng, p_r)
+            draws += d
+            buf.sats[tid[K_Q]] += sat
+            vec_access(net.tens, buf.sram, tid[K_Q], n_in, 1, 1)
+            ev[TRACE_UPDATES] += n_in
+            count_muls(ev, TRACE_MULTIPLIES, n_in * qmul)
+        if dmode != 0:
+            rng[POS] = p_r
+            eligibility(net, st, buf, t, l)
+            p_r = rng[POS]
         if net.lay[l, LC_REC]:
             sat, d, p_r = decay_add(buf.nrn[R_QR], buf.nrn[R_SP], off, n, qc, one_sh, qk, ft,
                                     rng, p_r)

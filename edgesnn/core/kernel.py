@@ -26,8 +26,9 @@ from __future__ import annotations
 from numba import njit
 
 from .counting import vec_access
+from .delays import apply_delays, delay_grads, update_synapses
 from .forward import layer_forward, post_traces
-from .layout import (CARRY, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
+from .layout import (CARRY, DL_MODE, DL_SIMPLE, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
                      LC_N, LC_NIN, LC_NOFF, LC_REC, LC_TID, LC_WOFF, LC_WROFF, R_G, R_GP, R_H,
                      R_PSI, R_Q, R_QR, R_S, R_SP, R_U, R_XB)
 from .signal import readout_error, signal_from_above, signal_from_error, signal_tess
@@ -48,15 +49,21 @@ def learn_step(net, st, buf, label):
         else:
             signal_from_above(net, st, buf, l)
         factors(net, st, buf, l)
+        if net.dly[l, DL_MODE] != 0:
+            delay_grads(net, st, buf, l)
     readout_factors(net, buf)
     # every update of a step uses the weights as they were at its start (signals are done)
     fs = net.fmt.signal.frac
     for l in range(net.learn_from, L + 1):
         ly = net.lay[l]
         if buf.cnt[l, 0] > 0:
-            vec_access(net.tens, buf.sram, ly[LC_TID + K_Q], ly[LC_NIN], 1, 0)
-            update_rows(net, st, buf, l, ly[LC_WOFF], ly[LC_DWOFF], ly[LC_NIN], buf.inp[R_Q],
-                        buf.inp[R_XB], ly[LC_IOFF], ly[LC_TID + K_W], ly[LC_TID + K_DW])
+            if net.dly[l, DL_SIMPLE]:        # masked or per-synapse: the kept synapses
+                update_synapses(net, st, buf, l)
+            else:
+                vec_access(net.tens, buf.sram, ly[LC_TID + K_Q], ly[LC_NIN], 1, 0)
+                update_rows(net, st, buf, l, ly[LC_WOFF], ly[LC_DWOFF], ly[LC_NIN],
+                            buf.inp[R_Q], buf.inp[R_XB], ly[LC_IOFF], ly[LC_TID + K_W],
+                            ly[LC_TID + K_DW])
             if ly[LC_REC]:
                 vec_access(net.tens, buf.sram, ly[LC_TID + K_QR], ly[LC_N], 1, 0)
                 update_rows(net, st, buf, l, ly[LC_WROFF], ly[LC_DWROFF], ly[LC_N], buf.nrn[R_QR],
@@ -83,6 +90,10 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
     buf.spikes[:] = 0
     buf.ev[:] = 0
     buf.sats[:] = 0
+    buf.hist[:] = 0                      # delay buffers and eligibilities: per sample
+    buf.ring[:] = 0
+    buf.eps[:] = 0
+    buf.qs[:] = 0
     if net.per_sample != CARRY:          # with carry the accumulators persist across samples
         buf.dW[:] = 0
         buf.db[:] = 0
@@ -110,3 +121,4 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
                 rec.g[t, :] = buf.nrn[R_G]
     if learn and net.per_sample:
         apply_sample(net, st, buf)
+        apply_delays(net, st, buf)

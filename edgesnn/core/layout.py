@@ -32,7 +32,10 @@ K_W, K_WR, K_B, K_U, K_I, K_S, K_Q, K_QR, K_H, K_PSI, K_G, K_FB, K_DW, K_DWR, K_
     range(17)
 # TESS: pooled activity (then the latent gradient's shares), local logits, local error, basis
 K_LAT, K_ZL, K_EL, K_BAS = range(17, 21)
-N_KINDS = 21
+# delays (core.delays): delay codes, spike history, accumulator ring, eligibility, its
+# per-sample accumulator
+K_D, K_HIST, K_RING, K_EPS, K_DD = range(21, 26)
+N_KINDS = 26
 # columns of Net.lay, one row per layer (the readout last)
 (LC_NIN, LC_N, LC_REC, LC_WOFF, LC_WROFF, LC_BOFF, LC_NOFF, LC_IOFF, LC_FBOFF, LC_DWOFF,
  LC_DWROFF, LC_DBOFF) = range(12)
@@ -59,6 +62,17 @@ G_A, G_B, G_RC, G_RK, G_WC, G_WK = range(6)
 G_COLS = 6
 # rows of Buffers.cmp: list 0's c and a, list 1's c and a (= 0), rounded updates
 CMP_DELTA = 4
+# columns of Net.dly (one row per layer, the readout's all zero): how a layer's inputs are
+# delayed and masked (core.delays). DL_MODE: DL_NONE, DL_AXONAL or DL_SYNAPTIC; DL_SIMPLE:
+# 1 when the layer's feed-forward synapses go through the per-synapse path (sparse or
+# synaptic); DL_M max_delay, DL_H history rows, DL_R taps each side; offsets into State.d,
+# Buffers.hist, Buffers.eps (= Buffers.dd), Buffers.ring, Buffers.qs (= Buffers.xs), Net.slope
+# and the CSR tables; the eligibility's decay (code, k); the delay shift less the weights';
+# DL_FI the delay format's fractional codes 2**f; DL_ND the delays of the layer
+(DL_MODE, DL_SIMPLE, DL_M, DL_H, DL_R, DL_DOFF, DL_HOFF, DL_EOFF, DL_ROFF, DL_QOFF, DL_SOFF,
+ DL_EC, DL_EK, DL_SHIFT, DL_PIN, DL_POUT, DL_FI, DL_ND) = range(18)
+DL_COLS = 18
+DL_NONE, DL_AXONAL, DL_SYNAPTIC = range(3)
 #: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
 #: (the factors are zero-padded to a multiple of PAD and PAD words more are buffered)
 PAD = 8
@@ -117,6 +131,14 @@ class Net(NamedTuple):
     tess_lay: np.ndarray      # (L, TL_COLS) per spiking layer (zero rows without TESS)
     tess_grp: np.ndarray      # (groups, G_COLS) every layer's pooling groups, layer by layer
     tess_sgn: np.ndarray      # int8 basis signs (C, D) per layer, C order, layer by layer
+    dly: np.ndarray           # (L+1, DL_COLS) delays and masks per layer (all 0: none)
+    fmt_d: Fmt                # the device's delay format
+    fmt_e: Fmt                # the delay eligibility's format: the trace format, signed
+    slope: np.ndarray         # Gaussian slope table codes (fmt_e), (2R+1, 2**f) per layer
+    in_ptr: np.ndarray        # CSR input -> kept neurons (per layer: n_in + 1 pointers) ...
+    in_idx: np.ndarray        # ... and the neurons, each layer's list from 0
+    out_ptr: np.ndarray       # CSR neuron -> kept inputs (per layer: n + 1 pointers) ...
+    out_idx: np.ndarray       # ... and the inputs
 
 
 class State(NamedTuple):
@@ -127,6 +149,8 @@ class State(NamedTuple):
     B: np.ndarray             # stored DFA feedback codes (C, n) per layer, or empty
     fb_seed: np.ndarray       # (L+1,) feedback LFSR start state per layer
     rng: np.ndarray           # (1,) rounding LFSR state
+    d: np.ndarray             # delay codes (fmt_d), per delayed layer: (n_in,) axonal,
+                              # (n_in, n) input-major synaptic (masked entries unused)
 
 
 class Buffers(NamedTuple):
@@ -152,6 +176,14 @@ class Buffers(NamedTuple):
     ev: np.ndarray            # counters.NAMES-indexed events
     sram: np.ndarray          # (2, banks) words read (row 0) and written (row 1)
     sats: np.ndarray          # overflow events per tensor id
+    hist: np.ndarray          # uint8 spike history rings, (H, n_in) per delayed layer; row
+                              # (t - k) % H holds the spikes of step t - k
+    eps: np.ndarray           # delay eligibility (fmt_e), Net.dly's DL_ND per layer
+    dd: np.ndarray            # per-sample delay-update accumulators (update format)
+    ring: np.ndarray          # synaptic delays: (M + 1, n) input accumulators per layer
+    qs: np.ndarray            # synaptic delays: per-synapse presynaptic traces (n_in, n)
+    xs: np.ndarray            # ... and the delayed spikes of this step
+    gx: np.ndarray            # (max width,) scratch: an axonal layer's (g psi) W
 
 
 class Record(NamedTuple):

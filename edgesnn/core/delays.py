@@ -1,0 +1,509 @@
+"""Delays and sparse masks in the fixed engine: the buffers and the delay rule (docs/delays.md).
+
+A delayed layer (``Net.dly`` row ``l``, columns ``layout.DL_*``) keeps a spike history of its
+inputs, a ring ``Buffers.hist`` of ``H = max_delay + 1 (+ R when learning)`` rows in which row
+``(t - k) % H`` holds the spikes of step ``t - k``. Delay codes are in the device's delay
+format (``Net.fmt_d``, ``f`` fractional bits): the integer delay is
+``D = (code + 2**(f-1)) >> f`` (ties up, as the float engine's ``floor(d + 1/2)``) and the
+fraction ``code - (D << f)`` in ``[-1/2, 1/2)`` selects the column of the slope table.
+
+* Axonal (``DL_AXONAL``): the delayed spikes ``hist[(t - D_j) % H, j]`` replace the layer's
+  input vector (``push_history``); the synaptic accumulates, the presynaptic trace and the
+  weight updates then run S-TLLR's fast paths unchanged.
+* Synaptic (``DL_SYNAPTIC``): Lava's ``DelayDense`` layout, a ring of ``max_delay + 1``
+  accumulators per neuron: a spike of input ``j`` at ``t`` adds ``W_jm`` into row
+  ``(t + D_jm) % (M + 1)`` of neuron ``m``, and each step reads and clears row ``t % (M + 1)``
+  (``ring_accumulate``). A contribution keeps the weight of the step it was scheduled in
+  (with per-sample updates the weights do not change within a sample: the float engine's
+  result). Each synapse has its own presynaptic trace (``synapse_traces``).
+* Sparse (``DL_SIMPLE``, also every synaptic layer): the feed-forward synapses are the kept
+  ones of the CSR tables (``Net.in_ptr``/``in_idx`` by input, ``out_ptr``/``out_idx`` by
+  neuron); masked weights stay 0 and are never visited, counted or updated.
+
+Learning (layers at or above ``Net.learn_from``): the eligibility
+``eps = decay_beta(eps) + sum_k slope[k - D + R, frac] * hist[(t - k) % H]`` over the taps
+``k = max(0, D - R) .. D + R`` holding a spike (``eligibility``), in ``Net.fmt_e`` (the trace
+format made signed); at a window step ``delay_grads`` forms ``dd = gx * eps`` (axonal
+``gx_j = round(sum_m gp_m W_jm)``, synaptic ``gx_jm = round(gp_m W_jm)``, both in the signal
+format) and moves the delay by ``round(dd * 2**-shift)`` into the delay format, clipped to
+``[0, max_delay]`` (per step), or adds ``dd`` into the update-format accumulator
+``Buffers.dd`` (per sample; ``apply_delays`` at the end of the sample).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edgesnn.counters import (DELAY_BUFFER_OPS, ELIGIBILITY_MACS, LFSR_DRAWS, SLOPE_LOOKUPS,
+                              SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES, WEIGHT_WRITES)
+from .arith import into, rnd, saturate
+from .counting import add_words, count_muls, real_mul, vec_access
+from .layout import (DL_AXONAL, DL_DOFF, DL_EC, DL_EK, DL_EOFF, DL_FI, DL_H, DL_HOFF, DL_M,
+                     DL_MODE, DL_ND, DL_PIN, DL_POUT, DL_QOFF, DL_R, DL_ROFF, DL_SHIFT, DL_SOFF,
+                     DL_SYNAPTIC, K_D, K_DD, K_DW, K_EPS, K_HIST, K_I, K_Q, K_RING, K_W, LC_DWOFF,
+                     LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_TID, LC_TQ, LC_WOFF, R_A, R_ACT, R_C,
+                     R_GP, R_I, R_Q, R_XB)
+from .rng import POS
+
+
+@njit(cache=True, inline='always')
+def split_delay(code, fd, M):
+    """``(D, column)`` of a delay code: the integer delay ``(code + half) >> fd`` (at most
+    ``M``) and the slope-table column ``code - (D << fd) + half`` (``half = 2**(fd-1)``)."""
+    half = (np.int64(1) << (fd - 1)) if fd > 0 else np.int64(0)
+    D = min((code + half) >> fd, M)
+    return D, code - (D << fd) + half
+
+
+@njit(cache=True)
+def push_history(net, st, buf, t, l):
+    """Write layer ``l``'s input spikes of step ``t`` (``xb``) into its history; for axonal
+    delays replace ``xb`` by the delayed spikes (the caller lists them again)."""
+    dl = net.dly[l]
+    n_in = net.lay[l, LC_NIN]
+    ioff = net.lay[l, LC_IOFF]
+    H = dl[DL_H]
+    hoff = dl[DL_HOFF]
+    tid = net.lay[l, LC_TID + K_HIST]
+    xb = buf.inp[R_XB, ioff:ioff + n_in]
+    row = hoff + (t % H) * n_in
+    for j in range(n_in):
+        buf.hist[row + j] = np.uint8(xb[j])
+    # one bit per input ring: a read-modify-write of its word
+    add_words(buf.sram, net.tens, 0, tid, n_in)
+    add_words(buf.sram, net.tens, 1, tid, n_in)
+    buf.ev[DELAY_BUFFER_OPS] += n_in
+    if dl[DL_MODE] != DL_AXONAL:
+        return
+    fd = net.fmt_d.frac
+    M = dl[DL_M]
+    doff = dl[DL_DOFF]
+    for j in range(n_in):
+        D, _ = split_delay(st.d[doff + j], fd, M)
+        xb[j] = buf.hist[hoff + ((t - D) % H) * n_in + j]
+    add_words(buf.sram, net.tens, 0, tid, n_in)
+    vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], n_in, 1, 0)
+    buf.ev[DELAY_BUFFER_OPS] += n_in
+
+
+@njit(cache=True)
+def kept_accumulate(net, st, buf, t, l, cnt):
+    """The feed-forward accumulates of a per-synapse layer for the ``cnt`` spikes listed in
+    ``R_ACT``: synaptic delays schedule ``W_jm`` into the ring and deliver row ``t % (M+1)``;
+    a sparse layer without them adds the kept rows straight into the currents."""
+    dl = net.dly[l]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
+    woff = net.lay[l, LC_WOFF]
+    fi = net.fmt.current
+    sh = fi.frac - net.fmt.weight.frac
+    pin = dl[DL_PIN]
+    ptr = net.in_ptr
+    idx = net.in_idx
+    rows = buf.scr[R_ACT]
+    tw = net.lay[l, LC_TID + K_W]
+    ti = net.lay[l, LC_TID + K_I]
+    cur = buf.nrn[R_I, off:off + n]
+    synaptic = dl[DL_MODE] == DL_SYNAPTIC
+    sat = 0
+    ops = 0
+    if synaptic:
+        M1 = dl[DL_M] + 1
+        roff = dl[DL_ROFF]
+        doff = dl[DL_DOFF]
+        fd = net.fmt_d.frac
+        M = dl[DL_M]
+    for k in range(cnt):
+        j = rows[k]
+        a = ptr[pin + j]
+        b = ptr[pin + j + 1]
+        for e in range(a, b):
+            m = idx[e]
+            w = np.int64(st.W[woff + j * n + m]) << sh
+            if synaptic:
+                D, _ = split_delay(st.d[doff + j * n + m], fd, M)
+                r = roff + ((t + D) % M1) * n + m
+                buf.ring[r], f = into(buf.ring[r] + w, fi)
+            else:
+                cur[m], f = into(cur[m] + w, fi)
+            sat += f
+        ops += b - a
+    buf.ev[SYNOPS] += ops
+    add_words(buf.sram, net.tens, 0, tw, ops)
+    vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], ops if synaptic else 0, 1, 0)
+    if synaptic:
+        tr = net.lay[l, LC_TID + K_RING]
+        buf.sats[tr] += sat
+        add_words(buf.sram, net.tens, 0, tr, ops)
+        add_words(buf.sram, net.tens, 1, tr, ops)
+        base = roff + (t % M1) * n
+        for m in range(n):
+            cur[m], f = into(cur[m] + buf.ring[base + m], fi)
+            buf.sats[ti] += f
+            buf.ring[base + m] = 0
+        vec_access(net.tens, buf.sram, tr, n, 1, 1)
+        buf.ev[DELAY_BUFFER_OPS] += ops + n
+    else:
+        buf.sats[ti] += sat
+    vec_access(net.tens, buf.sram, ti, n, 1, 1)
+
+
+@njit(cache=True)
+def synapse_traces(net, st, buf, t, l):
+    """Synaptic delays: every kept synapse's delayed spike ``xs`` and its presynaptic trace
+    ``qs = decay(qs) + xs`` (the layer's ``lambda_pre``; trace format)."""
+    dl = net.dly[l]
+    n = net.lay[l, LC_N]
+    n_in = net.lay[l, LC_NIN]
+    H = dl[DL_H]
+    hoff = dl[DL_HOFF]
+    doff = dl[DL_DOFF]
+    qoff = dl[DL_QOFF]
+    M = dl[DL_M]
+    fd = net.fmt_d.frac
+    ft = net.fmt.trace
+    qc = net.lay[l, LC_TQ + 0]
+    qk = net.lay[l, LC_TQ + 1]
+    one_sh = ft.frac + qk
+    po = dl[DL_POUT]
+    ptr = net.out_ptr
+    idx = net.out_idx
+    rng = st.rng
+    p = rng[POS]
+    draws = 0
+    sat = 0
+    count = 0
+    for m in range(n):
+        for e in range(ptr[po + m], ptr[po + m + 1]):
+            j = idx[e]
+            s = j * n + m
+            D, _ = split_delay(st.d[doff + s], fd, M)
+            x = np.int64(buf.hist[hoff + ((t - D) % H) * n_in + j])
+            buf.xs[qoff + s] = x
+            v, p, d = rnd(buf.qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
+            draws += d
+            buf.qs[qoff + s], f = into(v, ft)
+            sat += f
+            count += 1
+    rng[POS] = p
+    buf.ev[LFSR_DRAWS] += draws
+    buf.ev[TRACE_UPDATES] += count
+    buf.ev[DELAY_BUFFER_OPS] += count
+    count_muls(buf.ev, TRACE_MULTIPLIES, count * net.decay_mul * real_mul(qc))
+    tq = net.lay[l, LC_TID + K_Q]
+    buf.sats[tq] += sat
+    vec_access(net.tens, buf.sram, tq, count, 1, 1)
+    add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_HIST], count)
+
+
+@njit(cache=True)
+def eligibility(net, st, buf, t, l):
+    """``eps = decay_beta(eps) + sum over the spike taps of slope[tap, frac]`` for every delay
+    of layer ``l`` (axonal: per input, synaptic: per kept synapse)."""
+    dl = net.dly[l]
+    n = net.lay[l, LC_N]
+    n_in = net.lay[l, LC_NIN]
+    H = dl[DL_H]
+    R = dl[DL_R]
+    M = dl[DL_M]
+    hoff = dl[DL_HOFF]
+    doff = dl[DL_DOFF]
+    eoff = dl[DL_EOFF]
+    soff = dl[DL_SOFF]
+    nf = dl[DL_FI]
+    ec = dl[DL_EC]
+    ek = dl[DL_EK]
+    fd = net.fmt_d.frac
+    fe = net.fmt_e
+    axonal = dl[DL_MODE] == DL_AXONAL
+    rng = st.rng
+    p = rng[POS]
+    draws = 0
+    sat = 0
+    looks = 0
+    nd = 0
+    po = dl[DL_POUT]
+    for m in range(1 if axonal else n):
+        a = 0 if axonal else net.out_ptr[po + m]
+        b = n_in if axonal else net.out_ptr[po + m + 1]
+        for e in range(a, b):
+            j = e if axonal else net.out_idx[e]
+            s = j if axonal else j * n + m
+            D, col = split_delay(st.d[doff + s], fd, M)
+            acc = np.int64(0)
+            for k in range(max(0, D - R), D + R + 1):
+                if buf.hist[hoff + ((t - k) % H) * n_in + j] != 0:
+                    acc += net.slope[soff + (k - D + R) * nf + col]
+                    looks += 1
+            v, p, d = rnd(buf.eps[eoff + s] * ec + (acc << ek), ek, fe.rounding, rng, p)
+            draws += d
+            buf.eps[eoff + s], f = into(v, fe)
+            sat += f
+            nd += 1
+    rng[POS] = p
+    ev = buf.ev
+    ev[LFSR_DRAWS] += draws
+    ev[SLOPE_LOOKUPS] += looks
+    ev[ELIGIBILITY_MACS] += looks
+    ev[TRACE_UPDATES] += nd
+    ev[DELAY_BUFFER_OPS] += nd * (2 * R + 1)
+    count_muls(ev, TRACE_MULTIPLIES, nd * net.decay_mul * real_mul(ec))
+    te = net.lay[l, LC_TID + K_EPS]
+    buf.sats[te] += sat
+    vec_access(net.tens, buf.sram, te, nd, 1, 1)
+    vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], nd, 1, 0)
+    add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_HIST], nd)   # a tap window a word
+
+
+@njit(cache=True, inline='always')
+def move_delay(net, st, buf, l, s, dd, sh, top, p):
+    """One delay's update from its gradient ``dd`` (fractional bits of signal + eligibility):
+    per step ``code -= round(dd * 2**-sh)`` clipped to ``[0, top]``; per sample
+    ``Buffers.dd += round(dd)`` in the update format. Returns ``(written, overflow,
+    position, draws)``."""
+    dl = net.dly[l]
+    if net.per_sample:
+        fup = net.fmt.update
+        k = dl[DL_EOFF] + s
+        r, p, d = rnd(dd, net.fmt.signal.frac + net.fmt_e.frac - fup.frac, fup.rounding,
+                      st.rng, p)
+        buf.dd[k], f = into(buf.dd[k] + r, fup)
+        return 0, f, p, d
+    delta, p, d = rnd(dd, sh, net.fmt_d.rounding, st.rng, p)
+    if delta == 0:
+        return 0, 0, p, d
+    k = dl[DL_DOFF] + s
+    old = st.d[k]
+    new, _ = saturate(old - delta, 0, top)
+    if new == old:
+        return 0, 0, p, d
+    st.d[k] = new
+    return 1, 0, p, d
+
+
+@njit(cache=True)
+def delay_grads(net, st, buf, l):
+    """Window step of layer ``l``'s delays (after its factors: ``gp = g psi`` in ``R_GP``)."""
+    dl = net.dly[l]
+    n = net.lay[l, LC_N]
+    n_in = net.lay[l, LC_NIN]
+    off = net.lay[l, LC_NOFF]
+    woff = net.lay[l, LC_WOFF]
+    eoff = dl[DL_EOFF]
+    fw = net.fmt.weight.frac
+    fsig = net.fmt.signal
+    # the delay format's code steps are 2**-fd: dd has f_signal + f_eps fractional bits
+    sh = fsig.frac + net.fmt_e.frac + net.lr + dl[DL_SHIFT] - net.fmt_d.frac
+    top = dl[DL_M] << net.fmt_d.frac
+    gp = buf.nrn[R_GP, off:off + n]
+    rng = st.rng
+    p = rng[POS]
+    draws = 0
+    macs = 0
+    written = 0
+    sat = 0
+    lst = buf.scr[R_ACT]
+    cnt = 0
+    for m in range(n):
+        lst[cnt] = m
+        cnt += np.int64(gp[m] != 0)
+    if dl[DL_MODE] == DL_AXONAL:
+        gx = buf.gx
+        for j in range(n_in):
+            acc = np.int64(0)
+            base = woff + j * n
+            for k in range(cnt):
+                m = lst[k]
+                acc += gp[m] * np.int64(st.W[base + m])
+            gx[j], p, d = _signal(acc, fw, fsig, st.rng, p)
+            draws += d
+        # (g psi) W is the signal the layer below gets: formed here only when no layer
+        # below learns from it
+        if l == 0 or net.learn_from > l - 1:
+            macs += cnt * n_in
+            add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_W], cnt * n_in)
+        for j in range(n_in):
+            e = buf.eps[eoff + j]
+            if gx[j] == 0 or e == 0:
+                continue
+            macs += 1
+            w, f, p, d = move_delay(net, st, buf, l, j, gx[j] * e, sh, top, p)
+            written += w
+            sat += f
+            draws += d
+        nd = n_in
+    else:
+        po = dl[DL_POUT]
+        for k in range(cnt):
+            m = lst[k]
+            g = gp[m]
+            for e in range(net.out_ptr[po + m], net.out_ptr[po + m + 1]):
+                j = net.out_idx[e]
+                s = j * n + m
+                ep = buf.eps[eoff + s]
+                if ep == 0:
+                    continue
+                w = np.int64(st.W[woff + s])
+                if w == 0:
+                    continue
+                macs += 2
+                gx, p, d = _signal(g * w, fw, fsig, st.rng, p)
+                draws += d
+                if gx == 0:
+                    continue
+                wr, f, p, d = move_delay(net, st, buf, l, s, gx * ep, sh, top, p)
+                written += wr
+                sat += f
+                draws += d
+        nd = dl[DL_ND]
+    rng[POS] = p
+    ev = buf.ev
+    ev[LFSR_DRAWS] += draws
+    ev[ELIGIBILITY_MACS] += macs
+    count_muls(ev, -1, macs)
+    ev[WEIGHT_WRITES] += written
+    vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_EPS], nd, 1, 0)
+    if net.per_sample:
+        tdd = net.lay[l, LC_TID + K_DD]
+        buf.sats[tdd] += sat
+        vec_access(net.tens, buf.sram, tdd, nd, 1, 1)
+    else:
+        add_words(buf.sram, net.tens, 1, net.lay[l, LC_TID + K_D], written)
+
+
+@njit(cache=True, inline='always')
+def _signal(v, fw, fsig, rng, p):
+    """A product with weight codes (``fw`` more fractional bits) into the signal format."""
+    r, p, d = rnd(v, fw, fsig.rounding, rng, p)
+    r, _ = saturate(r, fsig.lo, fsig.hi)
+    return r, p, d
+
+
+@njit(cache=True)
+def apply_delays(net, st, buf):
+    """Per-sample end: ``code -= round(dd * 2**-shift)`` for every delay, clipped to
+    ``[0, max_delay]``; the accumulators cleared."""
+    fup = net.fmt.update
+    rng = st.rng
+    p = rng[POS]
+    draws = 0
+    written = 0
+    for l in range(net.learn_from, net.L):
+        dl = net.dly[l]
+        if dl[DL_MODE] == 0:
+            continue
+        sh = fup.frac + net.lr + dl[DL_SHIFT] - net.fmt_d.frac
+        top = dl[DL_M] << net.fmt_d.frac
+        eoff = dl[DL_EOFF]
+        doff = dl[DL_DOFF]
+        size = dl[DL_ND]
+        changed = 0
+        for s in range(size):
+            v = buf.dd[eoff + s]
+            if v == 0:
+                continue
+            buf.dd[eoff + s] = 0
+            delta, p, d = rnd(v, sh, net.fmt_d.rounding, rng, p)
+            draws += d
+            if delta == 0:
+                continue
+            old = st.d[doff + s]
+            new, _ = saturate(old - delta, 0, top)
+            if new != old:
+                st.d[doff + s] = new
+                changed += 1
+        written += changed
+        vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_DD], size, 1, 1)
+        add_words(buf.sram, net.tens, 1, net.lay[l, LC_TID + K_D], changed)
+    rng[POS] = p
+    buf.ev[LFSR_DRAWS] += draws
+    buf.ev[WEIGHT_WRITES] += written
+
+
+@njit(cache=True)
+def update_synapses(net, st, buf, l):
+    """``dw = a x + c q`` over the kept synapses of a per-synapse layer's listed neurons
+    (``x``, ``q``: the synapse's own for synaptic delays, the input's otherwise); per step
+    ``W -= round(dw * 2**-lr)``, per sample ``dW += round(dw)`` (update format)."""
+    dl = net.dly[l]
+    n = net.lay[l, LC_N]
+    off = net.lay[l, LC_NOFF]
+    ioff = net.lay[l, LC_IOFF]
+    woff = net.lay[l, LC_WOFF]
+    dwoff = net.lay[l, LC_DWOFF]
+    ftr = net.fmt.trace.frac
+    frac = net.fmt.signal.frac + ftr
+    synaptic = dl[DL_MODE] == DL_SYNAPTIC
+    qoff = dl[DL_QOFF]
+    if net.per_sample:
+        f = net.fmt.update
+        sh = frac - f.frac
+    else:
+        f = net.fmt.weight
+        sh = frac + net.lr - f.frac
+    rng = st.rng
+    p = rng[POS]
+    draws = 0
+    macs = 0
+    muls = 0
+    changed = 0
+    visited = 0
+    sat = 0
+    po = dl[DL_POUT]
+    ca = buf.cnt[l, 0]
+    lac = buf.act[0, off:off + ca]
+    for kk in range(ca):
+        m = lac[kk]
+        a = buf.nrn[R_A, off + m]
+        c = buf.nrn[R_C, off + m]
+        for e in range(net.out_ptr[po + m], net.out_ptr[po + m + 1]):
+            j = net.out_idx[e]
+            s = j * n + m
+            if synaptic:
+                x = buf.xs[qoff + s]
+                q = buf.qs[qoff + s]
+            else:
+                x = buf.inp[R_XB, ioff + j]
+                q = buf.inp[R_Q, ioff + j]
+            ax = a != 0 and x != 0
+            cq = c != 0 and q != 0
+            if not (ax or cq):
+                continue
+            macs += np.int64(ax) + np.int64(cq)
+            muls += np.int64(cq)
+            visited += 1
+            dw = c * q + ((a * x) << ftr)
+            delta, p, d = rnd(dw, sh, f.rounding, rng, p)
+            draws += d
+            if delta == 0:
+                continue
+            if net.per_sample:
+                buf.dW[dwoff + s], fl = into(buf.dW[dwoff + s] + delta, f)
+                sat += fl
+                continue
+            old = np.int64(st.W[woff + s])
+            new, fl = into(old - delta, f)
+            sat += fl
+            if new != old:
+                st.W[woff + s] = new
+                changed += 1
+    rng[POS] = p
+    ev = buf.ev
+    ev[LFSR_DRAWS] += draws
+    ev[ELIGIBILITY_MACS] += macs
+    count_muls(ev, -1, muls)
+    ev[WEIGHT_WRITES] += changed
+    tw = net.lay[l, LC_TID + K_W]
+    add_words(buf.sram, net.tens, 0, tw, visited)
+    if net.per_sample:
+        tdw = net.lay[l, LC_TID + K_DW]
+        buf.sats[tdw] += sat
+        add_words(buf.sram, net.tens, 0, tdw, visited)
+        add_words(buf.sram, net.tens, 1, tdw, visited)
+    else:
+        buf.sats[tw] += sat
+        add_words(buf.sram, net.tens, 1, tw, changed)
+    if not synaptic:
+        vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_Q], net.lay[l, LC_NIN], 1, 0)
+
