@@ -216,21 +216,15 @@ def test_mask_keeps_a_fixed_count_per_neuron_reproducibly():
 
 # --------------------------------------------------------------- engines that refuse
 
-def test_fixed_and_paper_engines_refuse_delays_in_one_line():
-    from edgesnn.core import FixedEngine
+def test_paper_engine_refuses_delays_and_masks_in_one_line():
     from edgesnn.paper import PaperEngine
 
-    spec = _spec()
-    dev = load_device("cortex-m7")
-    with pytest.raises(SpecError, match="delays and sparse connectivity are not yet in the "
-                                        "fixed engine"):
-        FixedEngine(make_plan(spec, dev), init_params(spec, 0), 0)
     with pytest.raises(SpecError, match="not yet in the paper engine"):
-        PaperEngine(spec, init_params(spec, 0))
+        PaperEngine(_spec(), init_params(_spec(), 0))
     sparse = _spec(delays=None, max_delay=None, delay_init=None, sigma=None, delay_lr=None,
                    connectivity=0.5)
     with pytest.raises(SpecError, match="connectivity = 0.5"):
-        FixedEngine(make_plan(sparse, dev), init_params(sparse, 0), 0)
+        PaperEngine(sparse, init_params(sparse, 0))
 
 
 def test_cli_refusals_are_one_line(tmp_path):
@@ -240,10 +234,11 @@ def test_cli_refusals_are_one_line(tmp_path):
     res = runner.invoke(main, ["profile", str(TIMING), "--hw", "xylo-audio"])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
     assert "the device has no delays" in res.stderr
-    res = runner.invoke(main, ["simulate", str(TIMING), "--data", "timing", "--engine", "fixed",
+    res = runner.invoke(main, ["simulate", str(TIMING), "--data", "timing", "--engine", "paper",
                                "--samples", "1", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
-    assert "not yet in the fixed engine" in res.stderr
+    assert "not yet in the paper engine" in res.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_numba_twin_declines_and_float_falls_back_to_numpy():
@@ -357,12 +352,13 @@ def test_synaptic_ops_count_arriving_spikes_on_kept_synapses():
     assert hidden == 16 * 2
 
 
-def test_sweep_refuses_delay_specs_in_one_line(tmp_path):
+def test_sweep_refuses_a_point_whose_device_has_no_delays_in_one_line(tmp_path):
     from click.testing import CliRunner
 
     grid = tmp_path / "grid.toml"
-    grid.write_text('hw = ["cortex-m7"]\n[spec]\n"layers.0.size" = [4, 8]\n')
+    grid.write_text('hw = ["cortex-m7", "xylo-audio"]\n[spec]\n"layers.0.size" = [4, 8]\n')
     res = CliRunner().invoke(main, ["sweep", str(TIMING), "--grid", str(grid), "--data",
                                     "timing", "--samples", "1", "--out", str(tmp_path / "s")])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
-    assert "not yet in the fixed engine, which runs every sweep point" in res.stderr
+    assert "xylo-audio" in res.stderr and "no delays" in res.stderr
+    assert not (tmp_path / "s").exists()

@@ -79,7 +79,6 @@ def make_work(grid: Grid, hw: str, spec_data: dict, spec_source: str,
     and BudgetError naming the point for one whose network does not fit its device.
     """
     from edgesnn.plan import make_plan
-    from edgesnn.spec import refuse_delays
     from edgesnn.train import device_identity, spec_identity
 
     work = Work()
@@ -88,8 +87,6 @@ def make_work(grid: Grid, hw: str, spec_data: dict, spec_source: str,
     resolved = []
     for point in grid.points():
         r = resolve(point, hw, spec_data, spec_source, grid.source)
-        refuse_delays(r.spec, "the fixed engine, which runs every sweep point",
-                      "learn them with edgesnn simulate --engine float")
         try:
             make_plan(r.spec, r.device).check()
         except BudgetError as exc:
