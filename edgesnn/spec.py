@@ -258,16 +258,16 @@ class NetworkSpec:
         return max(1, round(layer.connectivity * n_in)) if layer.sparse else n_in
 
 
-def refuse_delays(spec: NetworkSpec, engine: str,
-                  hint: str = "run them with --engine float") -> None:
+def refuse_delays(spec: NetworkSpec, engine: str) -> None:
     """SpecError in one line when ``spec`` has delays or a sparse mask: ``engine`` (e.g.
-    "the fixed engine") does not simulate them yet (the numpy float engine does)."""
+    "the paper engine") does not simulate them (the float and fixed engines do)."""
     for i, layer in enumerate(spec.hidden):
         if layer.delayed or layer.sparse:
             what = (f'delays = "{layer.delays}"' if layer.delayed
                     else f"connectivity = {layer.connectivity:g}")
             raise SpecError(f"{spec.source}: layer {i} has {what}: delays and sparse "
-                            f"connectivity are not yet in {engine}; {hint}")
+                            f"connectivity are not yet in {engine}; "
+                            "run them with --engine float or fixed")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NetworkSpec:

@@ -220,7 +220,8 @@ def test_paper_engine_refuses_delays_and_masks_in_one_line():
     from edgesnn.paper import PaperEngine
 
     with pytest.raises(SpecError, match="not yet in the paper engine"):
-        PaperEngine(_spec(), init_params(_spec(), 0))
+        spec = _spec()
+        PaperEngine(spec, init_params(spec, 0))
     sparse = _spec(delays=None, max_delay=None, delay_init=None, sigma=None, delay_lr=None,
                    connectivity=0.5)
     with pytest.raises(SpecError, match="connectivity = 0.5"):
