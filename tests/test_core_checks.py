@@ -10,6 +10,11 @@ rely on.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,16 +61,39 @@ def test_unsigned_8_bit_weights_keep_their_codes():
     assert np.all(eng.float_params().W_rec[0] == 200 / 64)
 
 
+UNSIGNED_LEARN_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+import numpy as np
+from test_core_checks import UNSIGNED_Q26, _engine
+from test_core_reference import _samples
+eng = _engine(formats=UNSIGNED_Q26)
+st = eng.state()
+st["L0.W"][:, :2] = 250                  # codes an int8 store cannot hold
+eng.load_state(st)
+for x, label, learn in _samples(eng.spec, 3, seed=2):
+    eng.run_sample(x, label, learn)
+W = eng.state()["L0.W"]
+print(W.min(), W.max(), int(np.array_equal(eng.float_params().W[0], W.T / 64)))
+"""
+
+
 def test_unsigned_weights_learn_and_stay_in_range():
-    eng = _engine(formats=UNSIGNED_Q26)
-    st = eng.state()
-    st["L0.W"][:, :2] = 250                  # codes an int8 store cannot hold
-    eng.load_state(st)
-    for x, label, learn in _samples(eng.spec, 3, seed=2):
-        eng.run_sample(x, label, learn)
-    W = eng.state()["L0.W"]
-    assert W.min() >= 0 and W.max() <= 255 and W.max() > 127
-    assert np.array_equal(eng.float_params().W[0], W.T / 64)
+    """int64 weight storage learns and stays in [0, 255].
+
+    Run under NUMBA_DISABLE_JIT in a subprocess: the kernels are the same Python
+    functions (test_jit_and_pure_python_give_the_same_bits), and a second numba
+    specialisation for int64 weights would cost the suite about two minutes of compiling.
+    """
+    tests = str(Path(__file__).parent)
+    script = UNSIGNED_LEARN_SCRIPT.format(paths=[tests, str(Path(__file__).parents[1])])
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    lo, hi, same = map(int, out.stdout.split()[-3:])
+    assert lo >= 0 and hi <= 255 and hi > 127
+    assert same == 1
 
 
 @pytest.mark.parametrize("fields,dtype", [
