@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, replace
 from edgesnn.counters import is_multiply, update_multiplies
 from edgesnn.hw import Device, NumberFormat
 from edgesnn.plan import Plan, Tensor, delay_shape, layer_state_tensors
+from edgesnn.rules.delays import buffer_work as delay_buffer_work
 from edgesnn.rules.delays import step_work as delay_step_work
 from edgesnn.rules.delays import window_work as delay_window_work
 from edgesnn.rules.tess import signal_work
@@ -61,7 +62,9 @@ class OpCounts:
     ``neuron_updates``: leak-integrate-fire updates; ``trace_updates``: one per
     trace element per step; ``eligibility_macs``: MACs of the weight and bias
     updates (including the per-neuron factor multiplies); ``signal_macs``: MACs
-    computing learning signals; ``weight_writes``: parameters written;
+    computing learning signals; ``weight_writes``: parameters written (delays included);
+    ``delay_buffer_ops``, ``slope_lookups``: delay-buffer element accesses and slope-table
+    reads (``rules.delays.buffer_work``, the float engine's dense count);
     ``multiplies`` and the part of them at the membrane, trace and signal
     widths (the rest, ``update_multiplies``, at the update width), as in
     ``counters``; ``local_signal_macs``: the TESS part of ``signal_macs``.
@@ -80,6 +83,8 @@ class OpCounts:
     local_signal_macs: float = 0.0
     phase_adds: float = 0.0
     basis_reads: float = 0.0
+    delay_buffer_ops: float = 0.0
+    slope_lookups: float = 0.0
 
     @property
     def learning_macs(self) -> float:
@@ -148,8 +153,27 @@ def forward_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
             synops += T * hidden_rate * n * n
         neurons += T * n
     leaks = float(T * _membrane_multiplies(spec, decay))
+    buffers, _ = _delay_buffers(spec, input_rate, hidden_rate, learning=False)
     return OpCounts(synops=synops, neuron_updates=neurons, multiplies=leaks,
-                    membrane_multiplies=leaks)
+                    membrane_multiplies=leaks, delay_buffer_ops=buffers)
+
+
+def _delay_buffers(spec: NetworkSpec, input_rate: float, hidden_rate: float,
+                   learning: bool) -> tuple[float, float]:
+    """``(delay buffer accesses, slope-table reads)`` per sample of the delayed layers
+    (``rules.delays.buffer_work`` per step, plus a synaptic ring add per synaptic
+    accumulate); ``learning``: the learning layers' eligibility reads included."""
+    learns = {i for i, _ in spec.learning_layers} if learning else set()
+    ops = looks = 0.0
+    for i, layer in enumerate(spec.layers):
+        if not (layer.spiking and layer.delayed):
+            continue
+        k, n = spec.kept_inputs(i), layer.size
+        o, s = delay_buffer_work(layer.delays, spec.fan_in(i), n, layer.sigma, k, i in learns)
+        ring = _rate_in(i, input_rate, hidden_rate) * k * n if layer.delays == "synaptic" else 0
+        ops += spec.time_steps * (o + ring)
+        looks += spec.time_steps * s
+    return ops, looks
 
 
 def _parameters(spec: NetworkSpec, learned: bool = False) -> int:
@@ -295,11 +319,13 @@ def _learning_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float, deca
                   basis_reads: int = 0) -> OpCounts:
     Tl = spec.learning.window
     fwd = forward_ops(spec, input_rate, hidden_rate, decay)
+    buffers, lookups = _delay_buffers(spec, input_rate, hidden_rate, learning=True)
     ops = OpCounts(synops=fwd.synops, neuron_updates=fwd.neuron_updates,
                    trace_updates=_trace_updates(spec), eligibility_macs=_eligibility_macs(spec),
                    signal_macs=float(Tl * signal), weight_writes=_weight_writes(spec),
                    local_signal_macs=float(Tl * local), phase_adds=float(Tl * phase_adds),
-                   basis_reads=float(Tl * basis_reads))
+                   basis_reads=float(Tl * basis_reads), delay_buffer_ops=buffers,
+                   slope_lookups=lookups)
     return _with_multiplies(ops, spec, decay, float(Tl * products))
 
 
@@ -352,7 +378,8 @@ def bptt_ops(spec: NetworkSpec, input_rate: float, hidden_rate: float,
                     eligibility_macs=float(T * grad), signal_macs=float(T * adjoint),
                     weight_writes=float(_parameters(spec)),
                     multiplies=leaks + T * adjoint, membrane_multiplies=leaks,
-                    signal_multiplies=float(T * adjoint))
+                    signal_multiplies=float(T * adjoint),
+                    delay_buffer_ops=fwd.delay_buffer_ops)
 
 
 # --------------------------------------------------------------------------
@@ -439,7 +466,8 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
     read once (charged as membrane-sized elements). A TESS basis (``basis``): a generated
     one's phase adds at ``[tess] phase_bits``, a stored one's sign reads as their share of
     a word of the bank holding ``L{i}.basis``; none in float32 (the float engine's signs
-    cost nothing, as in ``cost.energy_pj``).
+    cost nothing, as in ``cost.energy_pj``). Delay buffers and the slope table
+    (``delay_buffers``): ``_delay_buffers_pj``.
     """
     dev: Device = plan.device
     f = dev.formats
@@ -475,9 +503,26 @@ def energy_pj(ops: OpCounts, plan: Plan, float32: bool = False,
         "weight_update": ops.weight_writes * (w_acc.read_pj + add("weight") + w_acc.write_pj),
         "activation_storage": activations * (u_acc.read_pj + u_acc.write_pj),
         "basis": 0.0 if float32 else _basis_pj(ops, plan),
+        "delay_buffers": _delay_buffers_pj(ops, plan, float32),
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def _delay_buffers_pj(ops: OpCounts, plan: Plan, float32: bool) -> float:
+    """The delay buffers' energy per sample: each access an element's share of a word of
+    the bank holding the spike histories and rings, at the mean of its read and write
+    energy (the counter does not split them), and each slope-table read a LUT read (none
+    in float32: the float engine computes ``G'``)."""
+    if not (ops.delay_buffer_ops or ops.slope_lookups):
+        return 0.0
+    buffers = [p.tensor for p in plan.placements
+               if p.tensor.name.endswith((".hist", ".ring"))]
+    acc = _mean_access(buffers, plan, 32 if float32 else None)
+    pj = ops.delay_buffer_ops * (acc.read_pj + acc.write_pj) / 2
+    if not float32:
+        pj += ops.slope_lookups * plan.device.energy.lut_read_pj
+    return pj
 
 
 def _basis_pj(ops: OpCounts, plan: Plan) -> float:

@@ -138,7 +138,8 @@ def energy_pj(c: Counters, plan: Plan, float_reference: bool = False,
         "learning": c["eligibility_macs"] * add("update") + c["update_multiplies"] * mul("update")
         + c["signal_macs"] * add("signal") + c["signal_multiplies"] * mul("signal"),
         "weight_update": c["weight_writes"] * add("weight"),
-        "lut": 0.0 if float_reference else c["lut_lookups"] * e.lut_read_pj,
+        "lut": 0.0 if float_reference
+        else (c["lut_lookups"] + c["slope_lookups"]) * e.lut_read_pj,
         "lfsr": 0.0 if float_reference else c["lfsr_draws"] * e.lfsr_pj,
         "basis": 0.0 if float_reference else c["phase_adds"] * e.op_pj("add",
                                                                         dev.tess.phase_bits),
@@ -161,7 +162,8 @@ def float_accesses(c: Counters) -> dict[str, tuple[int, int]]:
     reads and writes its trace; each learning MAC reads one operand (trace or
     weight; a TESS local-signal MAC its pooled activity or error, charged as a
     trace: its basis is a generated sign); each weight write reads and writes
-    the weight.
+    the weight; each delay-buffer access reads one element of the spike history or ring
+    (charged as a read: the counter does not split reads from writes).
     """
     local = c["local_signal_macs"]
     return {
@@ -169,6 +171,7 @@ def float_accesses(c: Counters) -> dict[str, tuple[int, int]]:
                    c["weight_writes"]),
         "membrane": (3 * c["neuron_updates"], 2 * c["neuron_updates"]),
         "trace": (c["trace_updates"] + c["eligibility_macs"] + local, c["trace_updates"]),
+        "spike": (c["delay_buffer_ops"], 0),
     }
 
 

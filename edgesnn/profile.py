@@ -115,15 +115,16 @@ def delay_summary(plan: Plan, ops: analytic.OpCounts, input_rate: float,
                   hidden_rate: float) -> dict[str, Any]:
     """What delays and sparse masks cost on ``plan``: their tensors' bytes and share of the
     memory map, and the energy their learning work adds (the delay eligibility's traces
-    and tap products, the delay gradient and writes: the analytic energy of the spec's
-    ``ops`` against the same spec without delays, mask kept). Buffer reads and writes are
-    not yet in the analytic counts (``energy_note``)."""
+    and tap products, the delay gradient and writes, the buffers' reads and writes and the
+    slope-table reads: the analytic energy of the spec's ``ops`` against the same spec
+    without delays, mask kept), and the buffers' and table's own part of it."""
     spec, device = plan.spec, plan.device
     mine = [p for p in plan.placements if _is_delay_tensor(p.tensor.name)]
     plain = without_delays(spec)
     plain_ops = analytic.stllr_ops(plain, input_rate, hidden_rate, device.decay,
                                    device.tess.basis)
-    total = analytic.energy_pj(ops, plan)["total"]
+    energy = analytic.energy_pj(ops, plan)
+    total = energy["total"]
     added = total - analytic.energy_pj(plain_ops, make_plan(plain, device))["total"]
     return {
         "tensors": [{"name": p.tensor.name, "bytes": p.bytes, "bank": p.bank,
@@ -132,7 +133,8 @@ def delay_summary(plan: Plan, ops: analytic.OpCounts, input_rate: float,
         "memory_percent": round(100 * sum(p.bytes for p in mine) / max(plan.total_bytes, 1), 2),
         "learning_energy_pj": added,
         "energy_percent": round(100 * added / total, 2) if total else 0.0,
-        "energy_note": "spike-history and ring-buffer reads and writes are not yet costed",
+        "buffer_energy_pj": energy["delay_buffers"],
+        "buffer_energy_percent": round(100 * energy["delay_buffers"] / total, 2) if total else 0.0,
     }
 
 
@@ -144,9 +146,11 @@ def _delays_markdown(d: dict[str, Any]) -> list[str]:
                       for t in d["tensors"]]),
             "",
             f"Together {d['bytes']:,} bytes, {d['memory_percent']:.1f}% of the memory map."
-            + (f" Learning the delays adds {energy(d['learning_energy_pj'])} per sample "
-               f"({d['energy_percent']:.1f}% of the energy: their eligibility traces, tap "
-               f"products, gradient and writes); {d['energy_note']}."
+            + (f" The delays add {energy(d['learning_energy_pj'])} per sample "
+               f"({d['energy_percent']:.1f}% of the energy: their buffers, eligibility traces, "
+               f"tap products, gradient and writes), of which the spike histories, rings and "
+               f"slope table take {energy(d['buffer_energy_pj'])} "
+               f"({d['buffer_energy_percent']:.1f}%)."
                if d["learning_energy_pj"] else ""),
             ""]
 

@@ -77,6 +77,14 @@ class FloatEngine:
         self._delay_macs = sum(delays.step_work(layer.delays, spec.fan_in(i), layer.size,
                                                 layer.sigma, spec.kept_inputs(i))[1]
                                for i, layer in spec.learning_layers if layer.delayed)
+        #: the delay buffers' accesses and slope-table reads of one step (dense count,
+        #: ``rules.delays.buffer_work``; the synaptic ring's adds are counted per spike)
+        learns = {i for i, _ in spec.learning_layers}
+        work = [delays.buffer_work(layer.delays, spec.fan_in(i), layer.size, layer.sigma,
+                                   spec.kept_inputs(i), i in learns)
+                for i, layer in enumerate(spec.hidden) if layer.delayed]
+        self._delay_buffer_ops = sum(w[0] for w in work)
+        self._slope_lookups = sum(w[1] for w in work)
         #: TESS: each hidden layer's fixed basis signs and pooling groups (None otherwise);
         #: ``basis``: each layer's ``(C, D)`` signs (a run passes its plan's,
         #: ``Plan.tess_signs``), default the authors' float32 ``sign(sin)``
@@ -187,6 +195,8 @@ class FloatEngine:
                 forward = delays.delay_forward if layer.delayed else dense_forward
                 step, states[i] = forward(inp, states[i], lp)
                 ev[C.SYNOPS] += self._synops(i, step.x)
+                if layer.delays == "synaptic":      # a ring add per spike per kept synapse
+                    ev[C.DELAY_BUFFER_OPS] += self._synops(i, inp)
                 steps.append(step)
                 spikes[i] += int(step.s.sum())
                 inp = step.s
@@ -197,6 +207,8 @@ class FloatEngine:
             _count_muls(ev, C.MEMBRANE_MULTIPLIES, self._membrane_muls)
             _count_muls(ev, C.TRACE_MULTIPLIES, self._trace_muls)
             ev[C.ELIGIBILITY_MACS] += self._delay_macs
+            ev[C.DELAY_BUFFER_OPS] += self._delay_buffer_ops
+            ev[C.SLOPE_LOOKUPS] += self._slope_lookups
             gs: list | None = None
             if rec is not None:
                 gs = [np.zeros(layer.size) for layer in spec.hidden] + [np.zeros(spec.classes)]

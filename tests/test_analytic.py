@@ -191,3 +191,24 @@ def test_energy_of_a_tess_basis_by_hand(spec):
     e = analytic.energy_pj(analytic.OpCounts(basis_reads=64), plan_s)
     assert e["basis"] == pytest.approx(64 * 10 / 32)
     assert e["total"] == pytest.approx(e["basis"])
+
+
+def test_energy_of_delay_buffers_by_hand():
+    """Each buffer access: a spike bit's share of a word of the bank holding ``L0.hist``,
+    at the mean of its read and write energy; each slope read a LUT read; float32: 32-bit
+    elements and no table."""
+    from edgesnn.hw import load_device
+    from edgesnn.spec import load_spec
+    from conftest import EXAMPLES
+
+    spec = load_spec(EXAMPLES / "timing_delays.toml")
+    plan = make_plan(spec, load_device("cortex-m7"))
+    bank = plan.device.bank(plan.placement("L0.hist").bank)
+    ops = analytic.OpCounts(delay_buffer_ops=640, slope_lookups=10)
+    mean = (bank.read_pj + bank.write_pj) / 2
+    e = analytic.energy_pj(ops, plan)
+    assert e["delay_buffers"] == pytest.approx(640 * mean / bank.word_bits
+                                               + 10 * plan.device.energy.lut_read_pj)
+    assert e["total"] == pytest.approx(e["delay_buffers"])
+    f = analytic.energy_pj(ops, plan, float32=True)
+    assert f["delay_buffers"] == pytest.approx(640 * mean / (bank.word_bits // 32))

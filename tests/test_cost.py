@@ -117,3 +117,13 @@ def test_per_sample_division(plan):
     c = _counters(synops=200)
     assert cost.energy_pj(c, plan, samples=2)["synaptic"] == pytest.approx(100 * 0.1)
     assert cost.cycles(c, plan.device, steps=10, samples=2).phases["input_events"] == 50
+
+
+def test_slope_reads_are_lut_reads_and_float_buffer_accesses_32_bit_reads(plan):
+    """Fixed point: each slope-table read a LUT read (1 pJ on the tiny device), the buffer
+    accesses in the counted SRAM words; float reference: each buffer access one 32-bit
+    element read (half a 64-bit word at 10 pJ), the table free."""
+    c = _counters(slope_lookups=6, delay_buffer_ops=40)
+    assert cost.energy_pj(c, plan)["lut"] == pytest.approx(6 * 1.0)
+    f = cost.energy_pj(c, plan, float_reference=True)
+    assert f["lut"] == 0.0 and f["sram"] == pytest.approx(40 * 10.0 / 2)

@@ -387,3 +387,11 @@ def test_delay_and_mask_counts_are_the_formulas(example, overrides):
     window = {"none": 0, "axonal": 8, "synaptic": 2 * k * 16}[layer.delays]
     assert ev["eligibility_macs"] == (32 * (2 * k * 16 + 3 * 16 + 16 * 4 + 4 + window)
                                       + 32 * 11 * delays)
+    # the buffers: history push and delayed reads every step, the eligibility's 11 taps
+    # per delay (each a slope read), a synaptic ring add per arriving spike per synapse
+    at_rate = analytic.stllr_ops(spec, 1 / 32, 0.0)        # each input spikes once
+    assert ev["delay_buffer_ops"] == at_rate.delay_buffer_ops
+    assert ev["slope_lookups"] == at_rate.slope_lookups == 32 * 11 * delays
+    per_step = {"none": 0, "axonal": 8 + 8, "synaptic": 8 + 16 + k * 16}[layer.delays]
+    ring = k * 16 if layer.delays == "synaptic" else 0
+    assert ev["delay_buffer_ops"] == 32 * (per_step + 11 * delays) + ring

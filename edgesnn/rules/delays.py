@@ -215,6 +215,24 @@ def step_work(mode: str, n_in: int, n_out: int, sigma: float,
     return n + extra_q, n * (2 * reach(sigma) + 1)
 
 
+def buffer_work(mode: str, n_in: int, n_out: int, sigma: float, kept: int | None = None,
+                learns: bool = True) -> tuple[int, int]:
+    """``(delay buffer accesses, slope-table reads)`` of one step of a delayed layer, the
+    dense count (``counters``: ``delay_buffer_ops``, ``slope_lookups``): the history push
+    (``N_in``), the delayed reads (axonal: ``N_in``; synaptic: the ring row, ``N_out``),
+    and when the layer ``learns`` the synaptic per-synapse delayed reads (``kept x N_out``)
+    and the eligibility's ``2R + 1`` tap reads per delay, each tap one slope read (a device
+    reads the table only at taps holding a spike: at most as many). Not included: the
+    synaptic ring's adds, one per synaptic accumulate of the layer (its ``synops``)."""
+    synapses = (n_in if kept is None else kept) * n_out
+    axonal = mode == "axonal"
+    ops = n_in + (n_in if axonal else n_out)
+    if not learns:
+        return ops, 0
+    taps = (n_in if axonal else synapses) * (2 * reach(sigma) + 1)
+    return ops + (0 if axonal else synapses) + taps, taps
+
+
 def window_work(mode: str, n_in: int, n_out: int, kept: int | None = None) -> int:
     """MACs of one window step's delay gradient: axonal ``eps_j`` times ``(g*psi) @ W``
     (already formed as the signal below): ``N_in``; synaptic ``g psi W eps``: 2 per kept
