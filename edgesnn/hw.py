@@ -31,7 +31,7 @@ Schema (all sizes in bytes, energies in picojoules, clock in MHz)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -43,9 +43,12 @@ from edgesnn.tomlcheck import Table, load_toml
 #: Tensor kinds that carry a number format. ``weight``, ``membrane``,
 #: ``current``, ``trace`` and ``update`` are required; the others default as
 #: stated in ``FORMAT_DEFAULTS``.
-TENSOR_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update", "delay")
+TENSOR_KINDS = ("weight", "bias", "membrane", "current", "trace", "signal", "update", "delay",
+                "eligibility")
 REQUIRED_FORMATS = ("weight", "membrane", "current", "trace", "update")
-#: Optional kinds fall back to another kind's format (delay: an 8-bit unsigned integer).
+#: Optional kinds fall back to another kind's format (delay: unsigned Q8.8, nearest-even:
+#: 8 integer bits of steps, 8 fractional bits in which a learned delay moves;
+#: eligibility, the delay eligibility trace: the trace format made signed).
 FORMAT_DEFAULTS = {"bias": "membrane", "signal": "current"}
 
 ROUNDING = ("floor", "nearest-even", "nearest-away", "stochastic")
@@ -360,7 +363,10 @@ def _parse_formats(t: Table, acc_bits: int) -> dict[str, NumberFormat]:
     for kind, other in FORMAT_DEFAULTS.items():
         formats.setdefault(kind, formats[other])
     formats.setdefault("delay", NumberFormat(float_bits=32) if all_float else
-                       NumberFormat(signed=False, int_bits=8, frac_bits=0, rounding="floor"))
+                       NumberFormat(signed=False, int_bits=8, frac_bits=8,
+                                    rounding="nearest-even"))
+    trace = formats["trace"]
+    formats.setdefault("eligibility", trace if trace.is_float else replace(trace, signed=True))
     return formats
 
 

@@ -226,7 +226,7 @@ def _delay_learning_tensors(spec: NetworkSpec, device: Device, i: int) -> list[T
     input for axonal delays, the weight factored out; one per synapse for synaptic) and,
     with per-sample updates, its accumulator (docs/delays.md)."""
     layer, what = spec.layers[i], f"layer {i}"
-    out = [_fmt_tensor(device, f"L{i}.eps", "trace", "trace", delay_shape(spec, i), LEARNING,
+    out = [_fmt_tensor(device, f"L{i}.eps", "trace", "eligibility", delay_shape(spec, i), LEARNING,
                        f"{what} delay eligibility trace")]
     if spec.learning.per_sample:
         out.append(_fmt_tensor(device, f"L{i}.dd", "update", "update", delay_shape(spec, i),

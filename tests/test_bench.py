@@ -39,4 +39,4 @@ def test_tess_row_times_both_engines_on_the_tess_spec():
                 "tess_speedup"):
         assert res[key] > 0, key
     assert not any(k.startswith("fixed_") for k in res)          # the S-TLLR row's keys
-    assert bench.peak_rss_mb("fixed", 100, 1, bench.TESS_SPEC) > 0
+    assert bench.peak_rss_mb("fixed", 100, 1, "tess") > 0

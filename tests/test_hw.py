@@ -50,11 +50,15 @@ def test_format_widths_from_device_text(text, bits, shown):
 
 def test_tiny_device_widths_by_hand():
     """conftest.TINY_DEVICE: Q1.6 s8, Q3.12 s16, Q7.24 s32, Q7.9 u16, Q7.24 s32; bias and
-    signal default to the membrane and current formats; delay is an unsigned byte."""
+    signal default to the membrane and current formats; delay is unsigned Q8.8 and the
+    delay eligibility the trace format made signed (Q7.9 s17)."""
     d = parse_device(tomllib.loads(TINY_DEVICE))
     widths = {k: f.bits for k, f in d.formats.items()}
     assert widths == {"weight": 8, "membrane": 16, "current": 32, "trace": 16, "update": 32,
-                      "bias": 16, "signal": 32, "delay": 8}
+                      "bias": 16, "signal": 32, "delay": 16, "eligibility": 17}
+    assert (d.formats["delay"].int_bits, d.formats["delay"].frac_bits) == (8, 8)
+    e, t = d.formats["eligibility"], d.formats["trace"]
+    assert e.signed and (e.int_bits, e.frac_bits) == (t.int_bits, t.frac_bits)
     assert {k for k, f in d.formats.items() if not f.signed} == {"trace", "delay"}
 
 
@@ -66,10 +70,11 @@ def test_float_format_width_is_the_float_width(text, bits):
         dev = dev[:start] + f"{kind.strip()} = {text}" + dev[dev.index("}", start) + 1:]
     d = parse_device(tomllib.loads(dev))
     widths = {k: f.bits for k, f in d.formats.items()}
-    # bias and signal take the membrane and current formats; delay defaults to float32
+    # bias and signal take the membrane and current formats, the delay eligibility the
+    # trace's; delay defaults to float32
     assert d.is_float and widths == {"weight": bits, "membrane": bits, "current": bits,
                                      "trace": bits, "update": bits, "bias": bits,
-                                     "signal": bits, "delay": 32}
+                                     "signal": bits, "delay": 32, "eligibility": bits}
 
 
 def test_update_wider_than_the_accumulator_is_refused():
@@ -104,7 +109,8 @@ def test_optional_formats_default_to_their_stated_kinds():
     d = parse_device(tomllib.loads(TINY_DEVICE))
     assert d.formats["bias"] == d.formats["membrane"]
     assert d.formats["signal"] == d.formats["current"]
-    assert d.formats["delay"].bits == 8 and not d.formats["delay"].signed
+    assert d.formats["delay"].bits == 16 and not d.formats["delay"].signed
+    assert d.formats["eligibility"].signed and not d.formats["trace"].signed
 
 
 def test_device_file_by_path(tiny_device_file):

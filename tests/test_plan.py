@@ -172,12 +172,12 @@ def test_axonal_delays_store_a_code_a_history_and_an_eligibility_per_input():
     spec = _delay_spec()                    # 8 inputs, 16 LIF, max_delay 12, sigma 1.5
     t = _shapes(spec)
     R = 5                                   # ceil(3 x 1.5)
-    assert t["L0.d"] == ((8,), 8)           # cortex-m7's delay format: 8-bit unsigned
+    assert t["L0.d"] == ((8,), 16)          # cortex-m7's delay format: the default u Q8.8
     assert t["L0.hist"] == ((12 + 1 + R, 8), 1)
     assert t["L0.eps"][0] == (8,) and t["L0.q"][0] == (8,)
     assert t["L0.dd"][0] == (8,)            # per-sample updates
     assert "L0.ring" not in t and "L0.mask" not in t
-    assert t["lut.slope"] == (((2 * R + 1) * 1,), 16)      # no fractional delay bits
+    assert t["lut.slope"] == (((2 * R + 1) * 2 ** 8,), 16)  # per tap and fraction code
     per_step = _shapes(_delay_spec("learning.update=per-step"))
     assert "L0.dd" not in per_step and "L0.dW" not in per_step
 

@@ -18,6 +18,10 @@ Measures, in one run and on the same random input samples:
   network learning with TESS (45 groups of 10, the device's generated basis) instead
   of S-TLLR with BP: fixed and float samples/s, synaptic operations/s and peak memory,
   as ``tess_*`` keys,
+* the same with learned delays (issue 16; ``axonal_*`` and ``synaptic_*`` keys, fixed
+  engine and numpy float engine, which the twin declines): the SHD network with axonal
+  delays (``max_delay`` 25, uniform initial delays), and with synaptic delays on 20 % of
+  the synapses (``GROWN_DTCM_BYTES``: no preset holds them),
 * (``--fsdd [DIR]``) spoken digits: samples/s of the audio front end
   (``AudioEncoder.spikes`` on waveforms already read from the WAV files, no
   disk cache) and of the fixed engine learning examples/fsdd.toml (16 mel
@@ -32,7 +36,8 @@ sample of each engine is run once before timing (numba compiles it).
     python tools/bench.py            # table
     python tools/bench.py --json     # one JSON object
     python tools/bench.py --quick    # fewer samples, a minute or two
-    python tools/bench.py --rules stllr   # without the TESS row
+    python tools/bench.py --rules stllr   # the S-TLLR row only
+    python tools/bench.py --rules stllr,axonal   # and learned axonal delays
     python tools/bench.py --fsdd PATH/TO/free-spoken-digit-dataset/recordings
                                      # adds the FSDD row
     python tools/bench.py --fsdd     # the same from $EDGESNN_FSDD, else
@@ -67,9 +72,20 @@ from edgesnn.spec import load_spec  # noqa: E402
 
 SPEC = ROOT / "examples" / "shd.toml"
 TESS_SPEC = ROOT / "examples" / "shd_tess.toml"
-#: the rows: learning rule -> (spec, prefix of its JSON keys)
-RULES = {"stllr": (SPEC, ""), "tess": (TESS_SPEC, "tess_")}
+#: the rows: name -> (spec, prefix of its JSON keys, overrides of the spec)
+RULES = {"stllr": (SPEC, "", ()), "tess": (TESS_SPEC, "tess_", ()),
+         "axonal": (SPEC, "axonal_", ("layers.0.delays=axonal", "layers.0.max_delay=25",
+                                      "layers.0.delay_init=uniform")),
+         "synaptic": (SPEC, "synaptic_", ("layers.0.delays=synaptic", "layers.0.max_delay=25",
+                                          "layers.0.connectivity=0.2",
+                                          "layers.0.delay_init=uniform"))}
+TITLES = {"stllr": "S-TLLR, BP", "tess": "TESS", "axonal": "S-TLLR, BP, axonal delays",
+          "synaptic": "S-TLLR, BP, synaptic delays"}
 DEVICE = "cortex-m7"
+#: the synaptic row's SHD network does not fit any preset (on cortex-m7 its per-synapse
+#: delay codes, eligibilities and traces need 440 KB of the 128 KiB DTCM that holds them):
+#: it runs on cortex-m7 with that bank grown to this size, to measure speed, not fit
+GROWN_DTCM_BYTES = 4 << 20
 INPUT_RATE = 0.02
 FSDD_SPEC = ROOT / "examples" / "fsdd.toml"
 FSDD_DEVICE = "audio-edge"
@@ -82,8 +98,8 @@ def default_fsdd_dir() -> str:
     return os.environ.get("EDGESNN_FSDD", "").strip() or str(FSDD_DEFAULT)
 
 
-def shd_spec(T: int = 100, path: Path = SPEC):
-    spec = load_spec(path)
+def shd_spec(T: int = 100, path: Path = SPEC, overrides=()):
+    spec = load_spec(path, list(overrides))
     return replace(spec, time_steps=T, learning=replace(spec.learning,
                                                         window=min(spec.learning.window, T)))
 
@@ -95,11 +111,28 @@ def samples(spec, n: int, seed: int = 0):
                int(rng.integers(spec.classes)))
 
 
-def make_engine(name: str, spec, seed: int = 0):
+def rule_spec(rule: str, T: int = 100):
+    """The SHD-sized spec of a row (``RULES``) at ``T`` steps."""
+    path, _, overrides = RULES[rule]
+    return shd_spec(T, path, overrides)
+
+
+def rule_device(rule: str):
+    """The device a row runs on: cortex-m7; for synaptic delays with its DTCM grown."""
+    device = load_device(DEVICE)
+    if rule != "synaptic":
+        return device
+    banks = tuple(replace(b, size_bytes=GROWN_DTCM_BYTES) if b.name == "dtcm" else b
+                  for b in device.banks)
+    return replace(device, banks=banks)
+
+
+def make_engine(name: str, spec, seed: int = 0, device=None):
     """An engine as ``edgesnn simulate`` builds it (under TESS with the plan's basis):
-    ``fixed``, ``float`` (the numpy definition) or ``fastfloat`` (the numba float twin)."""
+    ``fixed``, ``float`` (the numpy definition) or ``fastfloat`` (the numba float twin),
+    on ``device`` (default the cortex-m7 preset)."""
     params = init_params(spec, seed)
-    plan = make_plan(spec, load_device(DEVICE))
+    plan = make_plan(spec, device or load_device(DEVICE))
     if name == "float":
         return FloatEngine(spec, params, plan.tess_signs)
     if name == "fastfloat":
@@ -111,13 +144,13 @@ def make_engine(name: str, spec, seed: int = 0):
     return FixedEngine(plan, params, seed)
 
 
-def time_engine(name: str, spec, n: int, passes: int = 3) -> dict:
+def time_engine(name: str, spec, n: int, passes: int = 3, device=None) -> dict:
     """Learn the same ``n`` samples ``passes`` times, each from the same start state.
 
     The fastest pass is reported (as ``timeit`` does: slower passes measure
     other load on the machine, not the engine); the first pass is kept too.
     """
-    eng = make_engine(name, spec)
+    eng = make_engine(name, spec, device=device)
     warm = next(samples(spec, 1, seed=99))
     eng.run_sample(*warm)                     # compile / warm caches, not timed
     start = {k: v.copy() for k, v in eng.state().items()}
@@ -137,12 +170,12 @@ def time_engine(name: str, spec, n: int, passes: int = 3) -> dict:
             "passes": passes}
 
 
-def peak_rss_mb(engine: str, T: int, n: int, path: Path = SPEC) -> float:
-    """Peak RSS of a fresh process that learns ``n`` samples at ``T`` steps."""
+def peak_rss_mb(engine: str, T: int, n: int, rule: str = "stllr") -> float:
+    """Peak RSS of a fresh process that learns ``n`` samples of row ``rule`` at ``T`` steps."""
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource;"
-            f"from pathlib import Path;"
-            f"from tools.bench import shd_spec, samples, make_engine;"
-            f"spec = shd_spec({T}, Path({str(path)!r})); eng = make_engine({engine!r}, spec);"
+            f"from tools.bench import rule_spec, rule_device, samples, make_engine;"
+            f"spec = rule_spec({rule!r}, {T});"
+            f"eng = make_engine({engine!r}, spec, device=rule_device({rule!r}));"
             f"[eng.run_sample(x, y) for x, y in samples(spec, {n})];"
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -154,12 +187,16 @@ def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
     """One row: the rule's SHD spec learned by the fixed engine, the numpy float engine and
     the numba float twin (``engines``: ``fixed``, ``float``, ``fastfloat``; ``n_fast`` twin
     samples, default ``n_fixed // 4``); keys prefixed by ``RULES[rule][1]`` (none for
-    S-TLLR, ``tess_`` for TESS)."""
-    path, pre = RULES[rule]
-    spec = shd_spec(100, path)
+    S-TLLR, ``tess_`` for TESS, ``axonal_``/``synaptic_`` for delays). The twin declines
+    delays, so the delay rows time the fixed engine and the numpy float engine only."""
+    pre = RULES[rule][1]
+    spec = rule_spec(rule)
+    device = rule_device(rule)
+    if spec.delayed:
+        engines = [e for e in engines if e != "fastfloat"]
     res: dict = {}
     if "fixed" in engines:
-        f = time_engine("fixed", spec, n_fixed, passes)
+        f = time_engine("fixed", spec, n_fixed, passes, device)
         res.update({f"{pre}fixed_samples_per_s": f["samples_per_s"],
                     f"{pre}synops_per_s": f["synops_per_s"],
                     f"{pre}fixed_samples_per_cpu_s": f["samples_per_cpu_s"],
@@ -167,12 +204,12 @@ def bench_rule(rule: str, engines, n_fixed: int, n_float: int, passes: int = 3,
                     f"{pre}fixed_first_pass_samples_per_s": f["first_pass_samples_per_s"],
                     "passes": f["passes"]})
         if rss:
-            res[f"{pre}peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3, path)
-            res[f"{pre}peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3, path)
+            res[f"{pre}peak_rss_mb_t100"] = peak_rss_mb("fixed", 100, 3, rule)
+            res[f"{pre}peak_rss_mb_t1000"] = peak_rss_mb("fixed", 1000, 3, rule)
     for name, n in (("float", n_float), ("fastfloat", n_fast or max(3, n_fixed // 4))):
         if name not in engines:
             continue
-        g = time_engine(name, spec, n, passes)
+        g = time_engine(name, spec, n, passes, device)
         res.update({f"{pre}{name}_samples_per_s": g["samples_per_s"],
                     f"{pre}{name}_samples_per_cpu_s": g["samples_per_cpu_s"],
                     f"{pre}{name}_samples": n,
@@ -234,9 +271,11 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=None, help="fixed-engine samples to time")
     ap.add_argument("--engines", default="fixed,float,fastfloat",
                     help="comma-separated: fixed, float (numpy), fastfloat (numba twin)")
-    ap.add_argument("--rules", default="stllr,tess",
+    ap.add_argument("--rules", default="stllr,tess,axonal,synaptic",
                     help="comma-separated rows: stllr (examples/shd.toml), tess "
-                         "(examples/shd_tess.toml)")
+                         "(examples/shd_tess.toml), axonal (shd.toml with axonal delays, "
+                         "max_delay 25), synaptic (synaptic delays, max_delay 25, 20%% of "
+                         "the synapses kept; cortex-m7 with a grown DTCM)")
     ap.add_argument("--fsdd", metavar="DIR", nargs="?", default=None, const=default_fsdd_dir(),
                     help="FSDD recordings folder: add encoding and fixed-engine learning "
                          "samples/s (without DIR: $EDGESNN_FSDD, else "
@@ -257,6 +296,15 @@ def main(argv=None) -> int:
         res["tess_network"] = ("examples/shd_tess.toml 700-450rec-20, TESS 45 groups, T=100, "
                                "window 90, per-step")
         res.update(bench_rule("tess", engines, n_fixed, n_float))
+    if "axonal" in rules:
+        res["axonal_network"] = ("examples/shd.toml with axonal delays, max_delay 25, "
+                                 "sigma 1, uniform initial delays, learned")
+        res.update(bench_rule("axonal", engines, n_fixed, max(3, n_float // 4)))
+    if "synaptic" in rules:
+        res["synaptic_network"] = ("examples/shd.toml with synaptic delays, max_delay 25, "
+                                   "sigma 1, uniform initial delays, learned, connectivity "
+                                   f"0.2; DTCM grown to {GROWN_DTCM_BYTES >> 20} MiB")
+        res.update(bench_rule("synaptic", engines, max(3, n_fixed // 8), 3))
     if args.fsdd:
         res.update(bench_fsdd(args.fsdd, 60 if args.quick else 600))
         res["fsdd_network"] = "examples/fsdd.toml 16-128rec-10, T=100, window 50, per-sample"
@@ -268,7 +316,7 @@ def main(argv=None) -> int:
     print(f"edgesnn bench: device {DEVICE}, input rate {INPUT_RATE}")
     for rule in rules:
         pre = RULES[rule][1]
-        print(f"{'S-TLLR, BP' if rule == 'stllr' else 'TESS'}: {res[pre + 'network']}")
+        print(f"{TITLES[rule]}: {res[pre + 'network']}")
         rows = [("fixed engine samples/s", res.get(f"{pre}fixed_samples_per_s")),
                 ("  per CPU second", res.get(f"{pre}fixed_samples_per_cpu_s")),
                 ("  first pass", res.get(f"{pre}fixed_first_pass_samples_per_s")),

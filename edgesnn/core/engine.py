@@ -300,11 +300,10 @@ class FixedEngine:
         ln = spec.learning
         L = len(spec.hidden)
         fd = dev.formats["delay"]
-        ft = dev.formats["trace"]
         if fd.is_float:
             raise DeviceError(f"device '{dev.name}': its delay format is floating point")
         fmt_d = format_row(fd)
-        fmt_e = format_row(replace(ft, signed=True))
+        fmt_e = format_row(dev.formats["eligibility"])
         dly = np.zeros((L + 1, LY.DL_COLS), dtype=np.int64)
         slope, in_ptr, in_idx, out_ptr, out_idx = [], [], [], [], []
         n_d = n_hist = n_eps = n_ring = n_qs = n_slope = n_pin = n_pout = 0

@@ -133,7 +133,7 @@ class Net(NamedTuple):
     tess_sgn: np.ndarray      # int8 basis signs (C, D) per layer, C order, layer by layer
     dly: np.ndarray           # (L+1, DL_COLS) delays and masks per layer (all 0: none)
     fmt_d: Fmt                # the device's delay format
-    fmt_e: Fmt                # the delay eligibility's format: the trace format, signed
+    fmt_e: Fmt                # the delay eligibility's format (device format 'eligibility')
     slope: np.ndarray         # Gaussian slope table codes (fmt_e), (2R+1, 2**f) per layer
     in_ptr: np.ndarray        # CSR input -> kept neurons (per layer: n_in + 1 pointers) ...
     in_idx: np.ndarray        # ... and the neurons, each layer's list from 0

@@ -1,0 +1,166 @@
+"""The fixed engine's delays against the float engine (issue 16, "Done when").
+
+With wide formats (tests/test_core_engine.py's WIDE device, delays in Q6.16 with
+nearest-even rounding, a 32-bit slope table) the fixed engine's integer delays, ring
+buffers and table-driven eligibility give the float engine's spikes exactly and its
+learned delays and weights to within the formats' resolution, over samples in which a
+delay crosses a rounding boundary and delays sit at 0 and at ``max_delay``. A sparse
+layer's masked synapses stay 0 and are neither visited nor counted; the numba kernels
+and their pure-Python definitions give the same bits on a delay spec.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesnn import counters as C
+from edgesnn.core import FixedEngine
+from edgesnn.hw import load_device, parse_device
+from edgesnn.plan import make_plan
+from edgesnn.reference import FloatEngine, init_params
+from edgesnn.rules import delays as DL
+from edgesnn.spec import load_spec
+from conftest import EXAMPLES
+from test_core_engine import WIDE
+
+ROOT = Path(__file__).parents[1]
+N_IN, N, T, MAX_DELAY = 8, 6, 20, 6
+
+#: WIDE plus a delay format (6 integer bits hold 0..62, 16 fractional bits learn), a
+#: 32-bit slope table and the Loihi-class largest delay
+WIDE_DELAYS = WIDE.replace("[luts]", "[luts]\nslope_bits = 32").replace(
+    "update   =",
+    'delay    = { signed = false, int_bits = 6, frac_bits = 16, rounding = "nearest-even" }\n'
+    "update   =") + "\n[limits]\nmax_delay = 62\n"
+
+#: axonal initial delays: 0 and max_delay (clipped ends), 4.55 and 0.45 a step from a
+#: rounding boundary, the rest inside a step
+AXONAL_INIT = [0.0, 6.0, 2.3, 1.1, 4.55, 3.7, 5.2, 0.45]
+
+
+def _synaptic_init() -> list:
+    d = np.random.default_rng(0).uniform(0.1, 5.9, (N, N_IN)).round(1) + 0.02
+    d[0, :3] = [0.0, 6.0, 4.55]
+    return d.tolist()
+
+
+def _spec(mode: str, init, *more: str):
+    return load_spec(EXAMPLES / "timing_delays.toml", [
+        f"layers.0.delays={mode}", f"layers.0.max_delay={MAX_DELAY}", f"layers.0.size={N}",
+        f"network.time_steps={T}", f"learning.window={T}", f"layers.0.delay_init={init}",
+        "layers.0.delay_lr=1", *more])
+
+
+def _inputs(k: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(rng.random((T, N_IN)) < 0.3).astype(np.uint8) for _ in range(k)]
+
+
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+def test_fixed_delays_match_the_float_engine_with_wide_formats(mode):
+    """Spikes equal on every sample; delays within 1e-4 steps, weights within 1e-5 (the
+    Q6.16 delay step is 1.5e-5, each update rounds once); a delay crosses a rounding
+    boundary (its integer delay changes, and the spikes still agree afterwards); delays at
+    0 and at max_delay stay in range."""
+    spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init())
+    params = init_params(spec, 3)
+    fl = FloatEngine(spec, params.copy())
+    fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE_DELAYS))),
+                     params.copy(), 3)
+    D0 = DL.integer_delays(params.d[0], MAX_DELAY)
+    crossed = 0
+    for k, x in enumerate(_inputs(6)):
+        a, b = fl.trace(x, k % 4), fx.trace(x, k % 4)
+        assert a["L0.s"].sum() > 0
+        assert np.array_equal(a["L0.s"], b["L0.s"]), f"sample {k}: spikes differ"
+        got = fx.float_params()
+        assert np.max(np.abs(got.d[0] - fl.params.d[0])) < 1e-4, f"sample {k}: delays"
+        assert np.max(np.abs(got.W[0] - fl.params.W[0])) < 1e-5, f"sample {k}: weights"
+        assert np.max(np.abs(got.W_out - fl.params.W_out)) < 1e-5, f"sample {k}: readout"
+        crossed = max(crossed, int(np.sum(DL.integer_delays(fl.params.d[0], MAX_DELAY) != D0)))
+    assert crossed >= 1, "no delay crossed a rounding boundary: the test lost its point"
+    d = fx.float_params().d[0]
+    assert d.min() >= 0 and d.max() <= MAX_DELAY
+    assert np.max(np.abs(d - params.d[0])) > 0.05                  # the delays learned
+
+
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+def test_fixed_buffer_work_is_the_float_count(mode):
+    """The fixed engine accesses its buffers as the float engine counts them and reads the
+    slope table only at taps holding a spike: at most the float engine's every-tap count."""
+    spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init())
+    params = init_params(spec, 3)
+    fl = FloatEngine(spec, params.copy())
+    fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE_DELAYS))),
+                     params.copy(), 3)
+    x = _inputs(1, seed=5)[0]
+    a, b = fl.run_sample(x, 1).events, fx.run_sample(x, 1).events
+    assert b[C.DELAY_BUFFER_OPS] == a[C.DELAY_BUFFER_OPS] > 0
+    assert 0 < b[C.SLOPE_LOOKUPS] < a[C.SLOPE_LOOKUPS]
+
+
+def test_sparse_layer_keeps_masked_weights_at_zero_and_counts_kept_synapses():
+    """connectivity 0.25 on cortex-m7: 2 of 8 inputs per neuron. After learning, every
+    masked weight is still 0; a sample with every input spiking once costs 16 x 2 hidden
+    synaptic accumulates, as in the float engine."""
+    spec = load_spec(EXAMPLES / "timing_weights.toml", ["layers.0.connectivity=0.25"])
+    params = init_params(spec, 0)
+    fx = FixedEngine(make_plan(spec, load_device("cortex-m7")), params, 0)
+    rng = np.random.default_rng(2)
+    for k in range(4):
+        fx.run_sample((rng.random((spec.time_steps, 8)) < 0.3).astype(np.uint8), k % 4)
+    W = fx.float_params().W[0]
+    M = params.M[0].astype(bool)
+    assert np.all(W[~M] == 0) and np.count_nonzero(W[M]) > 0.9 * M.sum()
+    x = np.zeros((spec.time_steps, 8), np.uint8)
+    x[0, :] = 1
+    r = fx.run_sample(x, 0, learn=False)
+    hidden = r.events[C.SYNOPS] - int(r.spikes[0]) * spec.classes
+    assert hidden == 16 * 2
+
+
+def _delay_digest(mode: str) -> str:
+    """sha256 of the counters of three per-step learning samples on audio-edge (8-bit
+    weights, Q6.4 delay codes moved by stochastic rounding) and of every state array
+    after them."""
+    import hashlib
+
+    spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init(),
+                 "learning.update=per-step")
+    eng = FixedEngine(make_plan(spec, load_device("audio-edge")), init_params(spec, 1), 1)
+    d0 = eng.state()["L0.d"].copy()
+    h = hashlib.sha256()
+    for k, x in enumerate(_inputs(3, seed=4)):
+        h.update(np.asarray(eng.run_sample(x, k % 4).events).tobytes())
+    state = eng.state()
+    assert not np.array_equal(state["L0.d"], d0)          # the delays moved
+    for v in state.values():
+        h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()
+
+
+JIT_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+from test_core_delays import _delay_digest
+print(_delay_digest({mode!r}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+def test_delay_kernels_jit_and_pure_python_give_the_same_bits(mode):
+    """The compiled kernels here, their pure-Python definitions in a subprocess."""
+    want = _delay_digest(mode)
+    script = JIT_SCRIPT.format(paths=[str(Path(__file__).parent), str(ROOT)], mode=mode)
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == want
