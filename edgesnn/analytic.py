@@ -195,7 +195,7 @@ def _delay_work(spec: NetworkSpec, i: int) -> tuple[int, int, int, int]:
     n_in, n, k = spec.fan_in(i), layer.size, spec.kept_inputs(i)
     traces, taps = delay_step_work(layer.delays, n_in, n, layer.sigma, k)
     return (math.prod(delay_shape(spec, i)), traces, taps,
-            delay_window_work(layer.delays, n_in, n, k))
+            delay_window_work(layer.delays, n_in, n, k, forms_signal=i == 0))
 
 
 def _trace_updates(spec: NetworkSpec) -> float:

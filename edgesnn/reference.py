@@ -337,7 +337,7 @@ class FloatEngine:
             if layer.delayed:
                 dgr = delays.delay_grads(g, steps[i], lparams[i])
                 macs = delays.window_work(layer.delays, spec.fan_in(i), layer.size,
-                                          spec.kept_inputs(i))
+                                          spec.kept_inputs(i), forms_signal=i == 0)
                 ev[C.ELIGIBILITY_MACS] += macs
                 _count_muls(ev, -1, macs)
                 g_below = dgr.grad_x

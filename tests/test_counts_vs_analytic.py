@@ -384,7 +384,9 @@ def test_delay_and_mask_counts_are_the_formulas(example, overrides):
     delays = {"none": 0, "axonal": 8, "synaptic": k * 16}[layer.delays]
     writes = k * 16 + 16 + 16 * 4 + 4 + delays
     assert ev["weight_writes"] == writes * (32 if spec.learning.update == "per-step" else 1)
-    window = {"none": 0, "axonal": 8, "synaptic": 2 * k * 16}[layer.delays]
+    # axonal: eps times (g psi) W per input, and forming (g psi) W on the kept synapses
+    # (no layer below gets it as its signal)
+    window = {"none": 0, "axonal": 8 + k * 16, "synaptic": 2 * k * 16}[layer.delays]
     assert ev["eligibility_macs"] == (32 * (2 * k * 16 + 3 * 16 + 16 * 4 + 4 + window)
                                       + 32 * 11 * delays)
     # the buffers: history push and delayed reads every step, the eligibility's 11 taps

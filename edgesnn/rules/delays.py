@@ -233,8 +233,13 @@ def buffer_work(mode: str, n_in: int, n_out: int, sigma: float, kept: int | None
     return ops + (0 if axonal else synapses) + taps, taps
 
 
-def window_work(mode: str, n_in: int, n_out: int, kept: int | None = None) -> int:
-    """MACs of one window step's delay gradient: axonal ``eps_j`` times ``(g*psi) @ W``
-    (already formed as the signal below): ``N_in``; synaptic ``g psi W eps``: 2 per kept
-    synapse."""
-    return n_in if mode == "axonal" else 2 * (n_in if kept is None else kept) * n_out
+def window_work(mode: str, n_in: int, n_out: int, kept: int | None = None,
+                forms_signal: bool = False) -> int:
+    """MACs of one window step's delay gradient: axonal ``eps_j`` times ``(g*psi) @ W``:
+    ``N_in``, plus forming ``(g*psi) @ W`` (a MAC per kept synapse) when no learning layer
+    below already gets it as its signal (``forms_signal``: the first layer); synaptic
+    ``g psi W eps``: 2 per kept synapse."""
+    synapses = (n_in if kept is None else kept) * n_out
+    if mode == "axonal":
+        return n_in + (synapses if forms_signal else 0)
+    return 2 * synapses
