@@ -191,7 +191,8 @@ class FloatEngine:
             steps = []
             for i, (lp, layer) in enumerate(zip(lparams, spec.hidden)):
                 if layer.recurrent:
-                    ev[C.SYNOPS] += int(np.count_nonzero(states[i].s)) * layer.size
+                    carried = states[i].dense if layer.delayed else states[i]
+                    ev[C.SYNOPS] += int(np.count_nonzero(carried.s)) * layer.size
                 forward = delays.delay_forward if layer.delayed else dense_forward
                 step, states[i] = forward(inp, states[i], lp)
                 ev[C.SYNOPS] += self._synops(i, step.x)

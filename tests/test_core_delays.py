@@ -63,13 +63,16 @@ def _inputs(k: int, seed: int = 0) -> list[np.ndarray]:
     return [(rng.random((T, N_IN)) < 0.3).astype(np.uint8) for _ in range(k)]
 
 
-@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
-def test_fixed_delays_match_the_float_engine_with_wide_formats(mode):
+@pytest.mark.parametrize("mode,kind", [("axonal", "dense"), ("synaptic", "dense"),
+                                       ("axonal", "recurrent"), ("synaptic", "recurrent")])
+def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
     """Spikes equal on every sample; delays within 1e-4 steps, weights within 1e-5 (the
     Q6.16 delay step is 1.5e-5, each update rounds once); a delay crosses a rounding
     boundary (its integer delay changes, and the spikes still agree afterwards); delays at
-    0 and at max_delay stay in range."""
-    spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init())
+    0 and at max_delay stay in range. A recurrent layer's own connections keep their
+    one-step delay."""
+    spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init(),
+                 f"layers.0.kind={kind}")
     params = init_params(spec, 3)
     fl = FloatEngine(spec, params.copy())
     fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE_DELAYS))),
@@ -84,6 +87,8 @@ def test_fixed_delays_match_the_float_engine_with_wide_formats(mode):
         assert np.max(np.abs(got.d[0] - fl.params.d[0])) < 1e-4, f"sample {k}: delays"
         assert np.max(np.abs(got.W[0] - fl.params.W[0])) < 1e-5, f"sample {k}: weights"
         assert np.max(np.abs(got.W_out - fl.params.W_out)) < 1e-5, f"sample {k}: readout"
+        if kind == "recurrent":
+            assert np.max(np.abs(got.W_rec[0] - fl.params.W_rec[0])) < 1e-5, f"sample {k}"
         crossed = max(crossed, int(np.sum(DL.integer_delays(fl.params.d[0], MAX_DELAY) != D0)))
     assert crossed >= 1, "no delay crossed a rounding boundary: the test lost its point"
     d = fx.float_params().d[0]
