@@ -168,3 +168,20 @@ def pytest_collection_finish(session):
     from test_core_boundscheck import start_if_selected
 
     start_if_selected(session)
+
+
+#: ``NUMBA_DISABLE_JIT=1``: the kernels run as the Python functions they are defined as
+UNCOMPILED = os.environ.get("NUMBA_DISABLE_JIT", "") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``uncompiled`` (the wide-format twins, whose 32-bit weight codes need an
+    int64 specialisation of every kernel: two minutes of compiling on a cold cache) run
+    only with the kernels uncompiled; tests/test_uncompiled.py runs them that way in a
+    subprocess (the kernels' compiled and Python forms are tested bit-identical)."""
+    if UNCOMPILED:
+        return
+    skip = pytest.mark.skip(reason="runs uncompiled in tests/test_uncompiled.py")
+    for item in items:
+        if "uncompiled" in item.keywords:
+            item.add_marker(skip)

@@ -65,6 +65,7 @@ def _inputs(k: int, seed: int = 0) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("mode,kind", [("axonal", "dense"), ("synaptic", "dense"),
                                        ("axonal", "recurrent"), ("synaptic", "recurrent")])
+@pytest.mark.uncompiled
 def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
     """Spikes equal on every sample; delays within 1e-4 steps, weights within 1e-5 (the
     Q6.16 delay step is 1.5e-5, each update rounds once); a delay crosses a rounding
@@ -97,6 +98,7 @@ def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
 
 
 @pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+@pytest.mark.uncompiled
 def test_fixed_buffer_work_is_the_float_count(mode):
     """The fixed engine accesses its buffers as the float engine counts them and reads the
     slope table only at taps holding a spike: at most the float engine's every-tap count."""

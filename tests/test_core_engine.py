@@ -71,6 +71,7 @@ def _inputs(n, T=20, N=12, seed=0, rate=0.3):
       "learning.update=per-sample"), 2e-6),
     ((), 2e-4),          # rational psi: the LUT samples a peak of slope 200 (error ~7e-4)
 ])
+@pytest.mark.uncompiled
 def test_wide_formats_track_the_float_engine(extra, tol):
     """Same spikes at every step of 5 learned samples; weights within ``tol`` (the learned
     change itself is ~5e-3)."""

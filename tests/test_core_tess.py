@@ -155,6 +155,7 @@ def test_reciprocal_constants():
 @pytest.mark.parametrize("basis", ["stored", "generated"])
 @pytest.mark.parametrize("layers", [ONE_POOLED, ONE_UNPOOLED, TWO],
                          ids=["one layer, D=4 of 10", "one layer, D=n", "two layers"])
+@pytest.mark.uncompiled
 def test_wide_formats_track_the_float_engine(layers, basis):
     """Same spikes at every step of 5 learned samples, each layer's local g within G_TOL at
     every window step, every parameter within W_TOL at the end."""

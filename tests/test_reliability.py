@@ -268,6 +268,7 @@ def test_a_stop_during_the_final_test_evaluation_checkpoints_and_stops(tmp_path)
     assert err.value.checkpoint == str(ck) and ck.exists()
 
 
+@pytest.mark.uncompiled
 def test_the_trace_holds_the_synaptic_current_in_both_engines():
     """Defect 10: --trace-sample left out the current. On wide formats the two engines'
     currents agree; at step 0 (no recurrent input yet) the current is exactly W x."""
