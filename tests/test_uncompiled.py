@@ -4,7 +4,8 @@ They are the fixed-vs-float twins on wide formats: their weight codes need an in
 specialisation of the kernels, which would cost the suite about two minutes of numba
 compiling on a cold cache. Uncompiled, the kernels are the same Python functions
 (tests/test_core_engine.py and tests/test_core_delays.py check both forms give the same
-bits), and these tests take seconds.
+bits), and these tests take seconds. The compiled int64 kernels stay in the suite through
+tests/test_campaign.py's generated devices (any weight width).
 """
 
 from __future__ import annotations
