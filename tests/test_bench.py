@@ -40,3 +40,20 @@ def test_tess_row_times_both_engines_on_the_tess_spec():
         assert res[key] > 0, key
     assert not any(k.startswith("fixed_") for k in res)          # the S-TLLR row's keys
     assert bench.peak_rss_mb("fixed", 100, 1, "tess") > 0
+
+
+def test_delay_rows_run_their_specs_on_their_devices():
+    """The axonal row: shd.toml with axonal delays (max_delay 25) on cortex-m7; the synaptic
+    row: synaptic delays on 20 % of the synapses, on cortex-m7 with a grown DTCM (the
+    preset refuses them); the numba twin declines delays, so neither row times it."""
+    bench = _bench()
+    ax, syn = bench.rule_spec("axonal"), bench.rule_spec("synaptic")
+    assert ax.layers[0].delays == "axonal" and ax.layers[0].max_delay == 25
+    assert syn.layers[0].delays == "synaptic" and syn.kept_inputs(0) == 140
+    from edgesnn.plan import make_plan
+
+    assert make_plan(syn, bench.rule_device("synaptic")).fits
+    assert not make_plan(syn, bench.rule_device("stllr")).fits
+    res = bench.bench_rule("axonal", ["fixed", "fastfloat"], 2, 1, passes=1, rss=False)
+    assert res["axonal_fixed_samples_per_s"] > 0 and res["axonal_synops_per_s"] > 0
+    assert not any(k.startswith("axonal_fastfloat") for k in res)

@@ -752,6 +752,7 @@ def _inline(d: dict) -> str:
     return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in d.items()) + " }"
 
 
+@pytest.mark.uncompiled        # any weight width: compiled, an int64 kernel compile (~2 min)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(weight=_formats, membrane=_formats, trace=_formats, update=_formats,
        bank=st.one_of(st.integers(2048, 1 << 20), st.integers(-1, 4096)),

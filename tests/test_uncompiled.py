@@ -4,8 +4,9 @@ They are the fixed-vs-float twins on wide formats: their weight codes need an in
 specialisation of the kernels, which would cost the suite about two minutes of numba
 compiling on a cold cache. Uncompiled, the kernels are the same Python functions
 (tests/test_core_engine.py and tests/test_core_delays.py check both forms give the same
-bits), and these tests take seconds. The compiled int64 kernels stay in the suite through
-tests/test_campaign.py's generated devices (any weight width).
+bits), and these tests take seconds. The compiled int64 kernels are checked against their
+Python form by ``test_int64_kernels_compiled_give_the_python_bits``, a benchmark (``-m
+benchmark``: two minutes of compiling on a cold cache).
 """
 
 from __future__ import annotations
@@ -28,5 +29,23 @@ def test_the_uncompiled_tests_pass():
                          env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     passed = re.search(r"(\d+) passed", out.stdout)
-    assert passed and int(passed.group(1)) >= 16, out.stdout[-2000:]
+    assert passed and int(passed.group(1)) >= 17, out.stdout[-2000:]
     assert "skipped" not in out.stdout.splitlines()[-1], out.stdout[-2000:]
+
+
+@pytest.mark.benchmark
+def test_int64_kernels_compiled_give_the_python_bits():
+    """Unsigned Q2.6 weights (int64 codes) learning three samples: compiled here, uncompiled
+    in a subprocess, the same weights and counters."""
+    from test_core_checks import UNSIGNED_LEARN_SCRIPT
+
+    tests = str(ROOT / "tests")
+    script = UNSIGNED_LEARN_SCRIPT.format(paths=[tests, str(ROOT)])
+    outs = []
+    for jit in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": jit}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=900, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs.append(out.stdout.strip().splitlines()[-2:])      # digest, weight range
+    assert outs[0] == outs[1]
