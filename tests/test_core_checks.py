@@ -71,13 +71,8 @@ eng = _engine(formats=UNSIGNED_Q26)
 st = eng.state()
 st["L0.W"][:, :2] = 250                  # codes an int8 store cannot hold
 eng.load_state(st)
-import hashlib
-h = hashlib.sha256()
-for x, label, learn in _samples(eng.spec, 3, seed=2):
-    h.update(np.asarray(eng.run_sample(x, label, learn).events).tobytes())
-for v in eng.state().values():
-    h.update(np.ascontiguousarray(v).tobytes())
-print(h.hexdigest())
+from test_core_engine import _digest
+print(_digest(eng, _samples(eng.spec, 3, seed=2)))
 W = eng.state()["L0.W"]
 print(W.min(), W.max(), int(np.array_equal(eng.float_params().W[0], W.T / 64)))
 """

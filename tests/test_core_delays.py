@@ -28,7 +28,7 @@ from edgesnn.reference import FloatEngine, init_params
 from edgesnn.rules import delays as DL
 from edgesnn.spec import load_spec
 from conftest import EXAMPLES
-from test_core_engine import WIDE
+from test_core_engine import WIDE, _digest
 
 ROOT = Path(__file__).parents[1]
 N_IN, N, T, MAX_DELAY = 8, 6, 20, 6
@@ -134,23 +134,15 @@ def test_sparse_layer_keeps_masked_weights_at_zero_and_counts_kept_synapses():
 
 
 def _delay_digest(mode: str) -> str:
-    """sha256 of the counters of three per-step learning samples on audio-edge (8-bit
-    weights, Q6.4 delay codes moved by stochastic rounding) and of every state array
-    after them."""
-    import hashlib
-
+    """test_core_engine's ``_digest`` of three per-step learning samples on audio-edge
+    (8-bit weights, Q6.4 delay codes moved by stochastic rounding)."""
     spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init(),
                  "learning.update=per-step")
     eng = FixedEngine(make_plan(spec, load_device("audio-edge")), init_params(spec, 1), 1)
     d0 = eng.state()["L0.d"].copy()
-    h = hashlib.sha256()
-    for k, x in enumerate(_inputs(3, seed=4)):
-        h.update(np.asarray(eng.run_sample(x, k % 4).events).tobytes())
-    state = eng.state()
-    assert not np.array_equal(state["L0.d"], d0)          # the delays moved
-    for v in state.values():
-        h.update(np.ascontiguousarray(v).tobytes())
-    return h.hexdigest()
+    digest = _digest(eng, [(x, k % 4, True) for k, x in enumerate(_inputs(3, seed=4))])
+    assert not np.array_equal(eng.state()["L0.d"], d0)          # the delays moved
+    return digest
 
 
 JIT_SCRIPT = """
