@@ -316,13 +316,17 @@ def _visit_paths(seed, rows, n, x_rate, q_zero, k, per_sample, epw, start):
     outs = []
     for path in ("int32", "int64", "generic"):   # generic: the clamped stochastic loop
         W, dW, rng = W0.copy(), dW0.copy(), rng0.copy()
+        wc = W0.reshape(rows, n).T.copy().ravel()    # the column copy (Buffers.wcol)
         if path == "int32":
             res = UP.visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, fw,
-                                 per_sample, rng, p0, vis)
+                                 per_sample, rng, p0, vis, wc, rows)
         else:
             res = UP.visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, True,
                                bound if path == "int64" else 1 << 62, wt, epw, ftr,
-                               -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, p0)
+                               -(1 << 40), 1 << 40, k, STOCHASTIC, fw, per_sample, rng, p0,
+                               wc, rows)
+        # every weight written is written into the column copy too
+        np.testing.assert_array_equal(wc, W.reshape(rows, n).T.ravel())
         rng[R.POS] = res[0]                  # the paths refill at different points:
         outs.append((res[1:], W, dW, R.reference_words(rng, 40)))   # compare the stream
     return outs
@@ -402,11 +406,11 @@ def test_int32_visit_nonzero_test_at_its_edges(target):
         if path == "int32":
             res = UP.visit_rows32(W, np.zeros(0, np.int64), n, q, x, lists, c32, n, n,
                                  int((a != 0).sum()), wt, -1, k, fw, False, rng, 0,
-                                 np.zeros((4, rows), np.int64))
+                                 np.zeros((4, rows), np.int64), W[:0], 0)
         else:
             res = UP.visit_rows(W, np.zeros(0, np.int64), n, q, x, lists, cmp, n, n,
                                int((a != 0).sum()), True, 1 << 62, wt, -1, ftr, -(1 << 40),
-                               1 << 40, k, STOCHASTIC, fw, False, rng, 0)
+                               1 << 40, k, STOCHASTIC, fw, False, rng, 0, W[:0], 0)
         outs.append((res, W))
     assert outs[0][0] == outs[1][0] and np.array_equal(outs[0][1], outs[1][1])
     if target in ("lim", -1):

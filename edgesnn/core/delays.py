@@ -37,13 +37,15 @@ from numba import njit
 
 from edgesnn.counters import (DELAY_BUFFER_OPS, ELIGIBILITY_MACS, LFSR_DRAWS, SLOPE_LOOKUPS,
                               SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES, WEIGHT_WRITES)
-from .arith import into, rnd, saturate
+from edgesnn.fixed import STOCHASTIC
+
+from .arith import I32_MAX, into, rnd, saturate
 from .counting import add_words, count_muls, real_mul, vec_access
-from .layout import (DL_AXONAL, DL_DOFF, DL_EC, DL_EK, DL_EOFF, DL_FI, DL_H, DL_HOFF, DL_M,
-                     DL_MODE, DL_ND, DL_PIN, DL_POUT, DL_QOFF, DL_R, DL_ROFF, DL_SHIFT, DL_SOFF,
-                     DL_SYNAPTIC, K_D, K_DD, K_DW, K_EPS, K_HIST, K_I, K_Q, K_RING, K_W, LC_DWOFF,
-                     LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_TID, LC_TQ, LC_WOFF, R_A, R_ACT, R_C,
-                     R_GP, R_I, R_Q, R_XB)
+from .layout import (DL_AXONAL, DL_COFF, DL_COL, DL_DOFF, DL_EC, DL_EK, DL_EOFF, DL_FI, DL_H,
+                     DL_HOFF, DL_M, DL_MODE, DL_ND, DL_PIN, DL_POUT, DL_QOFF, DL_R, DL_ROFF,
+                     DL_SHIFT, DL_SOFF, DL_SYNAPTIC, K_D, K_DD, K_DW, K_EPS, K_HIST, K_I, K_Q,
+                     K_RING, K_W, LC_DWOFF, LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_TID, LC_TQ,
+                     LC_WOFF, R_A, R_ACT, R_C, R_GP, R_I, R_Q, R_XB)
 from .rng import POS
 
 
@@ -67,9 +69,11 @@ def push_history(net, st, buf, t, l):
     hoff = dl[DL_HOFF]
     tid = net.lay[l, LC_TID + K_HIST]
     xb = buf.inp[R_XB, ioff:ioff + n_in]
-    row = hoff + (t % H) * n_in
+    tm = t % H
+    row = hoff + tm * n_in
+    hist = buf.hist
     for j in range(n_in):
-        buf.hist[row + j] = np.uint8(xb[j])
+        hist[row + j] = np.uint8(xb[j])
     # one bit per input ring: a read-modify-write of its word
     add_words(buf.sram, net.tens, 0, tid, n_in)
     add_words(buf.sram, net.tens, 1, tid, n_in)
@@ -79,9 +83,13 @@ def push_history(net, st, buf, t, l):
     fd = net.fmt_d.frac
     M = dl[DL_M]
     doff = dl[DL_DOFF]
+    codes = st.d
     for j in range(n_in):
-        D, _ = split_delay(st.d[doff + j], fd, M)
-        xb[j] = buf.hist[hoff + ((t - D) % H) * n_in + j]
+        D, _ = split_delay(codes[doff + j], fd, M)
+        r = tm - D                       # row (t - D) % H, D < H
+        if r < 0:
+            r += H
+        xb[j] = hist[hoff + r * n_in + j]
     add_words(buf.sram, net.tens, 0, tid, n_in)
     vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], n_in, 1, 0)
     buf.ev[DELAY_BUFFER_OPS] += n_in
@@ -108,23 +116,29 @@ def kept_accumulate(net, st, buf, t, l, cnt):
     synaptic = dl[DL_MODE] == DL_SYNAPTIC
     sat = 0
     ops = 0
-    if synaptic:
-        M1 = dl[DL_M] + 1
-        roff = dl[DL_ROFF]
-        doff = dl[DL_DOFF]
-        fd = net.fmt_d.frac
-        M = dl[DL_M]
+    W = st.W
+    codes = st.d
+    ring = buf.ring
+    M1 = dl[DL_M] + 1
+    roff = dl[DL_ROFF]
+    doff = dl[DL_DOFF]
+    fd = net.fmt_d.frac
+    M = dl[DL_M]
+    tm = t % M1
     for k in range(cnt):
         j = rows[k]
         a = ptr[pin + j]
         b = ptr[pin + j + 1]
         for e in range(a, b):
             m = idx[e]
-            w = np.int64(st.W[woff + j * n + m]) << sh
+            w = np.int64(W[woff + j * n + m]) << sh
             if synaptic:
-                D, _ = split_delay(st.d[doff + j * n + m], fd, M)
-                r = roff + ((t + D) % M1) * n + m
-                buf.ring[r], f = into(buf.ring[r] + w, fi)
+                D, _ = split_delay(codes[doff + j * n + m], fd, M)
+                r = tm + D               # row (t + D) % (M + 1), D <= M
+                if r >= M1:
+                    r -= M1
+                r = roff + r * n + m
+                ring[r], f = into(ring[r] + w, fi)
             else:
                 cur[m], f = into(cur[m] + w, fi)
             sat += f
@@ -169,6 +183,11 @@ def synapse_traces(net, st, buf, t, l):
     po = dl[DL_POUT]
     ptr = net.out_ptr
     idx = net.out_idx
+    codes = st.d
+    hist = buf.hist
+    xs = buf.xs
+    qs = buf.qs
+    tm = t % H
     rng = st.rng
     p = rng[POS]
     draws = 0
@@ -178,12 +197,15 @@ def synapse_traces(net, st, buf, t, l):
         for e in range(ptr[po + m], ptr[po + m + 1]):
             j = idx[e]
             s = j * n + m
-            D, _ = split_delay(st.d[doff + s], fd, M)
-            x = np.int64(buf.hist[hoff + ((t - D) % H) * n_in + j])
-            buf.xs[qoff + s] = x
-            v, p, d = rnd(buf.qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
+            D, _ = split_delay(codes[doff + s], fd, M)
+            r = tm - D                   # row (t - D) % H
+            if r < 0:
+                r += H
+            x = np.int64(hist[hoff + r * n_in + j])
+            xs[qoff + s] = x
+            v, p, d = rnd(qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
             draws += d
-            buf.qs[qoff + s], f = into(v, ft)
+            qs[qoff + s], f = into(v, ft)
             sat += f
             count += 1
     rng[POS] = p
@@ -217,6 +239,17 @@ def eligibility(net, st, buf, t, l):
     fd = net.fmt_d.frac
     fe = net.fmt_e
     axonal = dl[DL_MODE] == DL_AXONAL
+    # a zero trace with no spike tap stays zero: skipped unless its rounding draws a word
+    skip = fe.rounding != STOCHASTIC
+    tm = t % H
+    # arrays taken out of the tuples once: an access through a tuple in the loop costs a
+    # reference count each time
+    hist = buf.hist
+    slope = net.slope
+    eps = buf.eps
+    codes = st.d
+    out_ptr = net.out_ptr
+    out_idx = net.out_idx
     rng = st.rng
     p = rng[POS]
     draws = 0
@@ -225,22 +258,34 @@ def eligibility(net, st, buf, t, l):
     nd = 0
     po = dl[DL_POUT]
     for m in range(1 if axonal else n):
-        a = 0 if axonal else net.out_ptr[po + m]
-        b = n_in if axonal else net.out_ptr[po + m + 1]
+        a = 0 if axonal else out_ptr[po + m]
+        b = n_in if axonal else out_ptr[po + m + 1]
         for e in range(a, b):
-            j = e if axonal else net.out_idx[e]
+            j = e if axonal else out_idx[e]
             s = j if axonal else j * n + m
-            D, col = split_delay(st.d[doff + s], fd, M)
+            D, col = split_delay(codes[doff + s], fd, M)
             acc = np.int64(0)
-            for k in range(max(0, D - R), D + R + 1):
-                if buf.hist[hoff + ((t - k) % H) * n_in + j] != 0:
-                    acc += net.slope[soff + (k - D + R) * nf + col]
-                    looks += 1
-            v, p, d = rnd(buf.eps[eoff + s] * ec + (acc << ek), ek, fe.rounding, rng, p)
-            draws += d
-            buf.eps[eoff + s], f = into(v, fe)
-            sat += f
+            hit = 0
+            k0 = max(0, D - R)
+            r = tm - k0                  # row (t - k) % H, walked down from k0 (k < H)
+            if r < 0:
+                r += H
+            for k in range(k0, D + R + 1):
+                if hist[hoff + r * n_in + j] != 0:
+                    acc += slope[soff + (k - D + R) * nf + col]
+                    hit += 1
+                r -= 1
+                if r < 0:
+                    r += H
+            looks += hit
             nd += 1
+            old = eps[eoff + s]
+            if skip and hit == 0 and old == 0:
+                continue
+            v, p, d = rnd(old * ec + (acc << ek), ek, fe.rounding, rng, p)
+            draws += d
+            eps[eoff + s], f = into(v, fe)
+            sat += f
     rng[POS] = p
     ev = buf.ev
     ev[LFSR_DRAWS] += draws
@@ -257,29 +302,39 @@ def eligibility(net, st, buf, t, l):
 
 
 @njit(cache=True, inline='always')
-def move_delay(net, st, buf, l, s, dd, sh, top, p):
-    """One delay's update from its gradient ``dd`` (fractional bits of signal + eligibility):
-    per step ``code -= round(dd * 2**-sh)`` clipped to ``[0, top]``; per sample
-    ``Buffers.dd += round(dd)`` in the update format. Returns ``(written, overflow,
-    position, draws)``."""
-    dl = net.dly[l]
-    if net.per_sample:
-        fup = net.fmt.update
-        k = dl[DL_EOFF] + s
-        r, p, d = rnd(dd, net.fmt.signal.frac + net.fmt_e.frac - fup.frac, fup.rounding,
-                      st.rng, p)
-        buf.dd[k], f = into(buf.dd[k] + r, fup)
-        return 0, f, p, d
-    delta, p, d = rnd(dd, sh, net.fmt_d.rounding, st.rng, p)
+def move_delay(codes, k, dd, sh, mode, top, rng, p):
+    """Per step: delay code ``codes[k] -= round(dd * 2**-sh)`` (``mode``), clipped to
+    ``[0, top]``. Returns ``(written, position, draws)``."""
+    delta, p, d = rnd(dd, sh, mode, rng, p)
     if delta == 0:
-        return 0, 0, p, d
-    k = dl[DL_DOFF] + s
-    old = st.d[k]
+        return 0, p, d
+    old = codes[k]
     new, _ = saturate(old - delta, 0, top)
     if new == old:
-        return 0, 0, p, d
-    st.d[k] = new
-    return 1, 0, p, d
+        return 0, p, d
+    codes[k] = new
+    return 1, p, d
+
+
+@njit(cache=True, inline='always')
+def add_delay_grad(acc, k, dd, sh, fup, rng, p):
+    """Per sample: ``acc[k] += round(dd * 2**-sh)`` in the update format ``fup``.
+    Returns ``(overflow, position, draws)``."""
+    r, p, d = rnd(dd, sh, fup.rounding, rng, p)
+    acc[k], f = into(acc[k] + r, fup)
+    return f, p, d
+
+
+@njit(cache=True, inline='always')
+def delay_step(codes, acc, k, dd, sh, sh_acc, mode, fup, top, per_sample, rng, p):
+    """One delay's gradient ``dd`` (fractional bits of signal + eligibility): moved per
+    step (``move_delay``, shift ``sh``) or accumulated per sample (``add_delay_grad``,
+    shift ``sh_acc``). Returns ``(written, overflow, position, draws)``."""
+    if per_sample:
+        f, p, d = add_delay_grad(acc, k, dd, sh_acc, fup, rng, p)
+        return 0, f, p, d
+    w, p, d = move_delay(codes, k, dd, sh, mode, top, rng, p)
+    return w, 0, p, d
 
 
 @njit(cache=True)
@@ -296,6 +351,13 @@ def delay_grads(net, st, buf, l):
     # the delay format's code steps are 2**-fd: dd has f_signal + f_eps fractional bits
     sh = fsig.frac + net.fmt_e.frac + net.lr + dl[DL_SHIFT] - net.fmt_d.frac
     top = dl[DL_M] << net.fmt_d.frac
+    sh_acc = fsig.frac + net.fmt_e.frac - net.fmt.update.frac
+    mode = net.fmt_d.rounding
+    fup = net.fmt.update
+    per_sample = net.per_sample != 0
+    codes = st.d[dl[DL_DOFF]:dl[DL_DOFF] + dl[DL_ND]]
+    accs = buf.dd[eoff:eoff + (dl[DL_ND] if per_sample else 0)]
+    eps = buf.eps[eoff:eoff + dl[DL_ND]]
     gp = buf.nrn[R_GP, off:off + n]
     rng = st.rng
     p = rng[POS]
@@ -310,13 +372,10 @@ def delay_grads(net, st, buf, l):
         cnt += np.int64(gp[m] != 0)
     if dl[DL_MODE] == DL_AXONAL:
         gx = buf.gx
+        column_sums(buf.wcol[dl[DL_COFF]:dl[DL_COFF] + n * n_in], gp, lst, cnt, n_in,
+                    max(-net.fmt.weight.lo, net.fmt.weight.hi), gx, buf.gx32)
         for j in range(n_in):
-            acc = np.int64(0)
-            base = woff + j * n
-            for k in range(cnt):
-                m = lst[k]
-                acc += gp[m] * np.int64(st.W[base + m])
-            gx[j], p, d = _signal(acc, fw, fsig, st.rng, p)
+            gx[j], p, d = _signal(gx[j], fw, fsig, rng, p)
             draws += d
         # (g psi) W is the signal the layer below gets: formed here only when no layer
         # below learns from it
@@ -324,35 +383,40 @@ def delay_grads(net, st, buf, l):
             macs += cnt * n_in
             add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_W], cnt * n_in)
         for j in range(n_in):
-            e = buf.eps[eoff + j]
+            e = eps[j]
             if gx[j] == 0 or e == 0:
                 continue
             macs += 1
-            w, f, p, d = move_delay(net, st, buf, l, j, gx[j] * e, sh, top, p)
+            w, f, p, d = delay_step(codes, accs, j, gx[j] * e, sh, sh_acc, mode, fup, top,
+                                    per_sample, rng, p)
             written += w
             sat += f
             draws += d
         nd = n_in
     else:
         po = dl[DL_POUT]
+        out_ptr = net.out_ptr
+        out_idx = net.out_idx
+        W = st.W[woff:woff + n_in * n]
         for k in range(cnt):
             m = lst[k]
             g = gp[m]
-            for e in range(net.out_ptr[po + m], net.out_ptr[po + m + 1]):
-                j = net.out_idx[e]
+            for e in range(out_ptr[po + m], out_ptr[po + m + 1]):
+                j = out_idx[e]
                 s = j * n + m
-                ep = buf.eps[eoff + s]
+                ep = eps[s]
                 if ep == 0:
                     continue
-                w = np.int64(st.W[woff + s])
+                w = np.int64(W[s])
                 if w == 0:
                     continue
                 macs += 2
-                gx, p, d = _signal(g * w, fw, fsig, st.rng, p)
+                gx, p, d = _signal(g * w, fw, fsig, rng, p)
                 draws += d
                 if gx == 0:
                     continue
-                wr, f, p, d = move_delay(net, st, buf, l, s, gx * ep, sh, top, p)
+                wr, f, p, d = delay_step(codes, accs, s, gx * ep, sh, sh_acc, mode, fup, top,
+                                         per_sample, rng, p)
                 written += wr
                 sat += f
                 draws += d
@@ -370,6 +434,54 @@ def delay_grads(net, st, buf, l):
         vec_access(net.tens, buf.sram, tdd, nd, 1, 1)
     else:
         add_words(buf.sram, net.tens, 1, net.lay[l, LC_TID + K_D], written)
+
+
+@njit(cache=True)
+def column_sums(wc, gp, lst, cnt, n_in, wmax, out, out32):
+    """``out[j] = sum over the listed neurons m of gp[m] * W[j, m]`` from the column copy
+    ``wc`` (``(n, n_in)``, ``Buffers.wcol``): whole rows added in int32 lanes when
+    ``sum |gp| * wmax`` fits 31 bits, in int64 otherwise (the same sums)."""
+    total = np.int64(0)
+    for k in range(cnt):
+        total += abs(gp[lst[k]])
+    if total * wmax <= I32_MAX:
+        a = out32[:n_in]
+        a[:] = 0
+        for k in range(cnt):
+            m = lst[k]
+            g = gp[m]
+            row = wc[m * n_in:(m + 1) * n_in]
+            for j in range(n_in):
+                a[j] += g * row[j]
+        for j in range(n_in):
+            out[j] = a[j]
+        return
+    b = out[:n_in]
+    b[:] = 0
+    for k in range(cnt):
+        m = lst[k]
+        g = gp[m]
+        row = wc[m * n_in:(m + 1) * n_in]
+        for j in range(n_in):
+            b[j] += g * np.int64(row[j])
+
+
+@njit(cache=True)
+def refresh_columns(net, st, buf):
+    """Copy every learning axonal layer's input weights into its column copy
+    (``Buffers.wcol[m * n_in + j] = W[j * n + m]``)."""
+    for l in range(net.L):
+        dl = net.dly[l]
+        if dl[DL_COL] == 0:
+            continue
+        n = net.lay[l, LC_N]
+        n_in = net.lay[l, LC_NIN]
+        woff = net.lay[l, LC_WOFF]
+        wc = buf.wcol[dl[DL_COFF]:dl[DL_COFF] + n * n_in]
+        W = st.W[woff:woff + n_in * n]
+        for j in range(n_in):            # (the fastest of the loop orders tried)
+            for m in range(n):
+                wc[m * n_in + j] = W[j * n + m]
 
 
 @njit(cache=True, inline='always')
@@ -436,6 +548,9 @@ def update_synapses(net, st, buf, l):
     frac = net.fmt.signal.frac + ftr
     synaptic = dl[DL_MODE] == DL_SYNAPTIC
     qoff = dl[DL_QOFF]
+    n_in = net.lay[l, LC_NIN]
+    col = dl[DL_COL] != 0                # an axonal layer's column copy (Buffers.wcol)
+    coff = dl[DL_COFF]
     if net.per_sample:
         f = net.fmt.update
         sh = frac - f.frac
@@ -453,19 +568,29 @@ def update_synapses(net, st, buf, l):
     po = dl[DL_POUT]
     ca = buf.cnt[l, 0]
     lac = buf.act[0, off:off + ca]
+    per_sample = net.per_sample != 0
+    out_ptr = net.out_ptr
+    out_idx = net.out_idx
+    xs = buf.xs
+    qs = buf.qs
+    xb = buf.inp[R_XB, ioff:ioff + n_in]
+    qb = buf.inp[R_Q, ioff:ioff + n_in]
+    W = st.W
+    dW = buf.dW
+    wcol = buf.wcol
     for kk in range(ca):
         m = lac[kk]
         a = buf.nrn[R_A, off + m]
         c = buf.nrn[R_C, off + m]
-        for e in range(net.out_ptr[po + m], net.out_ptr[po + m + 1]):
-            j = net.out_idx[e]
+        for e in range(out_ptr[po + m], out_ptr[po + m + 1]):
+            j = out_idx[e]
             s = j * n + m
             if synaptic:
-                x = buf.xs[qoff + s]
-                q = buf.qs[qoff + s]
+                x = xs[qoff + s]
+                q = qs[qoff + s]
             else:
-                x = buf.inp[R_XB, ioff + j]
-                q = buf.inp[R_Q, ioff + j]
+                x = xb[j]
+                q = qb[j]
             ax = a != 0 and x != 0
             cq = c != 0 and q != 0
             if not (ax or cq):
@@ -478,15 +603,17 @@ def update_synapses(net, st, buf, l):
             draws += d
             if delta == 0:
                 continue
-            if net.per_sample:
-                buf.dW[dwoff + s], fl = into(buf.dW[dwoff + s] + delta, f)
+            if per_sample:
+                dW[dwoff + s], fl = into(dW[dwoff + s] + delta, f)
                 sat += fl
                 continue
-            old = np.int64(st.W[woff + s])
+            old = np.int64(W[woff + s])
             new, fl = into(old - delta, f)
             sat += fl
             if new != old:
-                st.W[woff + s] = new
+                W[woff + s] = new
+                if col:
+                    wcol[coff + m * n_in + j] = new
                 changed += 1
     rng[POS] = p
     ev = buf.ev

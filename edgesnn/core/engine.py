@@ -96,6 +96,7 @@ class _Delays(NamedTuple):
     n_eps: int                # Buffers.eps, .dd
     n_ring: int
     n_qs: int                 # Buffers.qs, .xs
+    n_col: int                # Buffers.wcol
 
 
 def weight_dtype(f: Fmt) -> type:
@@ -306,7 +307,7 @@ class FixedEngine:
         fmt_e = format_row(dev.formats["eligibility"])
         dly = np.zeros((L + 1, LY.DL_COLS), dtype=np.int64)
         slope, in_ptr, in_idx, out_ptr, out_idx = [], [], [], [], []
-        n_d = n_hist = n_eps = n_ring = n_qs = n_slope = n_pin = n_pout = 0
+        n_d = n_hist = n_eps = n_ring = n_qs = n_col = n_slope = n_pin = n_pout = 0
         nf = 1 << fmt_d.frac
         top = (1 << (dev.luts.slope_bits - 1)) - 1
         for l, layer in enumerate(spec.hidden):
@@ -344,6 +345,9 @@ class FixedEngine:
             n_hist += H * int(n_in[l])
             if learns:
                 n_eps += nd
+            if learns and mode == LY.DL_AXONAL:
+                row[LY.DL_COL], row[LY.DL_COFF] = 1, n_col
+                n_col += int(n_in[l] * n[l])
             if mode == LY.DL_SYNAPTIC:
                 row[LY.DL_ROFF], row[LY.DL_QOFF] = n_ring, n_qs
                 n_ring += (M + 1) * int(n[l])
@@ -356,7 +360,7 @@ class FixedEngine:
         cat = lambda parts: (np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)  # noqa
                              if parts else np.zeros(0, dtype=np.int64))
         return _Delays(dly, fmt_d, fmt_e, cat(slope), cat(in_ptr), cat(in_idx), cat(out_ptr),
-                       cat(out_idx), n_d, n_hist, n_eps, n_ring, n_qs)
+                       cat(out_idx), n_d, n_hist, n_eps, n_ring, n_qs, n_col)
 
     def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
         """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``
@@ -575,7 +579,10 @@ class FixedEngine:
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(self.device.banks)), dtype=np.int64),
             sats=z(len(self.tensor_names)), hist=np.zeros(self._dl.n_hist, dtype=np.uint8),
             eps=z(self._dl.n_eps), dd=z(self._dl.n_eps if spec.learning.per_sample else 0),
-            ring=z(self._dl.n_ring), qs=z(self._dl.n_qs), xs=z(self._dl.n_qs), gx=z(width))
+            ring=z(self._dl.n_ring), qs=z(self._dl.n_qs), xs=z(self._dl.n_qs), gx=z(width),
+            gx32=np.zeros(width, dtype=np.int32),
+            wcol=np.zeros(self._dl.n_col, dtype=weight_dtype(self.formats.weight)),
+            colok=z(1))
 
     # ------------------------------------------------------------------ running
 
@@ -762,6 +769,7 @@ class FixedEngine:
                 raise CheckpointError(f"checkpoint array {name}: {problem}")
         for name, (arr, off, shape) in views.items():
             arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
+        self.buf.colok[0] = 0                # the weights' column copy is stale
 
     def float_params(self) -> NetParams:
         """Dequantised parameters (output-major float64, as ``params.NetParams``)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from numba import njit
 
 from .counting import vec_access
-from .delays import apply_delays, delay_grads, update_synapses
+from .delays import apply_delays, delay_grads, refresh_columns, update_synapses
 from .forward import layer_forward, post_traces
 from .layout import (CARRY, DL_MODE, DL_SIMPLE, K_DW, K_DWR, K_Q, K_QR, K_W, K_WR, LC_DWOFF, LC_DWROFF, LC_IOFF,
                      LC_N, LC_NIN, LC_NOFF, LC_REC, LC_TID, LC_WOFF, LC_WROFF, R_G, R_GP, R_H,
@@ -97,6 +97,9 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
     if net.per_sample != CARRY:          # with carry the accumulators persist across samples
         buf.dW[:] = 0
         buf.db[:] = 0
+    if learn and buf.colok[0] == 0:
+        refresh_columns(net, st, buf)
+        buf.colok[0] = 1
     t0 = T - net.window
     eoff = net.lay[L, LC_NOFF]
     for t in range(T):
@@ -122,3 +125,4 @@ def run_sample_kernel(net, st, buf, x, label, learn, record, rec):
     if learn and net.per_sample:
         apply_sample(net, st, buf)
         apply_delays(net, st, buf)
+        buf.colok[0] = 0                 # W changed outside the per-step writes

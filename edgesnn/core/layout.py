@@ -68,10 +68,12 @@ CMP_DELTA = 4
 # synaptic); DL_M max_delay, DL_H history rows, DL_R taps each side; offsets into State.d,
 # Buffers.hist, Buffers.eps (= Buffers.dd), Buffers.ring, Buffers.qs (= Buffers.xs), Net.slope
 # and the CSR tables; the eligibility's decay (code, k); the delay shift less the weights';
-# DL_FI the delay format's fractional codes 2**f; DL_ND the delays of the layer
+# DL_FI the delay format's fractional codes 2**f; DL_ND the delays of the layer; DL_COL 1
+# when a learning axonal layer keeps a column copy of its input weights (Buffers.wcol from
+# DL_COFF)
 (DL_MODE, DL_SIMPLE, DL_M, DL_H, DL_R, DL_DOFF, DL_HOFF, DL_EOFF, DL_ROFF, DL_QOFF, DL_SOFF,
- DL_EC, DL_EK, DL_SHIFT, DL_PIN, DL_POUT, DL_FI, DL_ND) = range(18)
-DL_COLS = 18
+ DL_EC, DL_EK, DL_SHIFT, DL_PIN, DL_POUT, DL_FI, DL_ND, DL_COL, DL_COFF) = range(20)
+DL_COLS = 20
 DL_NONE, DL_AXONAL, DL_SYNAPTIC = range(3)
 #: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
 #: (the factors are zero-padded to a multiple of PAD and PAD words more are buffered)
@@ -184,6 +186,14 @@ class Buffers(NamedTuple):
     qs: np.ndarray            # synaptic delays: per-synapse presynaptic traces (n_in, n)
     xs: np.ndarray            # ... and the delayed spikes of this step
     gx: np.ndarray            # (max width,) scratch: an axonal layer's (g psi) W
+    gx32: np.ndarray          # (max width,) int32 scratch of the same sums (when they fit)
+    wcol: np.ndarray          # learning axonal layers: their input weights again, neuron-major
+                              # (n, n_in) (the weights' dtype): (g psi) W as whole-row sums.
+                              # The simulator's copy, not the device's: the kernels write it
+                              # with every per-step weight write
+    colok: np.ndarray         # (1,): 1 while wcol equals State.W; whatever else writes State.W
+                              # (per-sample updates, load_state) clears it, and the next
+                              # learned sample copies W again (delays.refresh_columns)
 
 
 class Record(NamedTuple):

@@ -20,8 +20,8 @@ from .arith import (BIAS, I32_MAX, biased_floor_shift, into, lane_consts, rnd, r
                     rnd_lanes, saturate, stoch_shift, stoch_split, stoch_sum32, to_fmt, word_top)
 from .constants import ALPHA_FRAC
 from .counting import add_words, chunk_words, count_muls, real_mul, vec_access, word_table
-from .layout import (CARRY, CMP_DELTA, K_A, K_B, K_C, K_DB, K_DW, K_DWR, K_G, K_H, K_PSI, K_W,
-                     K_WR, LC_BOFF, LC_DBOFF, LC_DWOFF, LC_DWROFF, LC_N, LC_NIN, LC_NOFF, LC_REC,
+from .layout import (CARRY, CMP_DELTA, DL_COFF, DL_COL, K_A, K_B, K_C, K_DB, K_DW, K_DWR, K_G,
+                     K_H, K_PSI, K_W, K_WR, LC_BOFF, LC_DBOFF, LC_DWOFF, LC_DWROFF, LC_N, LC_NIN, LC_NOFF, LC_REC,
                      LC_TID, LC_WOFF, LC_WROFF, PAD, R_A, R_C, R_G, R_GP, R_H, R_PSI)
 from .rng import FILL, POS, ensure, refill, words
 
@@ -239,6 +239,13 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
         tt = tw
     epw = net.tens[1, tw]
     wt = buf.wtab
+    # a learning axonal layer's input weights have a column copy (Buffers.wcol) to keep
+    cs = 0
+    coff = 0
+    if not per_sample and woff == net.lay[l, LC_WOFF] and net.dly[l, DL_COL] != 0:
+        cs = rows
+        coff = net.dly[l, DL_COFF]
+    wc = buf.wcol[coff:coff + cs * n]
     if epw > 0:
         word_table(epw, lac, ca, wt[0])
         word_table(epw, lc, cc, wt[1])
@@ -282,12 +289,12 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
             and bound <= min(net.acc_hi, -net.acc_lo)):
         p_r, draws, macs, reads, writes, changed, sat = visit_rows32(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], c32, ca, cc, na, wt, epw,
-            sh, f, per_sample, rng, rng[POS], buf.vis)
+            sh, f, per_sample, rng, rng[POS], buf.vis, wc, cs)
     else:
         p_r, draws, macs, reads, writes, changed, sat = visit_rows(
             W, dW, n, qv, x[xoff:xoff + rows], buf.act[:, off:off + n], cmp, ca, cc, na,
             cmax <= I32_MAX and qmax <= I32_MAX, bound, wt, epw, ftr, net.acc_lo, net.acc_hi,
-            sh, f.rounding, f, per_sample, rng, rng[POS])
+            sh, f.rounding, f, per_sample, rng, rng[POS], wc, cs)
     rng[POS] = p_r
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[ELIGIBILITY_MACS] += macs
@@ -321,7 +328,7 @@ def update_rows(net, st, buf, l, woff, dwoff, rows, q, x, xoff, tw, tdw):
 
 @njit(cache=True)
 def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, ftr, alo,
-               ahi, sh, mode, f, per_sample, rng, p):
+               ahi, sh, mode, f, per_sample, rng, p, wc, cs):
     """The synapse loop of ``update_rows`` (kept small so its state stays in registers).
 
     Row ``j`` visits list ``t`` (0 where ``x_j = 1``, 1 where only ``q_j != 0``)
@@ -413,7 +420,7 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
                 nz |= dv
         if nz == 0:
             continue
-        ch, wr, fl = write_row(W, dW, dl, j * n, lists[t], cnt, f, per_sample, epw)
+        ch, wr, fl = write_row(W, dW, dl, j * n, lists[t], cnt, f, per_sample, epw, wc, cs, j)
         changed += ch
         writes += wr
         sat += fl
@@ -421,9 +428,11 @@ def visit_rows(W, dW, n, q, x, lists, cmp, ca, cc, na, narrow, bound, wt, epw, f
 
 
 @njit(cache=True, inline='always')
-def write_row(W, dW, dl, base, lst, cnt, f, per_sample, epw):
-    """Apply row updates ``dl[:cnt]`` at ``base + lst[:cnt]``: per step ``W -= dl`` in
-    format ``f``, per sample ``dW += dl``. Returns ``(changed, words written, overflows)``."""
+def write_row(W, dW, dl, base, lst, cnt, f, per_sample, epw, wc, cs, j):
+    """Apply row ``j``'s updates ``dl[:cnt]`` at ``base + lst[:cnt]``: per step ``W -= dl``
+    in format ``f`` (and, with ``cs > 0``, into the column copy ``wc[m * cs + j]``,
+    ``Buffers.wcol``), per sample ``dW += dl``. Returns ``(changed, words written,
+    overflows)``."""
     changed = 0
     writes = 0
     sat = 0
@@ -443,6 +452,8 @@ def write_row(W, dW, dl, base, lst, cnt, f, per_sample, epw):
         if new == old:
             continue
         W[e] = new
+        if cs > 0:
+            wc[lst[kk] * cs + j] = new
         changed += 1
         if epw > 0:
             wd = e // epw
@@ -485,7 +496,8 @@ def scan_chunk(q, x, j, rows, ca, cc, cap, vis0, vis1, vis2, vis3):
 
 
 @njit(cache=True)
-def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p, vis):
+def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_sample, rng, p, vis,
+                wc, cs):
     """``visit_rows`` in int32 lanes, for ``|dw| + 2**k < 2**31`` (no clamp, ``k <= 30``).
 
     Stochastic rounding ``dv = stoch_sum32(dw, word, 32 - k) >> k`` is nonzero iff
@@ -569,7 +581,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
                     if zh >= lim:
                         ch, wr, fl = row32(W, dW, c32, False, vis0[g + h], q, rw,
                                            np.uint64(p + vis1[g + h]), cc, rk, k, n, l1, f,
-                                           per_sample, epw)
+                                           per_sample, epw, wc, cs)
                         changed += ch
                         writes += wr
                         sat += fl
@@ -590,7 +602,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
                     z = max(z, np.uint32(stoch_sum32(np.int32(c1[kk] * qs), rw[pr + kk], rk)))
             if z >= lim:
                 ch, wr, fl = row32(W, dW, c32, with_a, rj, q, rw, pr, ca if with_a else cc, rk, k,
-                                   n, l0 if with_a else l1, f, per_sample, epw)
+                                   n, l0 if with_a else l1, f, per_sample, epw, wc, cs)
                 changed += ch
                 writes += wr
                 sat += fl
@@ -599,7 +611,7 @@ def visit_rows32(W, dW, n, q, x, lists, c32, ca, cc, na, wt, epw, k, f, per_samp
 
 
 @njit(cache=True, inline='always')
-def row32(W, dW, c32, with_a, j, q, rw, p, cnt, rk, k, n, lst, f, per_sample, epw):
+def row32(W, dW, c32, with_a, j, q, rw, p, cnt, rk, k, n, lst, f, per_sample, epw, wc, cs):
     """Row ``j`` of ``visit_rows32``: ``d = (c*q_j [+ a] + word >> (32-k)) >> k`` over the
     list (``c32`` row 0 with ``a`` in row 1, or row 2), stored in ``c32`` row 3 and
     written (``write_row``). Returns ``(changed, words written, overflows)``."""
@@ -613,7 +625,7 @@ def row32(W, dW, c32, with_a, j, q, rw, p, cnt, rk, k, n, lst, f, per_sample, ep
         if with_a:
             v = np.int32(v + a[kk])
         d[kk] = v >> k32
-    return write_row(W, dW, d, j * n, lst, cnt, f, per_sample, epw)
+    return write_row(W, dW, d, j * n, lst, cnt, f, per_sample, epw, wc, cs, j)
 
 
 @njit(cache=True)
