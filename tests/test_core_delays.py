@@ -22,6 +22,7 @@ import pytest
 
 from edgesnn import counters as C
 from edgesnn.core import FixedEngine
+from edgesnn.core import layout as LY
 from edgesnn.hw import load_device, parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import FloatEngine, init_params
@@ -133,12 +134,13 @@ def test_sparse_layer_keeps_masked_weights_at_zero_and_counts_kept_synapses():
     assert hidden == 16 * 2
 
 
-def _delay_digest(mode: str) -> str:
-    """test_core_engine's ``_digest`` of three per-step learning samples on audio-edge
-    (8-bit weights, Q6.4 delay codes moved by stochastic rounding)."""
+def _delay_digest(mode: str, device: str = "audio-edge") -> str:
+    """test_core_engine's ``_digest`` of three per-step learning samples on ``device``
+    (audio-edge: 8-bit weights, Q6.4 delay codes moved by stochastic rounding, the general
+    loops; cortex-m7: nearest-even delays and eligibilities, the axonal fast paths)."""
     spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init(),
                  "learning.update=per-step")
-    eng = FixedEngine(make_plan(spec, load_device("audio-edge")), init_params(spec, 1), 1)
+    eng = FixedEngine(make_plan(spec, load_device(device)), init_params(spec, 1), 1)
     d0 = eng.state()["L0.d"].copy()
     digest = _digest(eng, [(x, k % 4, True) for k, x in enumerate(_inputs(3, seed=4))])
     assert not np.array_equal(eng.state()["L0.d"], d0)          # the delays moved
@@ -149,17 +151,76 @@ JIT_SCRIPT = """
 import sys
 sys.path[:0] = {paths!r}
 from test_core_delays import _delay_digest
-print(_delay_digest({mode!r}))
+print(_delay_digest({mode!r}, {device!r}))
 """
 
 
-@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
-def test_delay_kernels_jit_and_pure_python_give_the_same_bits(mode):
+@pytest.mark.parametrize("mode,device", [("axonal", "audio-edge"), ("synaptic", "audio-edge"),
+                                         ("axonal", "cortex-m7")])
+def test_delay_kernels_jit_and_pure_python_give_the_same_bits(mode, device):
     """The compiled kernels here, their pure-Python definitions in a subprocess."""
-    want = _delay_digest(mode)
-    script = JIT_SCRIPT.format(paths=[str(Path(__file__).parent), str(ROOT)], mode=mode)
+    want = _delay_digest(mode, device)
+    script = JIT_SCRIPT.format(paths=[str(Path(__file__).parent), str(ROOT)], mode=mode,
+                               device=device)
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == want
+
+
+@pytest.mark.parametrize("mode", ["axonal", "synaptic"])
+@pytest.mark.uncompiled
+def test_histories_longer_than_a_word_match_the_float_engine(mode):
+    """max_delay 62 (H = 66 steps: two words a register): delays at 62 and near it read
+    their taps across the words' boundary; spikes equal the float engine's on every sample
+    and the delays stay within 1e-4 steps of it."""
+    top, steps = 62, 90
+    init = ([0.0, 62.0, 61.6, 60.5, 61.45, 30.2, 1.1, 59.4] if mode == "axonal" else
+            np.random.default_rng(1).uniform(55.0, 62.0, (N, N_IN)).round(1).tolist())
+    spec = load_spec(EXAMPLES / "timing_delays.toml", [
+        f"layers.0.delays={mode}", f"layers.0.max_delay={top}", f"layers.0.size={N}",
+        f"network.time_steps={steps}", "learning.window=20",     # (WIDE's per-sample sums
+        f"layers.0.delay_init={init}", "layers.0.delay_lr=1"])   # saturate over 90 steps)
+    params = init_params(spec, 3)
+    fl = FloatEngine(spec, params.copy())
+    fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE_DELAYS))),
+                     params.copy(), 3)
+    assert int(fx.net.dly[0][LY.DL_HW]) == 2
+    rng = np.random.default_rng(7)
+    for k in range(3):
+        x = (rng.random((steps, N_IN)) < 0.2).astype(np.uint8)
+        a, b = fl.trace(x, k % 4), fx.trace(x, k % 4)
+        assert a["L0.s"][top:].sum() > 0                  # spikes after the longest delay
+        assert np.array_equal(a["L0.s"], b["L0.s"]), f"sample {k}: spikes differ"
+        got = fx.float_params()
+        assert np.max(np.abs(got.d[0] - fl.params.d[0])) < 1e-4, f"sample {k}: delays"
+    assert np.max(np.abs(fx.float_params().d[0] - params.d[0])) > 0.01      # they learned
+
+
+@pytest.mark.parametrize("update", ["per-step", "per-sample"])
+def test_column_copy_of_axonal_weights_follows_every_weight_write(update):
+    """An axonal layer's (g psi) W runs over a column copy of its input weights: after
+    each learned sample it equals the weights (per step), or is marked stale and copied
+    again (per sample); after load_state the next sample learns as a fresh engine with
+    those weights does."""
+    spec = _spec("axonal", AXONAL_INIT, f"learning.update={update}")
+    plan = make_plan(spec, load_device("cortex-m7"))
+    eng = FixedEngine(plan, init_params(spec, 1), 1)
+    fresh = FixedEngine(plan, init_params(spec, 1), 1)
+    start = {k: v.copy() for k, v in fresh.state().items()}
+    xs = _inputs(4, seed=2)
+    n_in, n = N_IN, N
+    for k, x in enumerate(xs[:3]):
+        eng.run_sample(x, k % 4)
+        W = eng.st.W[:n_in * n].reshape(n_in, n)
+        if eng.buf.colok[0]:
+            np.testing.assert_array_equal(eng.buf.wcol.reshape(n, n_in), W.T)
+        else:
+            assert update == "per-sample"
+    assert not np.array_equal(eng.state()["L0.W"], start["L0.W"])
+    eng.load_state(start)
+    eng.run_sample(xs[3], 1)
+    fresh.run_sample(xs[3], 1)
+    for name, a in fresh.state().items():
+        np.testing.assert_array_equal(eng.state()[name], a, err_msg=name)

@@ -1,15 +1,17 @@
 """Delays and sparse masks in the fixed engine: the buffers and the delay rule (docs/delays.md).
 
 A delayed layer (``Net.dly`` row ``l``, columns ``layout.DL_*``) keeps a spike history of its
-inputs, a ring ``Buffers.hist`` of ``H = max_delay + 1 (+ R when learning)`` rows in which row
-``(t - k) % H`` holds the spikes of step ``t - k``. Delay codes are in the device's delay
-format (``Net.fmt_d``, ``f`` fractional bits): the integer delay is
-``D = (code + 2**(f-1)) >> f`` (ties up, as the float engine's ``floor(d + 1/2)``) and the
-fraction ``code - (D << f)`` in ``[-1/2, 1/2)`` selects the column of the slope table.
+inputs, ``H = max_delay + 1 (+ R when learning)`` steps of it: per input a shift register
+``Buffers.hist`` of ``DL_HW = ceil(H / 64)`` words whose bit ``k`` is the spike of step
+``t - k`` (``spike_at``; the device's ring of ``H`` bits, which the memory map counts, holds
+the same bits). Delay codes are in the device's delay format (``Net.fmt_d``, ``f``
+fractional bits): the integer delay is ``D = (code + 2**(f-1)) >> f`` (ties up, as the
+float engine's ``floor(d + 1/2)``) and the fraction ``code - (D << f)`` in ``[-1/2, 1/2)``
+selects the column of the slope table.
 
-* Axonal (``DL_AXONAL``): the delayed spikes ``hist[(t - D_j) % H, j]`` replace the layer's
-  input vector (``push_history``); the synaptic accumulates, the presynaptic trace and the
-  weight updates then run S-TLLR's fast paths unchanged.
+* Axonal (``DL_AXONAL``): the delayed spikes (bit ``D_j`` of input ``j``'s register) replace
+  the layer's input vector (``push_history``); the synaptic accumulates, the presynaptic
+  trace and the weight updates then run S-TLLR's fast paths unchanged.
 * Synaptic (``DL_SYNAPTIC``): Lava's ``DelayDense`` layout, a ring of ``max_delay + 1``
   accumulators per neuron: a spike of input ``j`` at ``t`` adds ``W_jm`` into row
   ``(t + D_jm) % (M + 1)`` of neuron ``m``, and each step reads and clears row ``t % (M + 1)``
@@ -21,11 +23,12 @@ fraction ``code - (D << f)`` in ``[-1/2, 1/2)`` selects the column of the slope 
   neuron); masked weights stay 0 and are never visited, counted or updated.
 
 Learning (layers at or above ``Net.learn_from``): the eligibility
-``eps = decay_beta(eps) + sum_k slope[k - D + R, frac] * hist[(t - k) % H]`` over the taps
+``eps = decay_beta(eps) + sum_k slope[k - D + R, frac] * x[t - k]`` over the taps
 ``k = max(0, D - R) .. D + R`` holding a spike (``eligibility``), in ``Net.fmt_e`` (the trace
 format made signed); at a window step ``delay_grads`` forms ``dd = gx * eps`` (axonal
-``gx_j = round(sum_m gp_m W_jm)``, synaptic ``gx_jm = round(gp_m W_jm)``, both in the signal
-format) and moves the delay by ``round(dd * 2**-shift)`` into the delay format, clipped to
+``gx_j = round(sum_m gp_m W_jm)`` as whole-row sums over a column copy of the weights,
+``Buffers.wcol``; synaptic ``gx_jm = round(gp_m W_jm)``; both in the signal format) and
+moves the delay by ``round(dd * 2**-shift)`` into the delay format, clipped to
 ``[0, max_delay]`` (per step), or adds ``dd`` into the update-format accumulator
 ``Buffers.dd`` (per sample; ``apply_delays`` at the end of the sample).
 """
@@ -37,15 +40,15 @@ from numba import njit
 
 from edgesnn.counters import (DELAY_BUFFER_OPS, ELIGIBILITY_MACS, LFSR_DRAWS, SLOPE_LOOKUPS,
                               SYNOPS, TRACE_MULTIPLIES, TRACE_UPDATES, WEIGHT_WRITES)
-from edgesnn.fixed import STOCHASTIC
+from edgesnn.fixed import SATURATE, STOCHASTIC
 
-from .arith import I32_MAX, into, rnd, saturate
+from .arith import I32_MAX, into, rnd, rnd_det, saturate
 from .counting import add_words, count_muls, real_mul, vec_access
-from .layout import (DL_AXONAL, DL_COFF, DL_COL, DL_DOFF, DL_EC, DL_EK, DL_EOFF, DL_FI, DL_H,
-                     DL_HOFF, DL_M, DL_MODE, DL_ND, DL_PIN, DL_POUT, DL_QOFF, DL_R, DL_ROFF,
+from .layout import (DL_AXONAL, DL_COFF, DL_COL, DL_DOFF, DL_EC, DL_EK, DL_EOFF, DL_FI,
+                     DL_HOFF, DL_HW, DL_M, DL_MODE, DL_ND, DL_PIN, DL_POUT, DL_QOFF, DL_R, DL_ROFF,
                      DL_SHIFT, DL_SOFF, DL_SYNAPTIC, K_D, K_DD, K_DW, K_EPS, K_HIST, K_I, K_Q,
                      K_RING, K_W, LC_DWOFF, LC_IOFF, LC_N, LC_NIN, LC_NOFF, LC_TID, LC_TQ,
-                     LC_WOFF, R_A, R_ACT, R_C, R_GP, R_I, R_Q, R_XB)
+                     LC_WOFF, R_A, R_ACT, R_C, R_GP, R_I, R_Q, R_TMP, R_XB)
 from .rng import POS
 
 
@@ -58,6 +61,26 @@ def split_delay(code, fd, M):
     return D, code - (D << fd) + half
 
 
+@njit(cache=True, inline='always')
+def spike_at(hist, base, k):
+    """Bit ``k`` of the history register at ``hist[base:]``: the spike of step ``t - k``."""
+    w = hist[base + (k >> 6)]
+    return np.int64((w >> np.uint64(k & 63)) & np.uint64(1))
+
+
+@njit(cache=True, inline='always')
+def any_spike(hist, base, hw, k0, k1):
+    """Whether bits ``k0..k1`` of a history register hold a spike (one word: a mask test;
+    otherwise 1, and the caller looks at each tap)."""
+    if hw != 1:
+        return True
+    bits = hist[base] >> np.uint64(k0)
+    width = k1 - k0 + 1
+    if width < 64:
+        bits &= (np.uint64(1) << np.uint64(width)) - np.uint64(1)
+    return bits != 0
+
+
 @njit(cache=True)
 def push_history(net, st, buf, t, l):
     """Write layer ``l``'s input spikes of step ``t`` (``xb``) into its history; for axonal
@@ -65,15 +88,21 @@ def push_history(net, st, buf, t, l):
     dl = net.dly[l]
     n_in = net.lay[l, LC_NIN]
     ioff = net.lay[l, LC_IOFF]
-    H = dl[DL_H]
-    hoff = dl[DL_HOFF]
+    hw = dl[DL_HW]
     tid = net.lay[l, LC_TID + K_HIST]
     xb = buf.inp[R_XB, ioff:ioff + n_in]
-    tm = t % H
-    row = hoff + tm * n_in
-    hist = buf.hist
-    for j in range(n_in):
-        hist[row + j] = np.uint8(xb[j])
+    hist = buf.hist[dl[DL_HOFF]:dl[DL_HOFF] + n_in * hw]
+    one = np.uint64(1)
+    top = np.uint64(63)
+    if hw == 1:                          # a loop over whole vectors
+        for j in range(n_in):
+            hist[j] = (hist[j] << one) | np.uint64(xb[j] != 0)
+    else:
+        for j in range(n_in):
+            b = j * hw
+            for w in range(hw - 1, 0, -1):
+                hist[b + w] = (hist[b + w] << one) | (hist[b + w - 1] >> top)
+            hist[b] = (hist[b] << one) | np.uint64(xb[j] != 0)
     # one bit per input ring: a read-modify-write of its word
     add_words(buf.sram, net.tens, 0, tid, n_in)
     add_words(buf.sram, net.tens, 1, tid, n_in)
@@ -86,10 +115,7 @@ def push_history(net, st, buf, t, l):
     codes = st.d
     for j in range(n_in):
         D, _ = split_delay(codes[doff + j], fd, M)
-        r = tm - D                       # row (t - D) % H, D < H
-        if r < 0:
-            r += H
-        xb[j] = hist[hoff + r * n_in + j]
+        xb[j] = spike_at(hist, j * hw, D)
     add_words(buf.sram, net.tens, 0, tid, n_in)
     vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], n_in, 1, 0)
     buf.ev[DELAY_BUFFER_OPS] += n_in
@@ -170,8 +196,7 @@ def synapse_traces(net, st, buf, t, l):
     dl = net.dly[l]
     n = net.lay[l, LC_N]
     n_in = net.lay[l, LC_NIN]
-    H = dl[DL_H]
-    hoff = dl[DL_HOFF]
+    hw = dl[DL_HW]
     doff = dl[DL_DOFF]
     qoff = dl[DL_QOFF]
     M = dl[DL_M]
@@ -184,10 +209,9 @@ def synapse_traces(net, st, buf, t, l):
     ptr = net.out_ptr
     idx = net.out_idx
     codes = st.d
-    hist = buf.hist
+    hist = buf.hist[dl[DL_HOFF]:dl[DL_HOFF] + n_in * hw]
     xs = buf.xs
     qs = buf.qs
-    tm = t % H
     rng = st.rng
     p = rng[POS]
     draws = 0
@@ -198,10 +222,7 @@ def synapse_traces(net, st, buf, t, l):
             j = idx[e]
             s = j * n + m
             D, _ = split_delay(codes[doff + s], fd, M)
-            r = tm - D                   # row (t - D) % H
-            if r < 0:
-                r += H
-            x = np.int64(hist[hoff + r * n_in + j])
+            x = spike_at(hist, j * hw, D)
             xs[qoff + s] = x
             v, p, d = rnd(qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
             draws += d
@@ -226,10 +247,9 @@ def eligibility(net, st, buf, t, l):
     dl = net.dly[l]
     n = net.lay[l, LC_N]
     n_in = net.lay[l, LC_NIN]
-    H = dl[DL_H]
+    hw = dl[DL_HW]
     R = dl[DL_R]
     M = dl[DL_M]
-    hoff = dl[DL_HOFF]
     doff = dl[DL_DOFF]
     eoff = dl[DL_EOFF]
     soff = dl[DL_SOFF]
@@ -241,10 +261,9 @@ def eligibility(net, st, buf, t, l):
     axonal = dl[DL_MODE] == DL_AXONAL
     # a zero trace with no spike tap stays zero: skipped unless its rounding draws a word
     skip = fe.rounding != STOCHASTIC
-    tm = t % H
     # arrays taken out of the tuples once: an access through a tuple in the loop costs a
     # reference count each time
-    hist = buf.hist
+    hist = buf.hist[dl[DL_HOFF]:dl[DL_HOFF] + n_in * hw]
     slope = net.slope
     eps = buf.eps
     codes = st.d
@@ -257,7 +276,14 @@ def eligibility(net, st, buf, t, l):
     looks = 0
     nd = 0
     po = dl[DL_POUT]
-    for m in range(1 if axonal else n):
+    rows = 1 if axonal else n
+    if axonal and hw == 1 and skip and fe.overflow == SATURATE:
+        looks, sat = eligibility_axonal(codes[doff:doff + n_in], hist, eps[eoff:eoff + n_in],
+                                        slope[soff:soff + (2 * R + 1) * nf],
+                                        buf.scr[R_TMP], n_in, R, M, fd, nf, ec, ek, fe)
+        nd = n_in
+        rows = 0                         # (the loop below is done)
+    for m in range(rows):
         a = 0 if axonal else out_ptr[po + m]
         b = n_in if axonal else out_ptr[po + m + 1]
         for e in range(a, b):
@@ -267,16 +293,12 @@ def eligibility(net, st, buf, t, l):
             acc = np.int64(0)
             hit = 0
             k0 = max(0, D - R)
-            r = tm - k0                  # row (t - k) % H, walked down from k0 (k < H)
-            if r < 0:
-                r += H
-            for k in range(k0, D + R + 1):
-                if hist[hoff + r * n_in + j] != 0:
-                    acc += slope[soff + (k - D + R) * nf + col]
-                    hit += 1
-                r -= 1
-                if r < 0:
-                    r += H
+            base = j * hw
+            if any_spike(hist, base, hw, k0, D + R):     # most windows hold none
+                for k in range(k0, D + R + 1):
+                    if spike_at(hist, base, k):
+                        acc += slope[soff + (k - D + R) * nf + col]
+                        hit += 1
             looks += hit
             nd += 1
             old = eps[eoff + s]
@@ -299,6 +321,36 @@ def eligibility(net, st, buf, t, l):
     vec_access(net.tens, buf.sram, te, nd, 1, 1)
     vec_access(net.tens, buf.sram, net.lay[l, LC_TID + K_D], nd, 1, 0)
     add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_HIST], nd)   # a tap window a word
+
+
+@njit(cache=True)
+def eligibility_axonal(codes, hist, eps, slope, acc, n_in, R, M, fd, nf, ec, ek, fe):
+    """``eligibility`` of an axonal layer whose histories fit one word, with deterministic
+    rounding into a saturating format, in three passes: the spike sums of the inputs whose
+    tap window holds a spike into ``acc`` (most hold none), then every trace's decay and
+    sum in one branch-free pass. The same bits as the general loop.
+    Returns ``(slope lookups, overflows)``."""
+    one = np.uint64(1)
+    looks = 0
+    for j in range(n_in):
+        D, col = split_delay(codes[j], fd, M)
+        k0 = max(0, D - R)
+        bits = (hist[j] >> np.uint64(k0)) & ((one << np.uint64(D + R - k0 + 1)) - one)
+        a = np.int64(0)
+        if bits != 0:
+            for k in range(k0, D + R + 1):
+                if (bits >> np.uint64(k - k0)) & one:
+                    a += slope[(k - D + R) * nf + col]
+                    looks += 1
+        acc[j] = a
+    sat = 0
+    mode = fe.rounding
+    for j in range(n_in):
+        v = rnd_det(eps[j] * ec + (acc[j] << ek), ek, mode)
+        c, f = saturate(v, fe.lo, fe.hi)
+        eps[j] = c
+        sat += f
+    return looks, sat
 
 
 @njit(cache=True, inline='always')
@@ -374,24 +426,28 @@ def delay_grads(net, st, buf, l):
         gx = buf.gx
         column_sums(buf.wcol[dl[DL_COFF]:dl[DL_COFF] + n * n_in], gp, lst, cnt, n_in,
                     max(-net.fmt.weight.lo, net.fmt.weight.hi), gx, buf.gx32)
-        for j in range(n_in):
-            gx[j], p, d = _signal(gx[j], fw, fsig, rng, p)
-            draws += d
         # (g psi) W is the signal the layer below gets: formed here only when no layer
         # below learns from it
         if l == 0 or net.learn_from > l - 1:
             macs += cnt * n_in
             add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_W], cnt * n_in)
-        for j in range(n_in):
-            e = eps[j]
-            if gx[j] == 0 or e == 0:
-                continue
-            macs += 1
-            w, f, p, d = delay_step(codes, accs, j, gx[j] * e, sh, sh_acc, mode, fup, top,
-                                    per_sample, rng, p)
-            written += w
-            sat += f
-            draws += d
+        if per_sample or mode == STOCHASTIC or fsig.rounding == STOCHASTIC:
+            for j in range(n_in):
+                gx[j], p, d = _signal(gx[j], fw, fsig, rng, p)
+                draws += d
+            for j in range(n_in):
+                e = eps[j]
+                if gx[j] == 0 or e == 0:
+                    continue
+                macs += 1
+                w, f, p, d = delay_step(codes, accs, j, gx[j] * e, sh, sh_acc, mode, fup,
+                                        top, per_sample, rng, p)
+                written += w
+                sat += f
+                draws += d
+        else:
+            written, nz = move_axonal(codes, gx, eps, n_in, fw, fsig, sh, mode, top)
+            macs += nz
         nd = n_in
     else:
         po = dl[DL_POUT]
@@ -434,6 +490,36 @@ def delay_grads(net, st, buf, l):
         vec_access(net.tens, buf.sram, tdd, nd, 1, 1)
     else:
         add_words(buf.sram, net.tens, 1, net.lay[l, LC_TID + K_D], written)
+
+
+@njit(cache=True)
+def move_axonal(codes, gx, eps, n_in, fw, fsig, sh, mode, top):
+    """Per-step axonal delay moves with deterministic roundings (no words): the sums ``gx``
+    (weight and signal fractional bits) into the signal format, ``delta = round(gx * eps *
+    2**-sh)`` for every input in one branch-free pass (stored over ``gx``), then the few
+    nonzero moves, clipped to ``[0, top]``. The same bits as ``delay_step`` per input.
+    Returns ``(delays written, products gx * eps with both nonzero)``."""
+    nz = 0
+    seen = np.int64(0)
+    for j in range(n_in):
+        g, _ = saturate(rnd_det(gx[j], fw, fsig.rounding), fsig.lo, fsig.hi)
+        e = eps[j]
+        nz += np.int64(g != 0) & np.int64(e != 0)
+        delta = rnd_det(g * e, sh, mode)
+        gx[j] = delta
+        seen |= delta
+    written = 0
+    if seen != 0:
+        for j in range(n_in):
+            delta = gx[j]
+            if delta == 0:
+                continue
+            old = codes[j]
+            new, _ = saturate(old - delta, 0, top)
+            if new != old:
+                codes[j] = new
+                written += 1
+    return written, nz
 
 
 @njit(cache=True)

@@ -341,8 +341,9 @@ class FixedEngine:
                  LY.DL_EC, LY.DL_EK, LY.DL_FI, LY.DL_ND]] = (
                 M, H, R, n_d, n_hist, n_eps, n_slope, e.code, e.k, nf, nd)
             row[LY.DL_SHIFT] = layer.delay_lr_shift - ln.learning_rate_shift
+            row[LY.DL_HW] = -(-H // 64)
             n_d += nd
-            n_hist += H * int(n_in[l])
+            n_hist += int(row[LY.DL_HW]) * int(n_in[l])
             if learns:
                 n_eps += nd
             if learns and mode == LY.DL_AXONAL:
@@ -577,7 +578,7 @@ class FixedEngine:
             scores=z(spec.classes),
             u_win=np.zeros((spec.learning.window, spec.classes), dtype=np.int64),
             spikes=z(L), ev=C.zeros(), sram=np.zeros((2, len(self.device.banks)), dtype=np.int64),
-            sats=z(len(self.tensor_names)), hist=np.zeros(self._dl.n_hist, dtype=np.uint8),
+            sats=z(len(self.tensor_names)), hist=np.zeros(self._dl.n_hist, dtype=np.uint64),
             eps=z(self._dl.n_eps), dd=z(self._dl.n_eps if spec.learning.per_sample else 0),
             ring=z(self._dl.n_ring), qs=z(self._dl.n_qs), xs=z(self._dl.n_qs), gx=z(width),
             gx32=np.zeros(width, dtype=np.int32),

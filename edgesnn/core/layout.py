@@ -70,10 +70,10 @@ CMP_DELTA = 4
 # and the CSR tables; the eligibility's decay (code, k); the delay shift less the weights';
 # DL_FI the delay format's fractional codes 2**f; DL_ND the delays of the layer; DL_COL 1
 # when a learning axonal layer keeps a column copy of its input weights (Buffers.wcol from
-# DL_COFF)
+# DL_COFF); DL_HW the 64-bit words of an input's history register (ceil(H / 64))
 (DL_MODE, DL_SIMPLE, DL_M, DL_H, DL_R, DL_DOFF, DL_HOFF, DL_EOFF, DL_ROFF, DL_QOFF, DL_SOFF,
- DL_EC, DL_EK, DL_SHIFT, DL_PIN, DL_POUT, DL_FI, DL_ND, DL_COL, DL_COFF) = range(20)
-DL_COLS = 20
+ DL_EC, DL_EK, DL_SHIFT, DL_PIN, DL_POUT, DL_FI, DL_ND, DL_COL, DL_COFF, DL_HW) = range(21)
+DL_COLS = 21
 DL_NONE, DL_AXONAL, DL_SYNAPTIC = range(3)
 #: lanes of an AVX2 register of int32: visit_rows32's first pass runs over whole vectors
 #: (the factors are zero-padded to a multiple of PAD and PAD words more are buffered)
@@ -178,8 +178,9 @@ class Buffers(NamedTuple):
     ev: np.ndarray            # counters.NAMES-indexed events
     sram: np.ndarray          # (2, banks) words read (row 0) and written (row 1)
     sats: np.ndarray          # overflow events per tensor id
-    hist: np.ndarray          # uint8 spike history rings, (H, n_in) per delayed layer; row
-                              # (t - k) % H holds the spikes of step t - k
+    hist: np.ndarray          # uint64 spike history registers, (n_in, DL_HW) per delayed
+                              # layer: bit k of input j's register (bit k % 64 of its word
+                              # k // 64) is its spike of step t - k; each step shifts it up
     eps: np.ndarray           # delay eligibility (fmt_e), Net.dly's DL_ND per layer
     dd: np.ndarray            # per-sample delay-update accumulators (update format)
     ring: np.ndarray          # synaptic delays: (M + 1, n) input accumulators per layer
