@@ -307,7 +307,7 @@ class FixedEngine:
         fmt_e = format_row(dev.formats["eligibility"])
         dly = np.zeros((L + 1, LY.DL_COLS), dtype=np.int64)
         slope, in_ptr, in_idx, out_ptr, out_idx = [], [], [], [], []
-        n_d = n_hist = n_eps = n_ring = n_qs = n_col = n_slope = n_pin = n_pout = 0
+        n_d = n_hist = n_eps = n_ring = n_qs = n_col = n_slope = n_pin = n_pout = n_idx = 0
         nf = 1 << fmt_d.frac
         top = (1 << (dev.luts.slope_bits - 1)) - 1
         for l, layer in enumerate(spec.hidden):
@@ -323,10 +323,13 @@ class FixedEngine:
             if row[LY.DL_SIMPLE]:
                 row[LY.DL_PIN], row[LY.DL_POUT] = n_pin, n_pout
                 by_in = keep.T
-                in_ptr.append(np.concatenate([[0], np.cumsum(by_in.sum(axis=1))]))
+                # pointers into the concatenated index lists: each layer's start after the
+                # layers before it
+                in_ptr.append(n_idx + np.concatenate([[0], np.cumsum(by_in.sum(axis=1))]))
                 in_idx.append(np.nonzero(by_in)[1])
-                out_ptr.append(np.concatenate([[0], np.cumsum(keep.sum(axis=1))]))
+                out_ptr.append(n_idx + np.concatenate([[0], np.cumsum(keep.sum(axis=1))]))
                 out_idx.append(np.nonzero(keep)[1])
+                n_idx += int(keep.sum())
                 n_pin += int(n_in[l]) + 1
                 n_pout += int(n[l]) + 1
             if mode == LY.DL_NONE:
