@@ -19,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from edgesnn import counters as C
 from edgesnn.core import FixedEngine
 from edgesnn.core import layout as LY
+from edgesnn.core.arith import Fmt
+from edgesnn.core.delays import eligibility_axonal, eligibility_by_input
+from edgesnn.fixed import FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, WRAP, overflow, shift_round
 from edgesnn.hw import load_device, parse_device
 from edgesnn.plan import make_plan
 from edgesnn.reference import FloatEngine, init_params
@@ -179,6 +184,7 @@ surrogate = "triangle"
 """
 
 
+@pytest.mark.uncompiled
 def test_two_sparse_layers_keep_their_own_masks(tmp_path):
     """Two sparse layers: each visits its own kept synapses (the second layer's index lists
     follow the first's). With wide formats the fixed engine's spikes and synaptic operation
@@ -226,7 +232,7 @@ print(_delay_digest({mode!r}, {device!r}))
 
 
 @pytest.mark.parametrize("mode,device", [("axonal", "audio-edge"), ("synaptic", "audio-edge"),
-                                         ("axonal", "cortex-m7")])
+                                         ("axonal", "cortex-m7"), ("synaptic", "cortex-m7")])
 def test_delay_kernels_jit_and_pure_python_give_the_same_bits(mode, device):
     """The compiled kernels here, their pure-Python definitions in a subprocess."""
     want = _delay_digest(mode, device)
@@ -294,3 +300,109 @@ def test_column_copy_of_axonal_weights_follows_every_weight_write(update):
     fresh.run_sample(xs[3], 1)
     for name, a in fresh.state().items():
         np.testing.assert_array_equal(eng.state()[name], a, err_msg=name)
+
+
+def _eps_reference(codes, words, eps, slope, synapses, hw, R, M, fd, nf, ec, ek, fe):
+    """The eligibility of docs/delays.md, synapse by synapse in plain integers: the integer
+    delay ``D = floor(code / 2**fd + 1/2)`` (at most ``M``), the table column ``code - D 2**fd
+    + 2**(fd-1)``, ``acc`` = the slope entries of the taps ``max(0, D-R)..D+R`` holding a
+    spike (bit ``k`` of the input's history), ``eps = fmt(round((eps ec + acc 2**ek) 2**-ek))``.
+    ``synapses``: ``(input, index)`` pairs. Returns ``(eps, lookups, overflows)``."""
+    eps = eps.copy()
+    looks = sats = 0
+    half = (1 << (fd - 1)) if fd else 0
+    for j, s in synapses:
+        h = sum(int(words[j * hw + w]) << (64 * w) for w in range(hw))
+        D = min((int(codes[s]) + half) >> fd, M)
+        col = int(codes[s]) - (D << fd) + half
+        acc = 0
+        for k in range(max(0, D - R), D + R + 1):
+            if (h >> k) & 1:
+                acc += int(slope[(k - D + R) * nf + col])
+                looks += 1
+        v = shift_round(int(eps[s]) * ec + (acc << ek), ek, fe.rounding, 0)
+        eps[s], f = overflow(v, fe.lo, fe.hi, fe.bits, fe.signed, fe.overflow)
+        sats += int(f)
+    return eps, looks, sats
+
+
+@hs.composite
+def _eligibility_case(draw, hw_choices=(1, 2)):
+    """A layer's delay state at its edges: codes at 0, at the top, on rounding ties; full,
+    empty and random history words; traces at the format's ends; large slope entries."""
+    hw = draw(hs.sampled_from(hw_choices))
+    M = draw(hs.one_of(hs.integers(0, 64 * hw - 4), hs.just(64 * hw - 4)))
+    R = draw(hs.integers(0, 3))
+    fd = draw(hs.integers(0, 4))
+    nf = 1 << fd
+    n_in, n = draw(hs.integers(1, 5)), draw(hs.integers(1, 4))
+    half = (1 << (fd - 1)) if fd else 0
+    top = M << fd
+    code = hs.one_of(hs.integers(0, top), hs.sampled_from(
+        sorted({0, top, max(0, top - half), min(top, half), min(top, 3 * half)})))
+    word = hs.one_of(hs.integers(0, 2**64 - 1), hs.sampled_from([0, 2**64 - 1, 1, 2**63]))
+    bits = draw(hs.sampled_from([8, 16]))
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    fe = Fmt(draw(hs.integers(4, 10)), lo, hi, bits, 1,
+             draw(hs.sampled_from([FLOOR, NEAREST_EVEN, NEAREST_AWAY])),
+             draw(hs.sampled_from([SATURATE, WRAP])))
+    ek = draw(hs.integers(1, 12))
+    ec = draw(hs.integers(0, 1 << ek))
+    size = n_in * n
+    codes = np.array(draw(hs.lists(code, min_size=size, max_size=size)), dtype=np.int64)
+    # per input: its words as drawn, or only the oldest word holding spikes (the newest
+    # word empty: a test of the whole register, not of its first word)
+    words = []
+    for _ in range(n_in):
+        ws = draw(hs.lists(word, min_size=hw, max_size=hw))
+        if hw > 1 and draw(hs.booleans()):
+            ws[0] = 0
+        words += ws
+    words = np.array(words, dtype=np.uint64)
+    eps = np.array(draw(hs.lists(hs.one_of(hs.integers(lo, hi), hs.sampled_from([lo, hi, 0, -1])),
+                                 min_size=size, max_size=size)), dtype=np.int64)
+    slope = np.array(draw(hs.lists(hs.integers(-hi, hi), min_size=(2 * R + 1) * nf,
+                                   max_size=(2 * R + 1) * nf)), dtype=np.int64)
+    keep = np.array(draw(hs.lists(hs.booleans(), min_size=size, max_size=size))).reshape(n, n_in)
+    return dict(hw=hw, M=M, R=R, fd=fd, nf=nf, n_in=n_in, n=n, fe=fe, ek=ek, ec=ec,
+                codes=codes, words=words, eps=eps, slope=slope, keep=keep)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_eligibility_case())
+def test_synaptic_eligibility_by_input_is_the_definition(c):
+    """The input-major kernel of a synaptic layer with deterministic rounding gives the
+    reference's traces, lookups and overflows; masked synapses are not touched."""
+    n, n_in = c["n"], c["n_in"]
+    keep = c["keep"]
+    iptr = np.concatenate([[0], np.cumsum(keep.T.sum(axis=1))]).astype(np.int64)
+    iidx = np.nonzero(keep.T)[1].astype(np.int64)
+    synapses = [(j, j * n + m) for j in range(n_in) for m in range(n) if keep[m, j]]
+    want, looks, sats = _eps_reference(c["codes"], c["words"], c["eps"], c["slope"], synapses,
+                                       c["hw"], c["R"], c["M"], c["fd"], c["nf"], c["ec"],
+                                       c["ek"], c["fe"])
+    eps = c["eps"].copy()
+    got = eligibility_by_input(c["codes"], c["words"], eps, c["slope"], iptr, iidx, 0, n, n_in,
+                               c["hw"], c["R"], c["M"], c["fd"], c["nf"], c["ec"], c["ek"], c["fe"])
+    kept = [s for _, s in synapses]
+    assert np.array_equal(eps[kept], want[kept])
+    assert np.array_equal(np.delete(eps, kept), np.delete(c["eps"], kept))
+    assert got == (looks, len(kept), sats)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_eligibility_case(hw_choices=(1,)))
+def test_axonal_eligibility_fast_path_is_the_definition(c):
+    """The axonal fast path (one-word histories, deterministic rounding into a saturating
+    format) gives the reference's traces, lookups and overflows."""
+    fe = c["fe"]._replace(overflow=SATURATE)
+    n_in = c["n_in"]
+    codes, eps0 = c["codes"][:n_in], c["eps"][:n_in]
+    want, looks, sats = _eps_reference(codes, c["words"], eps0, c["slope"],
+                                       [(j, j) for j in range(n_in)], 1, c["R"], c["M"],
+                                       c["fd"], c["nf"], c["ec"], c["ek"], fe)
+    eps = eps0.copy()
+    got = eligibility_axonal(codes, c["words"], eps, c["slope"], np.zeros(n_in, np.int64), n_in,
+                             c["R"], c["M"], c["fd"], c["nf"], c["ec"], c["ek"], fe)
+    assert np.array_equal(eps, want)
+    assert got == (looks, sats)

@@ -217,18 +217,38 @@ def synapse_traces(net, st, buf, t, l):
     draws = 0
     sat = 0
     count = 0
-    for m in range(n):
-        for e in range(ptr[po + m], ptr[po + m + 1]):
-            j = idx[e]
-            s = j * n + m
-            D, _ = split_delay(codes[doff + s], fd, M)
-            x = spike_at(hist, j * hw, D)
-            xs[qoff + s] = x
-            v, p, d = rnd(qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
-            draws += d
-            qs[qoff + s], f = into(v, ft)
-            sat += f
-            count += 1
+    if ft.rounding != STOCHASTIC:
+        # no words drawn, so the order is free: input by input, each input's synapses
+        # (s = j * n + m) lie within a few cache lines, where neuron by neuron they lie
+        # n words apart
+        pin = dl[DL_PIN]
+        iptr = net.in_ptr
+        iidx = net.in_idx
+        mode = ft.rounding
+        for j in range(n_in):
+            base = j * hw
+            row = j * n
+            for e in range(iptr[pin + j], iptr[pin + j + 1]):
+                s = row + iidx[e]
+                D, _ = split_delay(codes[doff + s], fd, M)
+                x = spike_at(hist, base, D)
+                xs[qoff + s] = x
+                qs[qoff + s], f = into(rnd_det(qs[qoff + s] * qc + (x << one_sh), qk, mode), ft)
+                sat += f
+            count += iptr[pin + j + 1] - iptr[pin + j]
+    else:
+        for m in range(n):
+            for e in range(ptr[po + m], ptr[po + m + 1]):
+                j = idx[e]
+                s = j * n + m
+                D, _ = split_delay(codes[doff + s], fd, M)
+                x = spike_at(hist, j * hw, D)
+                xs[qoff + s] = x
+                v, p, d = rnd(qs[qoff + s] * qc + (x << one_sh), qk, ft.rounding, rng, p)
+                draws += d
+                qs[qoff + s], f = into(v, ft)
+                sat += f
+                count += 1
     rng[POS] = p
     buf.ev[LFSR_DRAWS] += draws
     buf.ev[TRACE_UPDATES] += count
@@ -283,6 +303,11 @@ def eligibility(net, st, buf, t, l):
                                         buf.scr[R_TMP], n_in, R, M, fd, nf, ec, ek, fe)
         nd = n_in
         rows = 0                         # (the loop below is done)
+    elif not axonal and skip:
+        looks, nd, sat = eligibility_by_input(
+            codes[doff:doff + n_in * n], hist, eps[eoff:eoff + n_in * n], slope[soff:],
+            net.in_ptr, net.in_idx, dl[DL_PIN], n, n_in, hw, R, M, fd, nf, ec, ek, fe)
+        rows = 0
     for m in range(rows):
         a = 0 if axonal else out_ptr[po + m]
         b = n_in if axonal else out_ptr[po + m + 1]
@@ -351,6 +376,43 @@ def eligibility_axonal(codes, hist, eps, slope, acc, n_in, R, M, fd, nf, ec, ek,
         eps[j] = c
         sat += f
     return looks, sat
+
+
+@njit(cache=True)
+def eligibility_by_input(codes, hist, eps, slope, iptr, iidx, pin, n, n_in, hw, R, M, fd, nf,
+                         ec, ek, fe):
+    """``eligibility`` of a synaptic layer with deterministic rounding, input by input (the
+    order is free when no words are drawn; each input's synapses ``s = j * n + m`` lie close
+    together): the same bits as the general loop. ``codes``, ``eps``: the layer's, from its
+    offsets; ``slope`` from the layer's table. Returns ``(slope lookups, traces, overflows)``."""
+    looks = 0
+    nd = 0
+    sat = 0
+    mode = fe.rounding
+    for j in range(n_in):
+        base = j * hw
+        row = j * n
+        a = iptr[pin + j]
+        b = iptr[pin + j + 1]
+        nd += b - a
+        quiet = hw == 1 and hist[base] == np.uint64(0)    # no spike in the whole history
+        for e in range(a, b):
+            s = row + iidx[e]
+            acc = np.int64(0)
+            if not quiet:
+                D, col = split_delay(codes[s], fd, M)
+                k0 = max(0, D - R)
+                if any_spike(hist, base, hw, k0, D + R):
+                    for k in range(k0, D + R + 1):
+                        if spike_at(hist, base, k):
+                            acc += slope[(k - D + R) * nf + col]
+                            looks += 1
+            old = eps[s]
+            if acc == 0 and old == 0:
+                continue
+            eps[s], f = into(rnd_det(old * ec + (acc << ek), ek, mode), fe)
+            sat += f
+    return looks, nd, sat
 
 
 @njit(cache=True, inline='always')
