@@ -593,25 +593,24 @@ def column_sums(wc, gp, lst, cnt, n_in, wmax, out, out32):
     for k in range(cnt):
         total += abs(gp[lst[k]])
     if total * wmax <= I32_MAX:
-        a = out32[:n_in]
-        a[:] = 0
-        for k in range(cnt):
-            m = lst[k]
-            g = gp[m]
-            row = wc[m * n_in:(m + 1) * n_in]
-            for j in range(n_in):
-                a[j] += g * row[j]
+        add_rows(out32[:n_in], wc, gp, lst, cnt, n_in)
         for j in range(n_in):
-            out[j] = a[j]
-        return
-    b = out[:n_in]
-    b[:] = 0
+            out[j] = out32[j]
+    else:
+        add_rows(out[:n_in], wc, gp, lst, cnt, n_in)
+
+
+@njit(cache=True, inline='always')
+def add_rows(acc, wc, gp, lst, cnt, n_in):
+    """``acc = sum over k < cnt of gp[lst[k]] * wc[lst[k] * n_in:][:n_in]`` in ``acc``'s
+    integer type (the caller chose one the sums fit)."""
+    acc[:] = 0
     for k in range(cnt):
         m = lst[k]
         g = gp[m]
         row = wc[m * n_in:(m + 1) * n_in]
         for j in range(n_in):
-            b[j] += g * np.int64(row[j])
+            acc[j] += g * row[j]
 
 
 @njit(cache=True)
