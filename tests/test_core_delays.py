@@ -26,6 +26,7 @@ from edgesnn import counters as C
 from edgesnn.core import FixedEngine
 from edgesnn.core import layout as LY
 from edgesnn.core.arith import Fmt
+from edgesnn.core import delays as DK
 from edgesnn.core.delays import eligibility_axonal, eligibility_by_input
 from edgesnn.fixed import FLOOR, NEAREST_AWAY, NEAREST_EVEN, SATURATE, WRAP, overflow, shift_round
 from edgesnn.hw import load_device, parse_device
@@ -210,6 +211,34 @@ def test_two_sparse_layers_keep_their_own_masks(tmp_path):
         assert np.max(np.abs(got.W[l] - fl.params.W[l])) < 1e-5, f"layer {l}"
 
 
+def test_sparse_synaptic_state_is_one_entry_per_kept_synapse():
+    """A sparse synaptic layer keeps its delays, eligibilities and delay accumulators for its
+    kept synapses only: the end-of-sample delay update reads and writes one accumulator per
+    kept synapse (not one per input-neuron pair), and state() still shows every pair (a
+    masked one its initial delay), which load_state takes back."""
+    spec = _spec("synaptic", _synaptic_init(), "layers.0.connectivity=0.4")
+    params = init_params(spec, 1)
+    eng = FixedEngine(make_plan(spec, load_device("cortex-m7")), params, 1)
+    kept = int(params.M[0].sum())
+    assert 0 < kept < N * N_IN and eng.st.d.size == eng.buf.eps.size == kept
+    before = eng.state()["L0.d"].copy()
+    for k, x in enumerate(_inputs(3, seed=4)):
+        eng.run_sample(x, k % 4)
+    after = eng.state()["L0.d"]
+    masked = ~params.M[0].T.astype(bool)                    # (n_in, n), input-major
+    assert np.array_equal(after[masked], before[masked]) and np.any(after != before)
+    tid = eng.net.lay[0, LY.LC_TID + LY.K_DD]
+    bank, per_word = eng.net.tens[0, tid], eng.net.tens[1, tid]
+    eng.buf.sram[:] = 0
+    DK.apply_delays(eng.net, eng.st, eng.buf)
+    words = -(-kept // per_word)
+    assert eng.buf.sram[0, bank] == words and eng.buf.sram[1, bank] == words
+    other = FixedEngine(make_plan(spec, load_device("cortex-m7")), init_params(spec, 1), 2)
+    assert not np.array_equal(other.st.d, eng.st.d)
+    other.load_state(eng.state())
+    assert np.array_equal(other.st.d, eng.st.d)
+
+
 def _delay_digest(mode: str, device: str = "audio-edge") -> str:
     """test_core_engine's ``_digest`` of three per-step learning samples on ``device``
     (audio-edge: 8-bit weights, Q6.4 delay codes moved by stochastic rounding, the general
@@ -372,22 +401,22 @@ def _eligibility_case(draw, hw_choices=(1, 2)):
 @given(_eligibility_case())
 def test_synaptic_eligibility_by_input_is_the_definition(c):
     """The input-major kernel of a synaptic layer with deterministic rounding gives the
-    reference's traces, lookups and overflows; masked synapses are not touched."""
+    reference's traces, lookups and overflows, one per kept synapse."""
     n, n_in = c["n"], c["n_in"]
     keep = c["keep"]
-    iptr = np.concatenate([[0], np.cumsum(keep.T.sum(axis=1))]).astype(np.int64)
-    iidx = np.nonzero(keep.T)[1].astype(np.int64)
-    synapses = [(j, j * n + m) for j in range(n_in) for m in range(n) if keep[m, j]]
-    want, looks, sats = _eps_reference(c["codes"], c["words"], c["eps"], c["slope"], synapses,
-                                       c["hw"], c["R"], c["M"], c["fd"], c["nf"], c["ec"],
-                                       c["ek"], c["fe"])
-    eps = c["eps"].copy()
-    got = eligibility_by_input(c["codes"], c["words"], eps, c["slope"], iptr, iidx, 0, n, n_in,
-                               c["hw"], c["R"], c["M"], c["fd"], c["nf"], c["ec"], c["ek"], c["fe"])
-    kept = [s for _, s in synapses]
-    assert np.array_equal(eps[kept], want[kept])
-    assert np.array_equal(np.delete(eps, kept), np.delete(c["eps"], kept))
-    assert got == (looks, len(kept), sats)
+    K = int(keep.sum())
+    # the layer's pointers start after another layer's synapses (3 of them)
+    iptr = 3 + np.concatenate([[0], np.cumsum(keep.T.sum(axis=1))]).astype(np.int64)
+    inputs = [j for j in range(n_in) for m in range(n) if keep[m, j]]   # input-major
+    codes, eps0 = c["codes"][:K], c["eps"][:K]
+    want, looks, sats = _eps_reference(codes, c["words"], eps0, c["slope"],
+                                       list(zip(inputs, range(K))), c["hw"], c["R"], c["M"],
+                                       c["fd"], c["nf"], c["ec"], c["ek"], c["fe"])
+    eps = eps0.copy()
+    got = eligibility_by_input(codes, c["words"], eps, c["slope"], iptr, n_in, c["hw"], c["R"],
+                               c["M"], c["fd"], c["nf"], c["ec"], c["ek"], c["fe"])
+    assert np.array_equal(eps, want)
+    assert got == (looks, K, sats)
 
 
 @settings(max_examples=150, deadline=None)

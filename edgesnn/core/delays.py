@@ -151,6 +151,7 @@ def kept_accumulate(net, st, buf, t, l, cnt):
     fd = net.fmt_d.frac
     M = dl[DL_M]
     tm = t % M1
+    kd = doff - ptr[pin]                 # synapse e's delay: codes[kd + e]
     for k in range(cnt):
         j = rows[k]
         a = ptr[pin + j]
@@ -159,7 +160,7 @@ def kept_accumulate(net, st, buf, t, l, cnt):
             m = idx[e]
             w = np.int64(W[woff + j * n + m]) << sh
             if synaptic:
-                D, _ = split_delay(codes[doff + j * n + m], fd, M)
+                D, _ = split_delay(codes[kd + e], fd, M)
                 r = tm + D               # row (t + D) % (M + 1), D <= M
                 if r >= M1:
                     r -= M1
@@ -217,30 +218,18 @@ def synapse_traces(net, st, buf, t, l):
     draws = 0
     sat = 0
     count = 0
+    syn = net.out_syn
     if ft.rounding != STOCHASTIC:
-        # no words drawn, so the order is free: input by input, each input's synapses
-        # (s = j * n + m) lie within a few cache lines, where neuron by neuron they lie
-        # n words apart
+        nd = dl[DL_ND]
         pin = dl[DL_PIN]
-        iptr = net.in_ptr
-        iidx = net.in_idx
-        mode = ft.rounding
-        for j in range(n_in):
-            base = j * hw
-            row = j * n
-            for e in range(iptr[pin + j], iptr[pin + j + 1]):
-                s = row + iidx[e]
-                D, _ = split_delay(codes[doff + s], fd, M)
-                x = spike_at(hist, base, D)
-                xs[qoff + s] = x
-                qs[qoff + s], f = into(rnd_det(qs[qoff + s] * qc + (x << one_sh), qk, mode), ft)
-                sat += f
-            count += iptr[pin + j + 1] - iptr[pin + j]
+        count, sat = traces_by_input(codes[doff:doff + nd], hist, qs[qoff:qoff + nd],
+                                     xs[qoff:qoff + nd], net.in_ptr[pin:pin + n_in + 1], n_in,
+                                     hw, M, fd, qc, qk, one_sh, ft)
     else:
         for m in range(n):
             for e in range(ptr[po + m], ptr[po + m + 1]):
                 j = idx[e]
-                s = j * n + m
+                s = syn[e]
                 D, _ = split_delay(codes[doff + s], fd, M)
                 x = spike_at(hist, j * hw, D)
                 xs[qoff + s] = x
@@ -258,6 +247,44 @@ def synapse_traces(net, st, buf, t, l):
     buf.sats[tq] += sat
     vec_access(net.tens, buf.sram, tq, count, 1, 1)
     add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_HIST], count)
+
+
+@njit(cache=True)
+def traces_by_input(codes, hist, qs, xs, iptr, n_in, hw, M, fd, qc, qk, one_sh, ft):
+    """``synapse_traces`` with deterministic rounding, input by input (the order of the
+    per-synapse arrays, one entry per kept synapse; free when no words are drawn): an input
+    with no spike in its one-word history only decays its traces. ``iptr``: the layer's
+    ``n_in + 1`` input pointers. Returns ``(traces, overflows)``."""
+    sat = 0
+    mode = ft.rounding
+    kb = iptr[0]
+    one = np.uint64(1)
+    for j in range(n_in):
+        base = j * hw
+        a = iptr[j] - kb
+        b = iptr[j + 1] - kb
+        if hw == 1:
+            h = hist[base]
+            if h == np.uint64(0):
+                for e in range(a, b):
+                    xs[e] = 0
+                    qs[e], f = into(rnd_det(qs[e] * qc, qk, mode), ft)
+                    sat += f
+                continue
+            for e in range(a, b):
+                D, _ = split_delay(codes[e], fd, M)
+                x = np.int64((h >> np.uint64(D)) & one)
+                xs[e] = x
+                qs[e], f = into(rnd_det(qs[e] * qc + (x << one_sh), qk, mode), ft)
+                sat += f
+            continue
+        for e in range(a, b):
+            D, _ = split_delay(codes[e], fd, M)
+            x = spike_at(hist, base, D)
+            xs[e] = x
+            qs[e], f = into(rnd_det(qs[e] * qc + (x << one_sh), qk, mode), ft)
+            sat += f
+    return iptr[n_in] - kb, sat
 
 
 @njit(cache=True)
@@ -305,15 +332,16 @@ def eligibility(net, st, buf, t, l):
         rows = 0                         # (the loop below is done)
     elif not axonal and skip:
         looks, nd, sat = eligibility_by_input(
-            codes[doff:doff + n_in * n], hist, eps[eoff:eoff + n_in * n], slope[soff:],
-            net.in_ptr, net.in_idx, dl[DL_PIN], n, n_in, hw, R, M, fd, nf, ec, ek, fe)
+            codes[doff:doff + dl[DL_ND]], hist, eps[eoff:eoff + dl[DL_ND]], slope[soff:],
+            net.in_ptr[dl[DL_PIN]:dl[DL_PIN] + n_in + 1], n_in, hw, R, M, fd, nf, ec, ek, fe)
         rows = 0
+    syn = net.out_syn
     for m in range(rows):
         a = 0 if axonal else out_ptr[po + m]
         b = n_in if axonal else out_ptr[po + m + 1]
         for e in range(a, b):
             j = e if axonal else out_idx[e]
-            s = j if axonal else j * n + m
+            s = j if axonal else syn[e]
             D, col = split_delay(codes[doff + s], fd, M)
             acc = np.int64(0)
             hit = 0
@@ -379,40 +407,79 @@ def eligibility_axonal(codes, hist, eps, slope, acc, n_in, R, M, fd, nf, ec, ek,
 
 
 @njit(cache=True)
-def eligibility_by_input(codes, hist, eps, slope, iptr, iidx, pin, n, n_in, hw, R, M, fd, nf,
-                         ec, ek, fe):
+def eligibility_by_input(codes, hist, eps, slope, iptr, n_in, hw, R, M, fd, nf, ec, ek, fe):
     """``eligibility`` of a synaptic layer with deterministic rounding, input by input (the
-    order is free when no words are drawn; each input's synapses ``s = j * n + m`` lie close
-    together): the same bits as the general loop. ``codes``, ``eps``: the layer's, from its
-    offsets; ``slope`` from the layer's table. Returns ``(slope lookups, traces, overflows)``."""
+    order is free when no words are drawn; it is the order of the per-synapse arrays): the
+    same bits as the general loop. ``codes``, ``eps``: the layer's, one per kept synapse,
+    input-major; ``iptr`` the layer's ``n_in + 1`` input pointers; ``slope`` from the
+    layer's table. Returns ``(slope lookups, traces, overflows)``."""
     looks = 0
-    nd = 0
     sat = 0
     mode = fe.rounding
+    kb = iptr[0]
+    if hw == 1:
+        looks, sat = _eligibility_one_word(codes, hist, eps, slope, iptr, n_in, R, M, fd, nf,
+                                           ec, ek, fe)
+        return looks, iptr[n_in] - kb, sat
     for j in range(n_in):
         base = j * hw
-        row = j * n
-        a = iptr[pin + j]
-        b = iptr[pin + j + 1]
-        nd += b - a
-        quiet = hw == 1 and hist[base] == np.uint64(0)    # no spike in the whole history
-        for e in range(a, b):
-            s = row + iidx[e]
+        for s in range(iptr[j] - kb, iptr[j + 1] - kb):
             acc = np.int64(0)
-            if not quiet:
-                D, col = split_delay(codes[s], fd, M)
-                k0 = max(0, D - R)
-                if any_spike(hist, base, hw, k0, D + R):
-                    for k in range(k0, D + R + 1):
-                        if spike_at(hist, base, k):
-                            acc += slope[(k - D + R) * nf + col]
-                            looks += 1
+            D, col = split_delay(codes[s], fd, M)
+            k0 = max(0, D - R)
+            if any_spike(hist, base, hw, k0, D + R):
+                for k in range(k0, D + R + 1):
+                    if spike_at(hist, base, k):
+                        acc += slope[(k - D + R) * nf + col]
+                        looks += 1
             old = eps[s]
             if acc == 0 and old == 0:
                 continue
             eps[s], f = into(rnd_det(old * ec + (acc << ek), ek, mode), fe)
             sat += f
-    return looks, nd, sat
+    return looks, iptr[n_in] - kb, sat
+
+
+@njit(cache=True)
+def _eligibility_one_word(codes, hist, eps, slope, iptr, n_in, R, M, fd, nf, ec, ek, fe):
+    """``eligibility_by_input`` where histories fit one word: an input with no spike in its
+    history only decays its traces (one pass the compiler vectorises); otherwise each
+    synapse takes its ``2R + 1`` tap bits by one shift and visits the set ones only.
+    Returns ``(slope lookups, overflows)``."""
+    looks = 0
+    sat = 0
+    mode = fe.rounding
+    kb = iptr[0]
+    one = np.uint64(1)
+    taps = np.uint64((1 << (2 * R + 1)) - 1)
+    half = (np.int64(1) << (fd - 1)) if fd > 0 else np.int64(0)
+    for j in range(n_in):
+        h = hist[j]
+        a = iptr[j] - kb
+        b = iptr[j + 1] - kb
+        if h == np.uint64(0):
+            for s in range(a, b):
+                eps[s], f = into(rnd_det(eps[s] * ec, ek, mode), fe)
+                sat += f
+            continue
+        hp = h << np.uint64(R)           # bit k + R of hp is bit k of h: taps k >= -R read 0
+        for s in range(a, b):
+            c = codes[s]
+            D = min((c + half) >> fd, M)     # split_delay, inline
+            col = c - (D << fd) + half
+            w = (hp >> np.uint64(D)) & taps  # bit i: the spike of tap D - R + i
+            acc = np.int64(0)
+            while w != np.uint64(0):
+                low = w & (~w + one)         # the lowest set bit, then its index
+                i = 0
+                while (low >> np.uint64(i)) != one:
+                    i += 1
+                acc += slope[i * nf + col]
+                looks += 1
+                w ^= low
+            eps[s], f = into(rnd_det(eps[s] * ec + (acc << ek), ek, mode), fe)
+            sat += f
+    return looks, sat
 
 
 @njit(cache=True, inline='always')
@@ -515,17 +582,17 @@ def delay_grads(net, st, buf, l):
         po = dl[DL_POUT]
         out_ptr = net.out_ptr
         out_idx = net.out_idx
+        syn = net.out_syn
         W = st.W[woff:woff + n_in * n]
         for k in range(cnt):
             m = lst[k]
             g = gp[m]
             for e in range(out_ptr[po + m], out_ptr[po + m + 1]):
-                j = out_idx[e]
-                s = j * n + m
+                s = syn[e]
                 ep = eps[s]
                 if ep == 0:
                     continue
-                w = np.int64(W[s])
+                w = np.int64(W[out_idx[e] * n + m])
                 if w == 0:
                     continue
                 macs += 2
@@ -718,6 +785,7 @@ def update_synapses(net, st, buf, l):
     per_sample = net.per_sample != 0
     out_ptr = net.out_ptr
     out_idx = net.out_idx
+    syn = net.out_syn
     xs = buf.xs
     qs = buf.qs
     xb = buf.inp[R_XB, ioff:ioff + n_in]
@@ -733,8 +801,8 @@ def update_synapses(net, st, buf, l):
             j = out_idx[e]
             s = j * n + m
             if synaptic:
-                x = xs[qoff + s]
-                q = qs[qoff + s]
+                x = xs[qoff + syn[e]]
+                q = qs[qoff + syn[e]]
             else:
                 x = xb[j]
                 q = qb[j]

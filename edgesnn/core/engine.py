@@ -91,6 +91,9 @@ class _Delays(NamedTuple):
     in_idx: np.ndarray
     out_ptr: np.ndarray
     out_idx: np.ndarray
+    out_syn: np.ndarray
+    kept: list                # per layer: the flat (n_in, n) indices of its kept synapses,
+                              # in the order of a synaptic layer's per-synapse arrays (or None)
     n_d: int                  # State.d
     n_hist: int
     n_eps: int                # Buffers.eps, .dd
@@ -234,7 +237,8 @@ class FixedEngine:
             tess=int(ln.signal == "tess"),
             tess_gen=int(self._tess_basis == "generated"), tess_lay=tess.lay, tess_grp=tess.grp,
             tess_sgn=tess.sgn, dly=dly.dly, fmt_d=dly.fmt_d, fmt_e=dly.fmt_e, slope=dly.slope,
-            in_ptr=dly.in_ptr, in_idx=dly.in_idx, out_ptr=dly.out_ptr, out_idx=dly.out_idx)
+            in_ptr=dly.in_ptr, in_idx=dly.in_idx, out_ptr=dly.out_ptr, out_idx=dly.out_idx,
+            out_syn=dly.out_syn)
         self._dl = dly
         self._params_mask = params.M
         self.fmt_delay = dev.formats["delay"]
@@ -306,7 +310,8 @@ class FixedEngine:
         fmt_d = format_row(fd)
         fmt_e = format_row(dev.formats["eligibility"])
         dly = np.zeros((L + 1, LY.DL_COLS), dtype=np.int64)
-        slope, in_ptr, in_idx, out_ptr, out_idx = [], [], [], [], []
+        slope, in_ptr, in_idx, out_ptr, out_idx, out_syn = [], [], [], [], [], []
+        kept = [None] * L
         n_d = n_hist = n_eps = n_ring = n_qs = n_col = n_slope = n_pin = n_pout = n_idx = 0
         nf = 1 << fmt_d.frac
         top = (1 << (dev.luts.slope_bits - 1)) - 1
@@ -329,6 +334,12 @@ class FixedEngine:
                 in_idx.append(np.nonzero(by_in)[1])
                 out_ptr.append(n_idx + np.concatenate([[0], np.cumsum(keep.sum(axis=1))]))
                 out_idx.append(np.nonzero(keep)[1])
+                # a kept synapse's number: its place in the input-major list (the order of
+                # a synaptic layer's per-synapse arrays), by neuron-major place
+                number = np.full(by_in.shape, -1, dtype=np.int64)
+                number[by_in] = np.arange(int(keep.sum()))
+                out_syn.append(number.T[keep])
+                kept[l] = np.flatnonzero(by_in)
                 n_idx += int(keep.sum())
                 n_pin += int(n_in[l]) + 1
                 n_pout += int(n[l]) + 1
@@ -338,7 +349,8 @@ class FixedEngine:
             M = layer.max_delay
             R = reach(layer.sigma)
             H = history_steps(M, layer.sigma) if learns else M + 1
-            nd = int(n_in[l]) if mode == LY.DL_AXONAL else int(n_in[l] * n[l])
+            # axonal: one delay an input; synaptic: one a kept synapse, input-major
+            nd = int(n_in[l]) if mode == LY.DL_AXONAL else int(keep.sum())
             e = decay_constant(layer.beta, dev.decay, fmt_e.frac)
             row[[LY.DL_M, LY.DL_H, LY.DL_R, LY.DL_DOFF, LY.DL_HOFF, LY.DL_EOFF, LY.DL_SOFF,
                  LY.DL_EC, LY.DL_EK, LY.DL_FI, LY.DL_ND]] = (
@@ -364,7 +376,7 @@ class FixedEngine:
         cat = lambda parts: (np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)  # noqa
                              if parts else np.zeros(0, dtype=np.int64))
         return _Delays(dly, fmt_d, fmt_e, cat(slope), cat(in_ptr), cat(in_idx), cat(out_ptr),
-                       cat(out_idx), n_d, n_hist, n_eps, n_ring, n_qs, n_col)
+                       cat(out_idx), cat(out_syn), kept, n_d, n_hist, n_eps, n_ring, n_qs, n_col)
 
     def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
         """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``
@@ -545,15 +557,21 @@ class FixedEngine:
             raise DeviceError(f"the rounding state of {width}-wide layers: {problem}")
         d = np.zeros(self._dl.n_d, dtype=np.int64)
         fd = self.device.formats["delay"].qformat
+        self._masked_d = {}
         for l in range(L):
             row = self._dl.dly[l]
             if row[LY.DL_MODE] == LY.DL_NONE:
                 continue
-            # synaptic delays input-major, as the weights (the float engine's are (N_out, N_in))
+            # synaptic delays input-major, as the weights (the float engine's are (N_out, N_in)),
+            # the kept synapses only
             vals = np.asarray(params.d[l], dtype=np.float64).T.ravel()
-            codes = quantize(vals, fd)[0]
             top = int(row[LY.DL_M]) << self._dl.fmt_d.frac
-            d[row[LY.DL_DOFF]:row[LY.DL_DOFF] + codes.size] = np.clip(codes, 0, top)
+            codes = np.clip(quantize(vals, fd)[0], 0, top).astype(np.int64)
+            if row[LY.DL_MODE] == LY.DL_SYNAPTIC:
+                # a masked synapse has no delay on the device; state() shows its initial one
+                self._masked_d[l] = codes
+                codes = codes[self._dl.kept[l]]
+            d[row[LY.DL_DOFF]:row[LY.DL_DOFF] + codes.size] = codes
         return LY.State(W=W, b=b, B=B, fb_seed=fb_seed, rng=rng, d=d)
 
     def _width(self) -> int:
@@ -721,12 +739,29 @@ class FixedEngine:
         v["rng"] = (self.st.rng, 0, self.st.rng.shape)
         return v
 
+    def _kept(self, name: str):
+        """The flat indices of the stored entries of persistent array ``name`` when it keeps
+        some only (a synaptic layer's delays: its kept synapses), else None."""
+        if not name.endswith(".d") or name.startswith("out"):
+            return None
+        l = int(name[1:].split(".")[0])
+        return self._dl.kept[l] if self._dl.dly[l, LY.DL_MODE] == LY.DL_SYNAPTIC else None
+
     def state(self) -> dict[str, np.ndarray]:
         """Integer arrays by plan tensor name (weights input-major), plus ``rng``; with
         residual carry also the update accumulators (``L0.dW`` ..., input-major), which
-        hold the remainders carried into the next sample."""
-        return {name: arr[off:off + math.prod(shape)].reshape(shape).copy()
-                for name, (arr, off, shape) in self._views().items()}
+        hold the remainders carried into the next sample. A synaptic layer's delays are
+        ``(n_in, n)``: its kept synapses' codes, a masked synapse's initial one."""
+        out = {}
+        for name, (arr, off, shape) in self._views().items():
+            kept = self._kept(name)
+            if kept is None:
+                out[name] = arr[off:off + math.prod(shape)].reshape(shape).copy()
+            else:
+                full = self._masked_d[int(name[1:].split(".")[0])].copy()
+                full[kept] = arr[off:off + kept.size]
+                out[name] = full.reshape(shape)
+        return out
 
     def _code_range(self, name: str) -> tuple[int, int, str]:
         """``(lo, hi, what)``: the codes persistent array ``name`` may hold (``_views`` names)."""
@@ -772,7 +807,12 @@ class FixedEngine:
             if problem:
                 raise CheckpointError(f"checkpoint array {name}: {problem}")
         for name, (arr, off, shape) in views.items():
-            arr[off:off + math.prod(shape)] = np.asarray(arrays[name], dtype=np.int64).ravel()
+            a = np.asarray(arrays[name], dtype=np.int64).ravel()
+            kept = self._kept(name)
+            if kept is None:
+                arr[off:off + math.prod(shape)] = a
+            else:
+                arr[off:off + kept.size] = a[kept]
         self.buf.colok[0] = 0                # the weights' column copy is stale
 
     def float_params(self) -> NetParams:

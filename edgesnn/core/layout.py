@@ -137,10 +137,14 @@ class Net(NamedTuple):
     fmt_d: Fmt                # the device's delay format
     fmt_e: Fmt                # the delay eligibility's format (device format 'eligibility')
     slope: np.ndarray         # Gaussian slope table codes (fmt_e), (2R+1, 2**f) per layer
-    in_ptr: np.ndarray        # CSR input -> kept neurons (per layer: n_in + 1 pointers) ...
-    in_idx: np.ndarray        # ... and the neurons, each layer's list from 0
+    in_ptr: np.ndarray        # CSR input -> kept neurons (per layer: n_in + 1 pointers into
+                              # the concatenated lists; a layer's first is DL_PIN's) ...
+    in_idx: np.ndarray        # ... and the neurons (numbered within the layer)
     out_ptr: np.ndarray       # CSR neuron -> kept inputs (per layer: n + 1 pointers) ...
-    out_idx: np.ndarray       # ... and the inputs
+    out_idx: np.ndarray       # ... and the inputs, ...
+    out_syn: np.ndarray       # ... and the synapses' numbers: a kept synapse's place in the
+                              # layer's input-major list (in_ptr[pin + j] - in_ptr[pin] + k),
+                              # the index of its per-synapse state (delay, eligibility, traces)
 
 
 class State(NamedTuple):
@@ -152,7 +156,7 @@ class State(NamedTuple):
     fb_seed: np.ndarray       # (L+1,) feedback LFSR start state per layer
     rng: np.ndarray           # (1,) rounding LFSR state
     d: np.ndarray             # delay codes (fmt_d), per delayed layer: (n_in,) axonal,
-                              # (n_in, n) input-major synaptic (masked entries unused)
+                              # one per kept synapse, input-major, synaptic (Net.out_syn)
 
 
 class Buffers(NamedTuple):
@@ -184,7 +188,8 @@ class Buffers(NamedTuple):
     eps: np.ndarray           # delay eligibility (fmt_e), Net.dly's DL_ND per layer
     dd: np.ndarray            # per-sample delay-update accumulators (update format)
     ring: np.ndarray          # synaptic delays: (M + 1, n) input accumulators per layer
-    qs: np.ndarray            # synaptic delays: per-synapse presynaptic traces (n_in, n)
+    qs: np.ndarray            # synaptic delays: per-synapse presynaptic traces, one per kept
+                              # synapse (Net.out_syn numbers them; so are State.d, eps and dd)
     xs: np.ndarray            # ... and the delayed spikes of this step
     gx: np.ndarray            # (max width,) scratch: an axonal layer's (g psi) W
     gx32: np.ndarray          # (max width,) int32 scratch of the same sums (when they fit)
