@@ -376,6 +376,29 @@ def eligibility(net, st, buf, t, l):
     add_words(buf.sram, net.tens, 0, net.lay[l, LC_TID + K_HIST], nd)   # a tap window a word
 
 
+@njit(cache=True, inline='always')
+def tap_sum(h, D, col, R, nf, slope):
+    """``(sum of slope[(k - D + R) * nf + col] over the taps k = max(0, D-R)..D+R holding a
+    spike, their count)`` from a one-word history ``h`` (bit ``k``: the spike of step
+    ``t - k``; ``D + R < 64``): the window by two shifts, then its set bits only (most
+    windows hold none)."""
+    one = np.uint64(1)
+    taps = np.uint64((1 << (2 * R + 1)) - 1)
+    k0 = max(0, D - R)
+    w = (((h >> np.uint64(k0)) & taps) << np.uint64(k0 - D + R)) & taps   # bit i: tap D-R+i
+    acc = np.int64(0)
+    hits = 0
+    while w != np.uint64(0):
+        low = w & (~w + one)             # the lowest set bit, then its index
+        i = 0
+        while (low >> np.uint64(i)) != one:
+            i += 1
+        acc += slope[i * nf + col]
+        hits += 1
+        w ^= low
+    return acc, hits
+
+
 @njit(cache=True)
 def eligibility_axonal(codes, hist, eps, slope, acc, n_in, R, M, fd, nf, ec, ek, fe):
     """``eligibility`` of an axonal layer whose histories fit one word, with deterministic
@@ -383,19 +406,12 @@ def eligibility_axonal(codes, hist, eps, slope, acc, n_in, R, M, fd, nf, ec, ek,
     tap window holds a spike into ``acc`` (most hold none), then every trace's decay and
     sum in one branch-free pass. The same bits as the general loop.
     Returns ``(slope lookups, overflows)``."""
-    one = np.uint64(1)
     looks = 0
     for j in range(n_in):
         D, col = split_delay(codes[j], fd, M)
-        k0 = max(0, D - R)
-        bits = (hist[j] >> np.uint64(k0)) & ((one << np.uint64(D + R - k0 + 1)) - one)
-        a = np.int64(0)
-        if bits != 0:
-            for k in range(k0, D + R + 1):
-                if (bits >> np.uint64(k - k0)) & one:
-                    a += slope[(k - D + R) * nf + col]
-                    looks += 1
+        a, hits = tap_sum(hist[j], D, col, R, nf, slope)
         acc[j] = a
+        looks += hits
     sat = 0
     mode = fe.rounding
     for j in range(n_in):
@@ -450,9 +466,6 @@ def _eligibility_one_word(codes, hist, eps, slope, iptr, n_in, R, M, fd, nf, ec,
     sat = 0
     mode = fe.rounding
     kb = iptr[0]
-    one = np.uint64(1)
-    taps = np.uint64((1 << (2 * R + 1)) - 1)
-    half = (np.int64(1) << (fd - 1)) if fd > 0 else np.int64(0)
     for j in range(n_in):
         h = hist[j]
         a = iptr[j] - kb
@@ -462,21 +475,10 @@ def _eligibility_one_word(codes, hist, eps, slope, iptr, n_in, R, M, fd, nf, ec,
                 eps[s], f = into(rnd_det(eps[s] * ec, ek, mode), fe)
                 sat += f
             continue
-        hp = h << np.uint64(R)           # bit k + R of hp is bit k of h: taps k >= -R read 0
         for s in range(a, b):
-            c = codes[s]
-            D = min((c + half) >> fd, M)     # split_delay, inline
-            col = c - (D << fd) + half
-            w = (hp >> np.uint64(D)) & taps  # bit i: the spike of tap D - R + i
-            acc = np.int64(0)
-            while w != np.uint64(0):
-                low = w & (~w + one)         # the lowest set bit, then its index
-                i = 0
-                while (low >> np.uint64(i)) != one:
-                    i += 1
-                acc += slope[i * nf + col]
-                looks += 1
-                w ^= low
+            D, col = split_delay(codes[s], fd, M)
+            acc, hits = tap_sum(h, D, col, R, nf, slope)
+            looks += hits
             eps[s], f = into(rnd_det(eps[s] * ec + (acc << ek), ek, mode), fe)
             sat += f
     return looks, sat
