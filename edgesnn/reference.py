@@ -195,9 +195,13 @@ class FloatEngine:
                     ev[C.SYNOPS] += int(np.count_nonzero(carried.s)) * layer.size
                 forward = delays.delay_forward if layer.delayed else dense_forward
                 step, states[i] = forward(inp, states[i], lp)
-                ev[C.SYNOPS] += self._synops(i, step.x)
-                if layer.delays == "synaptic":      # a ring add per spike per kept synapse
+                if layer.delays == "synaptic":
+                    # the accumulate is the ring add, made when the spike is scheduled (one
+                    # per spike per kept synapse, also for arrivals past the sample's end)
+                    ev[C.SYNOPS] += self._synops(i, inp)
                     ev[C.DELAY_BUFFER_OPS] += self._synops(i, inp)
+                else:
+                    ev[C.SYNOPS] += self._synops(i, step.x)
                 steps.append(step)
                 spikes[i] += int(step.s.sum())
                 inp = step.s
@@ -231,9 +235,9 @@ class FloatEngine:
         return SampleResult(int(np.argmax(scores)), scores, loss, spikes, ev)
 
     def _synops(self, i: int, x: np.ndarray) -> int:
-        """Synaptic accumulates of layer ``i``'s feed-forward input ``x`` (the delayed spikes
-        when it has delays: ``(1, N_in)``, or ``(1, N_out, N_in)`` per synapse): one per
-        arriving spike per kept synapse."""
+        """Synaptic accumulates of layer ``i``'s feed-forward input ``x`` (``(1, N_in)``: the
+        input spikes, or an axonal layer's delayed ones; ``(1, N_out, N_in)``: spikes per
+        synapse): one per spike per kept synapse."""
         layer, M = self.spec.hidden[i], None if self.params.M is None else self.params.M[i]
         if x.ndim == 3:                                 # synaptic delays: per synapse
             return int(np.count_nonzero(x[0] if M is None else x[0] * M))

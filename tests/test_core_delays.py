@@ -71,16 +71,19 @@ def _inputs(k: int, seed: int = 0) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("mode,kind", [("axonal", "dense"), ("synaptic", "dense"),
-                                       ("axonal", "recurrent"), ("synaptic", "recurrent")])
+                                       ("axonal", "recurrent"), ("synaptic", "recurrent"),
+                                       ("axonal", "sparse"), ("synaptic", "sparse")])
 @pytest.mark.uncompiled
 def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
     """Spikes equal on every sample; delays within 1e-4 steps, weights within 1e-5 (the
     Q6.16 delay step is 1.5e-5, each update rounds once); a delay crosses a rounding
     boundary (its integer delay changes, and the spikes still agree afterwards); delays at
     0 and at max_delay stay in range. A recurrent layer's own connections keep their
-    one-step delay."""
+    one-step delay. A sparse layer (half its synapses kept) learns its kept synapses' delays
+    and weights only."""
     spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init(),
-                 f"layers.0.kind={kind}")
+                 *(["layers.0.connectivity=0.5"] if kind == "sparse" else
+                   [f"layers.0.kind={kind}"]))
     params = init_params(spec, 3)
     fl = FloatEngine(spec, params.copy())
     fx = FixedEngine(make_plan(spec, parse_device(tomllib.loads(WIDE_DELAYS))),
@@ -97,6 +100,8 @@ def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
         assert np.max(np.abs(got.W_out - fl.params.W_out)) < 1e-5, f"sample {k}: readout"
         if kind == "recurrent":
             assert np.max(np.abs(got.W_rec[0] - fl.params.W_rec[0])) < 1e-5, f"sample {k}"
+        if kind == "sparse":
+            assert np.all(got.W[0][params.M[0] == 0] == 0), f"sample {k}: a masked weight"
         crossed = max(crossed, int(np.sum(DL.integer_delays(fl.params.d[0], MAX_DELAY) != D0)))
     assert crossed >= 1, "no delay crossed a rounding boundary: the test lost its point"
     d = fx.float_params().d[0]
@@ -107,8 +112,9 @@ def test_fixed_delays_match_the_float_engine_with_wide_formats(mode, kind):
 @pytest.mark.parametrize("mode", ["axonal", "synaptic"])
 @pytest.mark.uncompiled
 def test_fixed_buffer_work_is_the_float_count(mode):
-    """The fixed engine accesses its buffers as the float engine counts them and reads the
-    slope table only at taps holding a spike: at most the float engine's every-tap count."""
+    """The fixed engine accesses its buffers and accumulates as the float engine counts them
+    and reads the slope table only at taps holding a spike: at most the float engine's
+    every-tap count."""
     spec = _spec(mode, AXONAL_INIT if mode == "axonal" else _synaptic_init())
     params = init_params(spec, 3)
     fl = FloatEngine(spec, params.copy())
@@ -117,6 +123,7 @@ def test_fixed_buffer_work_is_the_float_count(mode):
     x = _inputs(1, seed=5)[0]
     a, b = fl.run_sample(x, 1).events, fx.run_sample(x, 1).events
     assert b[C.DELAY_BUFFER_OPS] == a[C.DELAY_BUFFER_OPS] > 0
+    assert b[C.SYNOPS] == a[C.SYNOPS] > 0     # synaptic: counted when a spike is scheduled
     assert 0 < b[C.SLOPE_LOOKUPS] < a[C.SLOPE_LOOKUPS]
 
 
