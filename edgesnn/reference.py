@@ -198,8 +198,9 @@ class FloatEngine:
                 if layer.delays == "synaptic":
                     # the accumulate is the ring add, made when the spike is scheduled (one
                     # per spike per kept synapse, also for arrivals past the sample's end)
-                    ev[C.SYNOPS] += self._synops(i, inp)
-                    ev[C.DELAY_BUFFER_OPS] += self._synops(i, inp)
+                    ring_adds = self._synops(i, inp)
+                    ev[C.SYNOPS] += ring_adds
+                    ev[C.DELAY_BUFFER_OPS] += ring_adds
                 else:
                     ev[C.SYNOPS] += self._synops(i, step.x)
                 steps.append(step)
@@ -236,11 +237,8 @@ class FloatEngine:
 
     def _synops(self, i: int, x: np.ndarray) -> int:
         """Synaptic accumulates of layer ``i``'s feed-forward input ``x`` (``(1, N_in)``: the
-        input spikes, or an axonal layer's delayed ones; ``(1, N_out, N_in)``: spikes per
-        synapse): one per spike per kept synapse."""
+        input spikes, or an axonal layer's delayed ones): one per spike per kept synapse."""
         layer, M = self.spec.hidden[i], None if self.params.M is None else self.params.M[i]
-        if x.ndim == 3:                                 # synaptic delays: per synapse
-            return int(np.count_nonzero(x[0] if M is None else x[0] * M))
         if M is None:
             return int(np.count_nonzero(x)) * layer.size
         return int(M[:, x[0] != 0].sum())

@@ -739,13 +739,13 @@ class FixedEngine:
         v["rng"] = (self.st.rng, 0, self.st.rng.shape)
         return v
 
-    def _kept(self, name: str):
-        """The flat indices of the stored entries of persistent array ``name`` when it keeps
-        some only (a synaptic layer's delays: its kept synapses), else None."""
+    def _synaptic_delays(self, name: str) -> int | None:
+        """The layer whose synaptic delays persistent array ``name`` is (stored for the kept
+        synapses only, ``_Delays.kept``), else None."""
         if not name.endswith(".d") or name.startswith("out"):
             return None
         l = int(name[1:].split(".")[0])
-        return self._dl.kept[l] if self._dl.dly[l, LY.DL_MODE] == LY.DL_SYNAPTIC else None
+        return l if self._dl.dly[l, LY.DL_MODE] == LY.DL_SYNAPTIC else None
 
     def state(self) -> dict[str, np.ndarray]:
         """Integer arrays by plan tensor name (weights input-major), plus ``rng``; with
@@ -754,11 +754,11 @@ class FixedEngine:
         ``(n_in, n)``: its kept synapses' codes, a masked synapse's initial one."""
         out = {}
         for name, (arr, off, shape) in self._views().items():
-            kept = self._kept(name)
-            if kept is None:
+            l = self._synaptic_delays(name)
+            if l is None:
                 out[name] = arr[off:off + math.prod(shape)].reshape(shape).copy()
             else:
-                full = self._masked_d[int(name[1:].split(".")[0])].copy()
+                kept, full = self._dl.kept[l], self._masked_d[l].copy()
                 full[kept] = arr[off:off + kept.size]
                 out[name] = full.reshape(shape)
         return out
@@ -808,11 +808,11 @@ class FixedEngine:
                 raise CheckpointError(f"checkpoint array {name}: {problem}")
         for name, (arr, off, shape) in views.items():
             a = np.asarray(arrays[name], dtype=np.int64).ravel()
-            kept = self._kept(name)
-            if kept is None:
+            l = self._synaptic_delays(name)
+            if l is None:
                 arr[off:off + math.prod(shape)] = a
             else:
-                arr[off:off + kept.size] = a[kept]
+                arr[off:off + self._dl.kept[l].size] = a[self._dl.kept[l]]
         self.buf.colok[0] = 0                # the weights' column copy is stale
 
     def float_params(self) -> NetParams:
