@@ -208,7 +208,7 @@ def synapse_traces(net, st, buf, t, l):
     one_sh = ft.frac + qk
     po = dl[DL_POUT]
     ptr = net.out_ptr
-    idx = net.out_idx
+    idx = net.out_idx[0]
     codes = st.d
     hist = buf.hist[dl[DL_HOFF]:dl[DL_HOFF] + n_in * hw]
     xs = buf.xs
@@ -225,7 +225,7 @@ def synapse_traces(net, st, buf, t, l):
                                      xs[qoff:qoff + nd], net.in_ptr[pin:pin + n_in + 1], n_in,
                                      hw, M, fd, qc, qk, one_sh, ft)
     else:
-        syn = net.out_syn
+        syn = net.out_idx[1]
         for m in range(n):
             for e in range(ptr[po + m], ptr[po + m + 1]):
                 j = idx[e]
@@ -315,7 +315,7 @@ def eligibility(net, st, buf, t, l):
     eps = buf.eps
     codes = st.d
     out_ptr = net.out_ptr
-    out_idx = net.out_idx
+    out_idx = net.out_idx[0]
     rng = st.rng
     p = rng[POS]
     draws = 0
@@ -335,7 +335,7 @@ def eligibility(net, st, buf, t, l):
             codes[doff:doff + dl[DL_ND]], hist, eps[eoff:eoff + dl[DL_ND]], slope[soff:],
             net.in_ptr[dl[DL_PIN]:dl[DL_PIN] + n_in + 1], n_in, hw, R, M, fd, nf, ec, ek, fe)
         rows = 0
-    syn = net.out_syn
+    syn = net.out_idx[1]
     table = slope[soff:soff + (2 * R + 1) * nf]
     for m in range(rows):
         a = 0 if axonal else out_ptr[po + m]
@@ -587,8 +587,8 @@ def delay_grads(net, st, buf, l):
     else:
         po = dl[DL_POUT]
         out_ptr = net.out_ptr
-        out_idx = net.out_idx
-        syn = net.out_syn
+        out_idx = net.out_idx[0]
+        syn = net.out_idx[1]
         W = st.W[woff:woff + n_in * n]
         for k in range(cnt):
             m = lst[k]
@@ -790,8 +790,8 @@ def update_synapses(net, st, buf, l):
     lac = buf.act[0, off:off + ca]
     per_sample = net.per_sample != 0
     out_ptr = net.out_ptr
-    out_idx = net.out_idx
-    syn = net.out_syn
+    out_idx = net.out_idx[0]
+    syn = net.out_idx[1]
     xs = buf.xs
     qs = buf.qs
     xb = buf.inp[R_XB, ioff:ioff + n_in]

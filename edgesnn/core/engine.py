@@ -90,8 +90,7 @@ class _Delays(NamedTuple):
     in_ptr: np.ndarray
     in_idx: np.ndarray
     out_ptr: np.ndarray
-    out_idx: np.ndarray
-    out_syn: np.ndarray
+    out_idx: np.ndarray       # (2, kept): the inputs, the synapse numbers (Net.out_idx)
     kept: list                # per layer: the flat (n_in, n) indices of its kept synapses,
                               # in the order of a synaptic layer's per-synapse arrays (or None)
     n_d: int                  # State.d
@@ -237,8 +236,7 @@ class FixedEngine:
             tess=int(ln.signal == "tess"),
             tess_gen=int(self._tess_basis == "generated"), tess_lay=tess.lay, tess_grp=tess.grp,
             tess_sgn=tess.sgn, dly=dly.dly, fmt_d=dly.fmt_d, fmt_e=dly.fmt_e, slope=dly.slope,
-            in_ptr=dly.in_ptr, in_idx=dly.in_idx, out_ptr=dly.out_ptr, out_idx=dly.out_idx,
-            out_syn=dly.out_syn)
+            in_ptr=dly.in_ptr, in_idx=dly.in_idx, out_ptr=dly.out_ptr, out_idx=dly.out_idx)
         self._dl = dly
         self._params_mask = params.M
         self.fmt_delay = dev.formats["delay"]
@@ -375,8 +373,11 @@ class FixedEngine:
             n_slope += slope[-1].size
         cat = lambda parts: (np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)  # noqa
                              if parts else np.zeros(0, dtype=np.int64))
+        # one (2, kept) table, not two arrays: numba reference-counts every array of the
+        # Net tuple at every kernel call, and one more cost the plain row 4 %
+        out_tab = np.ascontiguousarray(np.stack([cat(out_idx), cat(out_syn)]))
         return _Delays(dly, fmt_d, fmt_e, cat(slope), cat(in_ptr), cat(in_idx), cat(out_ptr),
-                       cat(out_idx), cat(out_syn), kept, n_d, n_hist, n_eps, n_ring, n_qs, n_col)
+                       out_tab, kept, n_d, n_hist, n_eps, n_ring, n_qs, n_col)
 
     def _tensors(self, rec: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
         """Tensor ids, banks and words; sets ``tensor_names`` (one name per id, ``input``

@@ -141,10 +141,10 @@ class Net(NamedTuple):
                               # the concatenated lists; a layer's first is DL_PIN's) ...
     in_idx: np.ndarray        # ... and the neurons (numbered within the layer)
     out_ptr: np.ndarray       # CSR neuron -> kept inputs (per layer: n + 1 pointers) ...
-    out_idx: np.ndarray       # ... and the inputs, ...
-    out_syn: np.ndarray       # ... and the synapses' numbers: a kept synapse's place in the
-                              # layer's input-major list (in_ptr[pin + j] - in_ptr[pin] + k),
-                              # the index of its per-synapse state (delay, eligibility, traces)
+    out_idx: np.ndarray       # ... (2, kept): row 0 the inputs, row 1 the synapses' numbers:
+                              # a kept synapse's place in the layer's input-major list
+                              # (in_ptr[pin + j] - in_ptr[pin] + k), the index of its
+                              # per-synapse state (delay, eligibility, traces)
 
 
 class State(NamedTuple):
@@ -156,7 +156,7 @@ class State(NamedTuple):
     fb_seed: np.ndarray       # (L+1,) feedback LFSR start state per layer
     rng: np.ndarray           # (1,) rounding LFSR state
     d: np.ndarray             # delay codes (fmt_d), per delayed layer: (n_in,) axonal,
-                              # one per kept synapse, input-major, synaptic (Net.out_syn)
+                              # one per kept synapse, input-major, synaptic (Net.out_idx[1])
 
 
 class Buffers(NamedTuple):
@@ -189,7 +189,7 @@ class Buffers(NamedTuple):
     dd: np.ndarray            # per-sample delay-update accumulators (update format)
     ring: np.ndarray          # synaptic delays: (M + 1, n) input accumulators per layer
     qs: np.ndarray            # synaptic delays: per-synapse presynaptic traces, one per kept
-                              # synapse (Net.out_syn numbers them; so are State.d, eps and dd)
+                              # synapse (Net.out_idx[1] numbers them; so are State.d, eps and dd)
     xs: np.ndarray            # ... and the delayed spikes of this step
     gx: np.ndarray            # (max width,) scratch: an axonal layer's (g psi) W
     gx32: np.ndarray          # (max width,) int32 scratch of the same sums (when they fit)
